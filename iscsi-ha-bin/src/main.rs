@@ -1,0 +1,3 @@
+//! `iscsi-ha`: the daemon and its commands.
+
+fn main() {}

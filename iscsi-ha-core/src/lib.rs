@@ -1,0 +1,26 @@
+//! The pure core of iscsi-ha.
+//!
+//! It holds the domain types, the configuration schema, the ports (traits the adapters
+//! implement), the planner and the reconciler, and the status model. It does no I/O: no
+//! sockets, files, clocks, threads or processes. Everything it needs arrives as values (an
+//! [`observation::Observation`], an `Instant`) or through a port.
+//!
+//! | module | holds |
+//! | --- | --- |
+//! | [`role`] | the pool role an external manager decides |
+//! | [`resource`], [`volume`] | replicated resources and their neutral status |
+//! | [`iqn`], [`target`], [`subnet`], [`secret`] | the iSCSI target we export and what the daemon reports |
+//! | [`vip`] | the floating address |
+//! | [`ports`] | the traits adapters implement, with typed errors |
+//! | [`alert`] | alerts and the duplicate screen |
+
+pub mod alert;
+pub mod iqn;
+pub mod ports;
+pub mod resource;
+pub mod role;
+pub mod secret;
+pub mod subnet;
+pub mod target;
+pub mod vip;
+pub mod volume;

@@ -1,0 +1,225 @@
+//! The ports: what the core asks of the world, as small object-safe traits.
+//!
+//! Each port has its own error type; every error says through [`RetryHint`] whether trying
+//! again later can help (the peer may demote, a starting daemon may come up) or not (a
+//! malformed reply, a missing interface, no permission).
+
+use crate::alert::Alert;
+use crate::resource::ResourceName;
+use crate::role::Role;
+use crate::target::{TargetSpec, TargetStatus};
+use crate::vip::{Vip, VipProbe};
+use crate::volume::VolumeStatus;
+
+/// Whether a failed request may succeed if repeated later without anyone changing the setup.
+pub trait RetryHint {
+    /// `true` when a later retry can help.
+    fn retry_can_help(&self) -> bool;
+}
+
+/// The source of this host's pool role (XAPI's pool.conf, a role file, a command, a constant).
+pub trait PoolRole {
+    /// The role now. A role source that cannot tell returns an error; the daemon treats it as
+    /// [`Role::Unknown`].
+    fn role(&mut self) -> Result<Role, RoleError>;
+}
+
+/// Why the role source could not tell the role.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    /// The source could not be read (missing file, command failed to start).
+    #[error("role source unreadable: {0}")]
+    Unreadable(String),
+    /// The source did not answer in time.
+    #[error("role source timed out after {0} ms")]
+    Timeout(u64),
+    /// The source answered something that is not a role.
+    #[error("role source said {0:?}, which is not a role")]
+    Malformed(String),
+}
+
+impl RetryHint for RoleError {
+    fn retry_can_help(&self) -> bool {
+        !matches!(self, RoleError::Malformed(_))
+    }
+}
+
+/// A replicated block device (a DRBD resource).
+pub trait ReplicatedVolume {
+    /// The resource's state now.
+    fn status(&mut self, resource: &ResourceName) -> Result<VolumeStatus, VolumeError>;
+    /// Makes this host Primary. `force` is the operator's path for a peer that cannot be
+    /// reached and a disk that is not known to be current; the planner never sets it.
+    fn promote(&mut self, resource: &ResourceName, force: bool) -> Result<(), VolumeError>;
+    /// Makes this host Secondary.
+    fn demote(&mut self, resource: &ResourceName) -> Result<(), VolumeError>;
+}
+
+/// Why a replicated-volume request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VolumeError {
+    /// Promotion refused because the peer is Primary (no dual-primary).
+    #[error("the peer is Primary")]
+    PeerPrimary,
+    /// Demotion refused because the device is open (the target still exports it).
+    #[error("the device is in use")]
+    DeviceInUse,
+    /// Promotion refused because neither side has an up-to-date disk.
+    #[error("no up-to-date disk")]
+    NoUpToDateDisk,
+    /// The resource is not configured in the kernel.
+    #[error("resource {0} does not exist")]
+    NoSuchResource(String),
+    /// The replication layer cannot be reached (module not loaded, netlink failure).
+    #[error("replication unavailable: {0}")]
+    Unavailable(String),
+    /// Another refusal, with the replication layer's own words.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The reply could not be understood.
+    #[error("malformed reply: {0}")]
+    Malformed(String),
+    /// Not allowed (not root, no CAP_NET_ADMIN).
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// The adapter does not support this kernel's dialect yet.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl RetryHint for VolumeError {
+    fn retry_can_help(&self) -> bool {
+        matches!(
+            self,
+            VolumeError::PeerPrimary
+                | VolumeError::DeviceInUse
+                | VolumeError::NoUpToDateDisk
+                | VolumeError::Unavailable(_)
+                | VolumeError::Refused(_)
+        )
+    }
+}
+
+/// An iSCSI target daemon.
+pub trait IscsiTarget {
+    /// What the daemon exports now.
+    fn status(&mut self) -> Result<TargetStatus, TargetError>;
+    /// Converges the daemon on `spec`: creates what is missing, changes what differs, leaves
+    /// what matches (a logged-in initiator is not disturbed), and makes the target accept logins.
+    fn serve(&mut self, spec: &TargetSpec) -> Result<(), TargetError>;
+    /// Stops exporting `spec`: refuses new logins, drops sessions, removes the target (and stops
+    /// a daemon this adapter manages).
+    fn stop(&mut self, spec: &TargetSpec) -> Result<(), TargetError>;
+}
+
+/// Why a target request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// The daemon is not running (or not yet listening).
+    #[error("target daemon not running: {0}")]
+    NotRunning(String),
+    /// The daemon is busy (target still active, timed out).
+    #[error("target daemon busy: {0}")]
+    Busy(String),
+    /// The daemon refused the request.
+    #[error("target daemon refused: {0}")]
+    Refused(String),
+    /// The request was refused before it reached the daemon, because it would harm it.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The daemon's reply could not be understood.
+    #[error("malformed reply: {0}")]
+    Malformed(String),
+    /// Not allowed to talk to the daemon.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// Socket or process I/O failed.
+    #[error("i/o: {0}")]
+    Io(String),
+}
+
+impl RetryHint for TargetError {
+    fn retry_can_help(&self) -> bool {
+        matches!(
+            self,
+            TargetError::NotRunning(_) | TargetError::Busy(_) | TargetError::Io(_)
+        )
+    }
+}
+
+/// The floating IP address.
+pub trait FloatingIp {
+    /// Whether the VIP is assigned here.
+    fn is_assigned(&mut self, vip: &Vip) -> Result<bool, FloatingIpError>;
+    /// Asks the network whether another host answers for the VIP (RFC 5227 ARP probe for IPv4).
+    fn probe(&mut self, vip: &Vip) -> Result<VipProbe, FloatingIpError>;
+    /// Assigns the VIP here and announces it (gratuitous ARP / unsolicited neighbour
+    /// advertisement). Assigning an address that is already here succeeds.
+    fn assign(&mut self, vip: &Vip) -> Result<(), FloatingIpError>;
+    /// Announces the VIP again without changing addresses.
+    fn announce(&mut self, vip: &Vip) -> Result<(), FloatingIpError>;
+    /// Removes the VIP. Removing an address that is not here succeeds.
+    fn release(&mut self, vip: &Vip) -> Result<(), FloatingIpError>;
+}
+
+/// Why a floating-IP request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FloatingIpError {
+    /// No interface of that name.
+    #[error("no interface named {0}")]
+    NoSuchInterface(String),
+    /// The interface is down.
+    #[error("interface {0} is down")]
+    InterfaceDown(String),
+    /// Not root, or missing CAP_NET_ADMIN / CAP_NET_RAW.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// Another host answers for the address.
+    #[error("{address} is live on another host{}", owner.as_deref().map(|o| format!(" ({o})")).unwrap_or_default())]
+    AddressConflict {
+        /// The address.
+        address: String,
+        /// The other host's link-layer address, when known.
+        owner: Option<String>,
+    },
+    /// Socket I/O failed.
+    #[error("i/o: {0}")]
+    Io(String),
+    /// The kernel's reply could not be understood.
+    #[error("malformed reply: {0}")]
+    Malformed(String),
+}
+
+impl RetryHint for FloatingIpError {
+    fn retry_can_help(&self) -> bool {
+        matches!(
+            self,
+            FloatingIpError::InterfaceDown(_)
+                | FloatingIpError::AddressConflict { .. }
+                | FloatingIpError::Io(_)
+        )
+    }
+}
+
+/// Where alerts go (mail, log). The core decides what to alert and screens duplicates.
+pub trait Alerts {
+    /// Delivers (or queues) one alert. Must not block for long.
+    fn deliver(&mut self, alert: &Alert) -> Result<(), AlertError>;
+}
+
+/// Why an alert could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertError {
+    /// The transport failed (mail server down); a later delivery may work.
+    #[error("alert delivery failed: {0}")]
+    Delivery(String),
+    /// The queue is full; the alert was dropped.
+    #[error("alert queue full, alert dropped")]
+    QueueFull,
+}
+
+impl RetryHint for AlertError {
+    fn retry_can_help(&self) -> bool {
+        matches!(self, AlertError::Delivery(_))
+    }
+}

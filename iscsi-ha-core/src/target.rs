@@ -1,0 +1,449 @@
+//! The iSCSI target we export (desired) and what the target daemon reports (observed).
+
+use crate::iqn::Iqn;
+use crate::secret::Secret;
+use crate::subnet::Subnet;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest SCSI device identifier tgtd stores (`SCSI_ID_LEN`).
+pub const MAX_SCSI_ID_LEN: usize = 36;
+/// Longest SCSI serial number tgtd stores (`SCSI_SN_LEN`).
+pub const MAX_SCSI_SN_LEN: usize = 36;
+/// Length of the SCSI INQUIRY vendor field.
+pub const MAX_VENDOR_ID_LEN: usize = 8;
+/// Length of the SCSI INQUIRY product field.
+pub const MAX_PRODUCT_ID_LEN: usize = 16;
+
+/// A logical unit number. LUN 0 is the target's controller, so exported disks start at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct LunId(u64);
+
+/// Why a number is not a usable LUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("LUN {0} is not allowed: LUN 0 is the target controller, data LUNs are 1..=16383")]
+pub struct LunIdError(pub u64);
+
+impl LunId {
+    /// Highest LUN accepted (flat-space addressing).
+    pub const MAX: u64 = 16383;
+
+    /// Checks and wraps a LUN number.
+    pub fn new(lun: u64) -> Result<Self, LunIdError> {
+        if (1..=Self::MAX).contains(&lun) {
+            Ok(Self(lun))
+        } else {
+            Err(LunIdError(lun))
+        }
+    }
+
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<u64> for LunId {
+    type Error = LunIdError;
+    fn try_from(value: u64) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<LunId> for u64 {
+    fn from(value: LunId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for LunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What an initiator sees of a LUN. Stable across hosts, so that after a failover the
+/// initiator (and multipath, and XAPI) finds the same disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LunIdentity {
+    /// SCSI device identifier (VPD page 0x83), at most 36 bytes.
+    pub scsi_id: String,
+    /// SCSI serial number (VPD page 0x80), at most 36 bytes.
+    pub scsi_sn: String,
+    /// INQUIRY vendor, at most 8 bytes; `None` keeps the daemon's default.
+    pub vendor_id: Option<String>,
+    /// INQUIRY product, at most 16 bytes; `None` keeps the daemon's default.
+    pub product_id: Option<String>,
+}
+
+/// Why a LUN's identity is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{field} {value:?} is {len} bytes; at most {max} allowed, printable ASCII without ',' or '='"
+)]
+pub struct LunIdentityError {
+    /// Which field.
+    pub field: &'static str,
+    /// The refused value.
+    pub value: String,
+    /// Its length.
+    pub len: usize,
+    /// The limit.
+    pub max: usize,
+}
+
+impl LunIdentity {
+    /// Checks the fields' lengths and characters (tgtd's parameter syntax cannot carry ',' or '=').
+    pub fn new(
+        scsi_id: String,
+        scsi_sn: String,
+        vendor_id: Option<String>,
+        product_id: Option<String>,
+    ) -> Result<Self, LunIdentityError> {
+        check_field("scsi_id", &scsi_id, MAX_SCSI_ID_LEN)?;
+        check_field("scsi_sn", &scsi_sn, MAX_SCSI_SN_LEN)?;
+        if let Some(v) = &vendor_id {
+            check_field("vendor_id", v, MAX_VENDOR_ID_LEN)?;
+        }
+        if let Some(p) = &product_id {
+            check_field("product_id", p, MAX_PRODUCT_ID_LEN)?;
+        }
+        Ok(Self {
+            scsi_id,
+            scsi_sn,
+            vendor_id,
+            product_id,
+        })
+    }
+
+    /// A stable default identity derived from the target name and LUN, the same on both hosts.
+    pub fn derived(iqn: &Iqn, lun: LunId) -> Self {
+        let hash = fnv1a64(format!("{iqn}/{lun}").as_bytes());
+        Self {
+            scsi_id: format!("iha-{hash:016x}"),
+            scsi_sn: format!("{hash:016x}"),
+            vendor_id: None,
+            product_id: None,
+        }
+    }
+}
+
+fn check_field(field: &'static str, value: &str, max: usize) -> Result<(), LunIdentityError> {
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != ',' && c != '=' || c == ' ');
+    if ok {
+        Ok(())
+    } else {
+        Err(LunIdentityError {
+            field,
+            value: value.to_string(),
+            len: value.len(),
+            max,
+        })
+    }
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// One exported logical unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LunSpec {
+    /// Its number (≥ 1).
+    pub lun: LunId,
+    /// The backing block device or file, e.g. `/dev/drbd1`.
+    pub path: String,
+    /// What initiators see.
+    pub identity: LunIdentity,
+    /// Export read-only.
+    pub read_only: bool,
+}
+
+/// A CHAP user name and secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChapCredentials {
+    /// The CHAP user name.
+    pub user: String,
+    /// The CHAP secret.
+    pub password: Secret,
+}
+
+/// Who may log in to the target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    /// Initiator address ranges allowed.
+    pub initiator_addresses: Vec<Subnet>,
+    /// Initiator names allowed.
+    pub initiator_names: Vec<Iqn>,
+    /// Every initiator is allowed (tgtd's `ALL`); only when the configuration says so.
+    pub allow_all: bool,
+    /// Accounts initiators log in with (incoming CHAP).
+    pub incoming: Vec<ChapCredentials>,
+    /// The account the target answers with (outgoing, mutual CHAP).
+    pub outgoing: Option<ChapCredentials>,
+}
+
+/// The target this host exports while it is master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    /// The target's iSCSI name.
+    pub iqn: Iqn,
+    /// Its logical units, in LUN order.
+    pub luns: Vec<LunSpec>,
+    /// Who may log in.
+    pub access: Access,
+}
+
+/// What the target daemon reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    /// The target daemon answers.
+    pub daemon_running: bool,
+    /// The targets it holds.
+    pub targets: Vec<ObservedTarget>,
+}
+
+/// One target as the daemon reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedTarget {
+    /// Its name as reported.
+    pub iqn: String,
+    /// Accepting logins (tgtd `state=ready`).
+    pub ready: bool,
+    /// Its logical units (LUN 0, the controller, left out).
+    pub luns: Vec<ObservedLun>,
+    /// Allowed initiator addresses as the daemon shows them (`ALL` included).
+    pub initiator_addresses: Vec<String>,
+    /// Allowed initiator names.
+    pub initiator_names: Vec<String>,
+    /// Incoming CHAP users bound.
+    pub incoming_users: Vec<String>,
+    /// Outgoing CHAP user bound.
+    pub outgoing_user: Option<String>,
+    /// Logged-in sessions.
+    pub sessions: u32,
+}
+
+/// One logical unit as the daemon reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedLun {
+    /// Its number.
+    pub lun: u64,
+    /// Backing path, if any.
+    pub path: Option<String>,
+    /// SCSI device identifier, if reported.
+    pub scsi_id: Option<String>,
+    /// SCSI serial, if reported.
+    pub scsi_sn: Option<String>,
+    /// Read-only, if reported.
+    pub read_only: Option<bool>,
+}
+
+impl TargetStatus {
+    /// The observed target of that name, if the daemon holds it.
+    pub fn find(&self, iqn: &Iqn) -> Option<&ObservedTarget> {
+        self.targets.iter().find(|t| t.iqn == iqn.as_str())
+    }
+}
+
+impl TargetSpec {
+    /// The access-list entries the daemon shows when this spec is applied: address ranges as
+    /// [`Subnet`] prints them, and `ALL` when allowed.
+    pub fn expected_addresses(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .access
+            .initiator_addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if self.access.allow_all {
+            out.push("ALL".to_string());
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether `status` shows this target fully served: present, ready, every LUN with its
+    /// path, identity and read-only flag, the access list and CHAP users exactly as specified.
+    /// Fields the daemon does not report are not compared.
+    pub fn is_served_by(&self, status: &TargetStatus) -> bool {
+        if !status.daemon_running {
+            return false;
+        }
+        let Some(t) = status.find(&self.iqn) else {
+            return false;
+        };
+        if !t.ready || t.luns.len() != self.luns.len() {
+            return false;
+        }
+        let luns_ok = self.luns.iter().all(|want| {
+            t.luns.iter().any(|have| {
+                have.lun == want.lun.get()
+                    && have.path.as_deref().is_none_or(|p| p == want.path)
+                    && have
+                        .scsi_id
+                        .as_deref()
+                        .is_none_or(|v| v == want.identity.scsi_id)
+                    && have
+                        .scsi_sn
+                        .as_deref()
+                        .is_none_or(|v| v == want.identity.scsi_sn)
+                    && have.read_only.is_none_or(|ro| ro == want.read_only)
+            })
+        });
+        let mut addresses = t.initiator_addresses.clone();
+        addresses.sort();
+        addresses.dedup();
+        let mut names: Vec<&str> = t.initiator_names.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut want_names: Vec<&str> = self
+            .access
+            .initiator_names
+            .iter()
+            .map(Iqn::as_str)
+            .collect();
+        want_names.sort_unstable();
+        want_names.dedup();
+        let mut users: Vec<&str> = t.incoming_users.iter().map(String::as_str).collect();
+        users.sort_unstable();
+        let mut want_users: Vec<&str> = self
+            .access
+            .incoming
+            .iter()
+            .map(|c| c.user.as_str())
+            .collect();
+        want_users.sort_unstable();
+        let outgoing_ok =
+            t.outgoing_user.as_deref() == self.access.outgoing.as_ref().map(|c| c.user.as_str());
+        luns_ok
+            && addresses == self.expected_addresses()
+            && names == want_names
+            && users == want_users
+            && outgoing_ok
+    }
+
+    /// Whether any trace of this target is still exported.
+    pub fn is_present_in(&self, status: &TargetStatus) -> bool {
+        status.daemon_running && status.find(&self.iqn).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iqn() -> Iqn {
+        Iqn::new("iqn.2024-01.com.example:disk").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn lun(n: u64) -> LunId {
+        LunId::new(n).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn lun_zero_is_refused() {
+        assert_eq!(LunId::new(0), Err(LunIdError(0)));
+        assert_eq!(LunId::new(16384), Err(LunIdError(16384)));
+        assert_eq!(LunId::new(1).map(LunId::get), Ok(1));
+    }
+
+    #[test]
+    fn derived_identity_is_stable_and_distinct() {
+        let a = LunIdentity::derived(&iqn(), lun(1));
+        assert_eq!(a, LunIdentity::derived(&iqn(), lun(1)));
+        assert_ne!(a, LunIdentity::derived(&iqn(), lun(2)));
+        assert!(a.scsi_id.len() <= MAX_SCSI_ID_LEN);
+    }
+
+    #[test]
+    fn identity_fields_are_bounded() {
+        let long = "x".repeat(9);
+        let err = LunIdentity::new("id".into(), "sn".into(), Some(long), None);
+        assert!(matches!(
+            err,
+            Err(LunIdentityError {
+                field: "vendor_id",
+                ..
+            })
+        ));
+        let comma = LunIdentity::new("a,b".into(), "sn".into(), None, None);
+        assert!(matches!(
+            comma,
+            Err(LunIdentityError {
+                field: "scsi_id",
+                ..
+            })
+        ));
+    }
+
+    fn spec() -> TargetSpec {
+        TargetSpec {
+            iqn: iqn(),
+            luns: vec![LunSpec {
+                lun: lun(1),
+                path: "/dev/drbd1".into(),
+                identity: LunIdentity::derived(&iqn(), lun(1)),
+                read_only: false,
+            }],
+            access: Access {
+                initiator_addresses: vec!["10.0.0.9/24".parse().unwrap_or_else(|e| panic!("{e}"))],
+                ..Access::default()
+            },
+        }
+    }
+
+    fn served(spec: &TargetSpec) -> TargetStatus {
+        TargetStatus {
+            daemon_running: true,
+            targets: vec![ObservedTarget {
+                iqn: spec.iqn.to_string(),
+                ready: true,
+                luns: spec
+                    .luns
+                    .iter()
+                    .map(|l| ObservedLun {
+                        lun: l.lun.get(),
+                        path: Some(l.path.clone()),
+                        scsi_id: Some(l.identity.scsi_id.clone()),
+                        scsi_sn: Some(l.identity.scsi_sn.clone()),
+                        read_only: Some(l.read_only),
+                    })
+                    .collect(),
+                initiator_addresses: vec!["10.0.0.0/24".into()],
+                ..ObservedTarget::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn served_target_is_recognised() {
+        let spec = spec();
+        assert!(spec.is_served_by(&served(&spec)));
+    }
+
+    #[test]
+    fn any_difference_means_not_served() {
+        let spec = spec();
+        let mut offline = served(&spec);
+        offline.targets[0].ready = false;
+        assert!(!spec.is_served_by(&offline));
+        let mut wrong_path = served(&spec);
+        wrong_path.targets[0].luns[0].path = Some("/dev/drbd2".into());
+        assert!(!spec.is_served_by(&wrong_path));
+        let mut open = served(&spec);
+        open.targets[0].initiator_addresses.push("ALL".into());
+        assert!(!spec.is_served_by(&open));
+        let mut down = served(&spec);
+        down.daemon_running = false;
+        assert!(!spec.is_served_by(&down));
+        assert!(!spec.is_present_in(&down));
+    }
+}
