@@ -13,14 +13,28 @@
 //! | [`vip`] | the floating address |
 //! | [`ports`] | the traits adapters implement, with typed errors |
 //! | [`alert`] | alerts and the duplicate screen |
+//! | [`config`] | the TOML configuration, its checks, and the legacy importer |
+//! | [`observation`], [`plan`] | what was seen, and the pure planner |
+//! | [`reconcile`], [`budget`] | executing plans through the ports, restart budgets, alert policy |
+//! | [`status`], [`time`] | the status model the CLI prints |
 
 pub mod alert;
+pub mod budget;
+pub mod config;
 pub mod iqn;
+pub mod observation;
+pub mod plan;
 pub mod ports;
+pub mod reconcile;
 pub mod resource;
 pub mod role;
 pub mod secret;
+pub mod status;
 pub mod subnet;
 pub mod target;
+pub mod time;
 pub mod vip;
 pub mod volume;
+
+#[cfg(test)]
+mod tests;

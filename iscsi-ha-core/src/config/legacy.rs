@@ -1,0 +1,690 @@
+//! Importer for the original bash add-on's `iscsi-ha.conf` (sourced `KEY=VALUE` lines), and
+//! optionally the tgt `targets.conf` it relied on, producing the equivalent TOML and a list of
+//! what has no equivalent.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+/// One `KEY=VALUE` assignment read from the legacy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The variable name.
+    pub key: String,
+    /// The value with quotes removed.
+    pub value: String,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+/// Something the importer could not carry over, or carried over with a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportNote {
+    /// The legacy key (or `line N` for a line that is not an assignment).
+    pub key: String,
+    /// 1-based line number, when it comes from a line.
+    pub line: Option<usize>,
+    /// What happened and what to do.
+    pub note: String,
+}
+
+/// The importer's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyImport {
+    /// The TOML configuration text.
+    pub toml: String,
+    /// Keys with no equivalent, values that could not be carried over, and changes made.
+    pub notes: Vec<ImportNote>,
+}
+
+/// Reads the assignments of a bash configuration file. Lines that are not assignments are
+/// reported as notes; later assignments of a key win, as in bash.
+pub fn parse_assignments(text: &str) -> (Vec<Assignment>, Vec<ImportNote>) {
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let body = trimmed
+            .strip_prefix("export ")
+            .unwrap_or(trimmed)
+            .trim_start();
+        let Some((key, rest)) = body.split_once('=') else {
+            notes.push(ImportNote {
+                key: format!("line {line}"),
+                line: Some(line),
+                note: format!("not a KEY=VALUE assignment, ignored: {trimmed}"),
+            });
+            continue;
+        };
+        let valid_key = !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !key.starts_with(|c: char| c.is_ascii_digit());
+        if !valid_key {
+            notes.push(ImportNote {
+                key: format!("line {line}"),
+                line: Some(line),
+                note: format!("not a KEY=VALUE assignment, ignored: {trimmed}"),
+            });
+            continue;
+        }
+        let (value, note) = unquote(rest);
+        if let Some(note) = note {
+            notes.push(ImportNote {
+                key: key.to_string(),
+                line: Some(line),
+                note,
+            });
+        }
+        out.push(Assignment {
+            key: key.to_string(),
+            value,
+            line,
+        });
+    }
+    (out, notes)
+}
+
+/// Removes bash quoting from a value: `"a b"`, `'a b'`, or a bare word ending at whitespace
+/// or an unquoted `#`. A closing typographic quote (’ or ”), as in text pasted from documents,
+/// is accepted with a note.
+fn unquote(rest: &str) -> (String, Option<String>) {
+    let rest = rest.trim_end();
+    let mut chars = rest.chars();
+    match chars.next() {
+        Some(q @ ('"' | '\'')) => {
+            let inner = chars.as_str();
+            if let Some(end) = inner.find(q) {
+                (inner[..end].to_string(), None)
+            } else if let Some(end) = inner.find(['\u{2019}', '\u{201d}']) {
+                (
+                    inner[..end].to_string(),
+                    Some("closing quote is a typographic quote; read as a plain one".into()),
+                )
+            } else {
+                (
+                    inner.to_string(),
+                    Some("quote is not closed on this line; the rest of the line was taken".into()),
+                )
+            }
+        }
+        _ => {
+            let word = rest
+                .split(|c: char| c.is_whitespace())
+                .next()
+                .unwrap_or_default();
+            let word = word.split('#').next().unwrap_or_default();
+            (word.to_string(), None)
+        }
+    }
+}
+
+/// Converts a dotted IPv4 netmask to a prefix length; `None` when the mask is not contiguous.
+pub fn mask_to_prefix(mask: &str) -> Option<u8> {
+    let bits = u32::from(mask.trim().parse::<Ipv4Addr>().ok()?);
+    let ones = bits.leading_ones();
+    (bits.checked_shl(ones).unwrap_or(0) == 0).then(|| u8::try_from(ones).ok())?
+}
+
+struct Toml {
+    out: String,
+}
+
+impl Toml {
+    fn section(&mut self, name: &str) {
+        let _ = write!(self.out, "\n[{name}]\n");
+    }
+    fn raw(&mut self, line: &str) {
+        self.out.push_str(line);
+        self.out.push('\n');
+    }
+    fn string(&mut self, key: &str, value: &str) {
+        let _ = writeln!(self.out, "{key} = {}", quote(value));
+    }
+    fn strings(&mut self, key: &str, values: &[String]) {
+        let items: Vec<String> = values.iter().map(|v| quote(v)).collect();
+        let _ = writeln!(self.out, "{key} = [{}]", items.join(", "));
+    }
+    fn number(&mut self, key: &str, value: u64) {
+        let _ = writeln!(self.out, "{key} = {value}");
+    }
+    fn boolean(&mut self, key: &str, value: bool) {
+        let _ = writeln!(self.out, "{key} = {value}");
+    }
+}
+
+fn quote(value: &str) -> String {
+    toml::Value::String(value.to_string()).to_string()
+}
+
+/// Keys the original read that need no setting here, with the reason.
+const NO_EQUIVALENT: &[(&str, &str)] = &[
+    ("ISCSI_TARGET_SERVICE", "tgtd is driven over its socket; see [target.daemon] (managed = true starts it)"),
+    ("MONITOR_KILLALL", "there is no separate monitor process to kill; a failing component exhausts its restart budget instead"),
+    ("MONITOR_SCANRATE", "there is no busy re-check loop; the daemon reacts to events"),
+    ("MAIL_USE_SHARED_PARAMS", "HA-Lizard's shared mail settings are not read; the mail settings are imported from this file"),
+    ("MANUAL_MODE", "manual mode is kept by the daemon (iscsi-cfg manual-mode-enable), not in the configuration"),
+    ("SERVER_ONE_IP", "peer addresses come from drbd.conf, not from this file"),
+    ("SERVER_TWO_IP", "peer addresses come from drbd.conf, not from this file"),
+    ("REPLICATION_IP_ISCSI", "peer addresses come from drbd.conf, not from this file"),
+];
+
+/// Imports a legacy `iscsi-ha.conf`, and the `targets.conf` holding its target when given.
+pub fn import(conf: &str, targets_conf: Option<&str>) -> LegacyImport {
+    let (assignments, mut notes) = parse_assignments(conf);
+    let mut vars: BTreeMap<&str, &Assignment> = BTreeMap::new();
+    for a in &assignments {
+        vars.insert(a.key.as_str(), a);
+    }
+    let mut used: Vec<&str> = Vec::new();
+    let mut get = |key: &'static str| {
+        used.push(key);
+        vars.get(key).map(|a| (a.value.clone(), a.line))
+    };
+    let mut note = |key: &str, line: Option<usize>, text: String| {
+        notes.push(ImportNote {
+            key: key.to_string(),
+            line,
+            note: text,
+        });
+    };
+
+    let mut t = Toml {
+        out: String::from(
+            "# Imported from the original iSCSI-HA iscsi-ha.conf by `iscsi-ha import-legacy`.\n\
+             # Check it with `iscsi-ha check-config` before starting the daemon.\n",
+        ),
+    };
+
+    t.section("role");
+    t.raw("# The original read /etc/xensource/pool.conf.");
+    t.string("source", "xapi");
+    if let Some((v, line)) = get("XE_TIMEOUT") {
+        match v.parse::<u64>() {
+            Ok(secs) if secs > 0 => t.string("timeout", &format!("{secs}s")),
+            _ => note(
+                "XE_TIMEOUT",
+                Some(line),
+                format!("{v:?} is not a number of seconds; default kept"),
+            ),
+        }
+    }
+
+    t.section("replication");
+    let resources: Vec<String> = match get("DRBD_RESOURCES") {
+        Some((v, _)) => v
+            .split([':', ' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => {
+            note(
+                "DRBD_RESOURCES",
+                None,
+                "not set; the original's default iscsi1 was used".into(),
+            );
+            vec!["iscsi1".to_string()]
+        }
+    };
+    t.strings("resources", &resources);
+
+    import_target(&mut t, targets_conf, &mut note);
+
+    t.section("vip");
+    let ip = get("DRBD_VIRTUAL_IP");
+    let mask = get("DRBD_VIRTUAL_MASK");
+    let prefix = match &mask {
+        Some((m, line)) => match mask_to_prefix(m) {
+            Some(p) => p,
+            None => {
+                note(
+                    "DRBD_VIRTUAL_MASK",
+                    Some(*line),
+                    format!("{m:?} is not a contiguous netmask; /24 used, check vip.address"),
+                );
+                24
+            }
+        },
+        None => {
+            note(
+                "DRBD_VIRTUAL_MASK",
+                None,
+                "not set; the original's default 255.255.255.0 (/24) was used".into(),
+            );
+            24
+        }
+    };
+    let ip = ip.map_or_else(
+        || {
+            note(
+                "DRBD_VIRTUAL_IP",
+                None,
+                "not set; the original's default 10.10.10.3 was used".into(),
+            );
+            "10.10.10.3".to_string()
+        },
+        |(v, _)| v,
+    );
+    t.string("address", &format!("{ip}/{prefix}"));
+    let interface = get("DRBD_INTERFACE").map_or_else(
+        || {
+            note(
+                "DRBD_INTERFACE",
+                None,
+                "not set; the original's default xenbr1 was used".into(),
+            );
+            "xenbr1".to_string()
+        },
+        |(v, _)| v,
+    );
+    t.string("interface", &interface);
+
+    t.section("monitor");
+    if let Some((v, line)) = get("MONITOR_MAX_STARTS") {
+        match v.parse::<u64>() {
+            Ok(n) if n > 0 => t.number("max_starts", n),
+            _ => note(
+                "MONITOR_MAX_STARTS",
+                Some(line),
+                format!("{v:?} is not a positive number; default 5 kept"),
+            ),
+        }
+    }
+    if let Some((v, line)) = get("MONITOR_DELAY") {
+        match v.parse::<u64>() {
+            Ok(n) if n > 0 => {
+                t.string("retry_delay", &format!("{n}s"));
+                note("MONITOR_DELAY", Some(line), "became monitor.retry_delay (wait after a failed step); the daemon reacts to events instead of polling every MONITOR_DELAY seconds".into());
+            }
+            _ => note(
+                "MONITOR_DELAY",
+                Some(line),
+                format!("{v:?} is not a positive number; default kept"),
+            ),
+        }
+    }
+
+    t.section("alerts");
+    if let Some((v, line)) = get("MAIL_SCREEN_TIME") {
+        match v.parse::<u64>() {
+            Ok(n) if n > 0 => t.string("screen", &format!("{n}m")),
+            _ => note(
+                "MAIL_SCREEN_TIME",
+                Some(line),
+                format!("{v:?} is not a number of minutes; default 30m kept"),
+            ),
+        }
+    }
+    t.section("alerts.mail");
+    let mut mail_on = get("MAIL_ON").is_some_and(|(v, _)| v == "1");
+    let to: Vec<String> = get("MAIL_TO")
+        .map(|(v, line)| {
+            let (good, bad): (Vec<String>, Vec<String>) = v
+                .split([',', ' ', ';'])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .partition(|s| s.contains('@'));
+            if !bad.is_empty() {
+                note(
+                    "MAIL_TO",
+                    Some(line),
+                    format!("{v:?} holds no valid mail address; fill in alerts.mail.to"),
+                );
+            }
+            good
+        })
+        .unwrap_or_default();
+    if mail_on && to.is_empty() {
+        mail_on = false;
+        note("MAIL_ON", None, "mail was on but has no valid recipient; mail left off until alerts.mail.to is filled in".into());
+    }
+    t.boolean("enabled", mail_on);
+    if let Some((v, _)) = get("MAIL_FROM") {
+        t.string("from", &v);
+    }
+    t.strings("to", &to);
+    if let Some((v, _)) = get("MAIL_SUBJECT") {
+        t.string(
+            "subject",
+            &v.replace("${HOSTNAME}", "{host}")
+                .replace("$HOSTNAME", "{host}"),
+        );
+    }
+    if let Some((v, _)) = get("SMTP_SERVER") {
+        t.string("server", &v);
+    }
+    if let Some((v, line)) = get("SMTP_PORT") {
+        match v.parse::<u16>() {
+            Ok(port) => {
+                t.number("port", u64::from(port));
+                if port == 465 {
+                    t.string("tls", "tls");
+                }
+            }
+            Err(_) => note(
+                "SMTP_PORT",
+                Some(line),
+                format!("{v:?} is not a port; default 25 kept"),
+            ),
+        }
+    }
+    let user = get("SMTP_USER").filter(|(v, _)| !v.is_empty());
+    let pass = get("SMTP_PASS").filter(|(v, _)| !v.is_empty());
+    if let Some((v, _)) = &user {
+        t.string("user", v);
+    }
+    if let Some((v, _)) = &pass {
+        t.string("password", v);
+        note("SMTP_PASS", None, "copied into alerts.mail.password: keep this file readable by root only (chmod 600), or move it to a secrets file".into());
+    }
+
+    t.section("logging");
+    if let Some((v, line)) = get("ENABLE_LOGGING") {
+        if v == "0" {
+            note(
+                "ENABLE_LOGGING",
+                Some(line),
+                "logging cannot be turned off; level = \"warn\" keeps it quiet".into(),
+            );
+            t.string("level", "warn");
+        }
+    }
+
+    for (key, why) in NO_EQUIVALENT {
+        if let Some(a) = vars.get(key) {
+            note(key, Some(a.line), format!("no equivalent: {why}"));
+        }
+    }
+    for a in &assignments {
+        let known =
+            used.contains(&a.key.as_str()) || NO_EQUIVALENT.iter().any(|(k, _)| *k == a.key);
+        if !known && vars.get(a.key.as_str()).is_some_and(|v| v.line == a.line) {
+            note(&a.key, Some(a.line), "unknown key, not imported".into());
+        }
+    }
+    notes.sort_by_key(|n| n.line.unwrap_or(usize::MAX));
+    LegacyImport { toml: t.out, notes }
+}
+
+/// A `<target>` block of tgt's targets.conf, with the keys the importer understands.
+#[derive(Debug, Default)]
+struct TgtTarget {
+    iqn: String,
+    luns: Vec<TgtLun>,
+    initiators: Vec<String>,
+    names: Vec<String>,
+    incoming: Vec<(String, String)>,
+    outgoing: Option<(String, String)>,
+}
+
+#[derive(Debug, Default)]
+struct TgtLun {
+    path: String,
+    lun: Option<u64>,
+    scsi_id: Option<String>,
+    scsi_sn: Option<String>,
+    vendor_id: Option<String>,
+    product_id: Option<String>,
+    read_only: bool,
+}
+
+fn import_target(
+    t: &mut Toml,
+    targets_conf: Option<&str>,
+    note: &mut impl FnMut(&str, Option<usize>, String),
+) {
+    let target = targets_conf.and_then(|text| parse_targets_conf(text, note));
+    let Some(target) = target else {
+        note(
+            "target",
+            None,
+            "iscsi-ha.conf does not hold the target; it was in /etc/tgt/targets.conf. Pass it with --targets-conf, or fill in [target] by hand".into(),
+        );
+        t.section("target");
+        t.raw("# FILL IN: the target exported by the master (from /etc/tgt/targets.conf).");
+        t.string("iqn", "iqn.2024-01.com.example:storage");
+        t.raw("\n[[target.lun]]");
+        t.number("lun", 1);
+        t.string("path", "/dev/drbd1");
+        t.section("target.access");
+        t.raw("# FILL IN: who may log in.");
+        t.strings("initiators", &[]);
+        return;
+    };
+    t.section("target");
+    t.string("iqn", &target.iqn);
+    let mut next = 1;
+    for lun in &target.luns {
+        t.raw("\n[[target.lun]]");
+        let number = lun.lun.unwrap_or(next);
+        next = number + 1;
+        t.number("lun", number);
+        t.string("path", &lun.path);
+        for (key, value) in [
+            ("scsi_id", &lun.scsi_id),
+            ("scsi_sn", &lun.scsi_sn),
+            ("vendor_id", &lun.vendor_id),
+            ("product_id", &lun.product_id),
+        ] {
+            if let Some(v) = value {
+                t.string(key, v);
+            }
+        }
+        if lun.read_only {
+            t.boolean("read_only", true);
+        }
+    }
+    t.section("target.access");
+    let all = target
+        .initiators
+        .iter()
+        .any(|i| i.eq_ignore_ascii_case("ALL"));
+    let addresses: Vec<String> = target
+        .initiators
+        .iter()
+        .filter(|i| !i.eq_ignore_ascii_case("ALL"))
+        .cloned()
+        .collect();
+    if target.initiators.is_empty() && target.names.is_empty() {
+        note("targets.conf", None, "the target had no initiator-address: tgt allowed every initiator, so allow_all = true was set; consider listing initiators".into());
+    }
+    t.strings("initiators", &addresses);
+    if !target.names.is_empty() {
+        t.strings("initiator_names", &target.names);
+    }
+    if all || (target.initiators.is_empty() && target.names.is_empty()) {
+        t.boolean("allow_all", true);
+    }
+    for (user, password) in &target.incoming {
+        t.raw("\n[[target.access.incoming]]");
+        t.string("user", user);
+        t.string("password", password);
+    }
+    if let Some((user, password)) = &target.outgoing {
+        t.section("target.access.outgoing");
+        t.string("user", user);
+        t.string("password", password);
+    }
+    if !target.incoming.is_empty() || target.outgoing.is_some() {
+        note(
+            "targets.conf",
+            None,
+            "CHAP passwords were copied: keep the file readable by root only (chmod 600)".into(),
+        );
+    }
+}
+
+fn parse_targets_conf(
+    text: &str,
+    note: &mut impl FnMut(&str, Option<usize>, String),
+) -> Option<TgtTarget> {
+    let mut targets: Vec<TgtTarget> = Vec::new();
+    let mut current: Option<TgtTarget> = None;
+    let mut lun_of_block: Option<usize> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = l.strip_prefix("<target ") {
+            current = Some(TgtTarget {
+                iqn: rest.trim_end_matches('>').trim().to_string(),
+                ..TgtTarget::default()
+            });
+            lun_of_block = None;
+            continue;
+        }
+        if l == "</target>" {
+            targets.extend(current.take());
+            continue;
+        }
+        if l.starts_with("<backing-store") || l.starts_with("<direct-store") {
+            let path = l
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .trim_end_matches('>');
+            if let Some(t) = current.as_mut() {
+                t.luns.push(TgtLun {
+                    path: path.to_string(),
+                    ..TgtLun::default()
+                });
+                lun_of_block = Some(t.luns.len() - 1);
+            }
+            continue;
+        }
+        if l.starts_with("</backing-store") || l.starts_with("</direct-store") {
+            lun_of_block = None;
+            continue;
+        }
+        let Some(t) = current.as_mut() else { continue };
+        let (key, value) = l
+            .split_once(char::is_whitespace)
+            .map_or((l, ""), |(k, v)| (k, v.trim()));
+        let last = lun_of_block.or_else(|| t.luns.len().checked_sub(1));
+        match key {
+            "backing-store" | "direct-store" => t.luns.push(TgtLun {
+                path: value.to_string(),
+                ..TgtLun::default()
+            }),
+            "lun" => match (value.parse::<u64>(), last) {
+                (Ok(n), Some(i)) => t.luns[i].lun = Some(n),
+                _ => note(
+                    "targets.conf",
+                    Some(line),
+                    format!("lun {value:?} not understood"),
+                ),
+            },
+            "scsi_id" | "scsi_sn" | "vendor_id" | "product_id" => match last {
+                Some(i) => {
+                    let lun = &mut t.luns[i];
+                    let slot = match key {
+                        "scsi_id" => &mut lun.scsi_id,
+                        "scsi_sn" => &mut lun.scsi_sn,
+                        "vendor_id" => &mut lun.vendor_id,
+                        _ => &mut lun.product_id,
+                    };
+                    *slot = Some(value.to_string());
+                }
+                None => note(
+                    "targets.conf",
+                    Some(line),
+                    format!("{key} before any backing-store, ignored"),
+                ),
+            },
+            "readonly" => {
+                if let Some(i) = last {
+                    t.luns[i].read_only = value == "1";
+                }
+            }
+            "initiator-address" => t
+                .initiators
+                .extend(value.split_whitespace().map(str::to_string)),
+            "initiator-name" => t.names.extend(value.split_whitespace().map(str::to_string)),
+            "incominguser" | "outgoinguser" => {
+                let mut parts = value.split_whitespace();
+                match (parts.next(), parts.next()) {
+                    (Some(u), Some(p)) if key == "incominguser" => {
+                        t.incoming.push((u.into(), p.into()))
+                    }
+                    (Some(u), Some(p)) => t.outgoing = Some((u.into(), p.into())),
+                    _ => note(
+                        "targets.conf",
+                        Some(line),
+                        format!("{key} needs a user and a password"),
+                    ),
+                }
+            }
+            other => note(
+                "targets.conf",
+                Some(line),
+                format!("{other} has no equivalent, ignored"),
+            ),
+        }
+    }
+    if targets.len() > 1 {
+        note(
+            "targets.conf",
+            None,
+            format!(
+                "{} targets found; only the first ({}) was imported",
+                targets.len(),
+                targets[0].iqn
+            ),
+        );
+    }
+    if targets.is_empty() {
+        note("targets.conf", None, "no <target> block found".into());
+    }
+    targets.into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_become_prefixes() {
+        assert_eq!(mask_to_prefix("255.255.255.0"), Some(24));
+        assert_eq!(mask_to_prefix("255.255.252.0"), Some(22));
+        assert_eq!(mask_to_prefix("255.255.255.255"), Some(32));
+        assert_eq!(mask_to_prefix("0.0.0.0"), Some(0));
+        assert_eq!(mask_to_prefix("255.0.255.0"), None);
+        assert_eq!(mask_to_prefix("24"), None);
+    }
+
+    #[test]
+    fn bash_quoting_is_removed() {
+        let (a, notes) = parse_assignments(
+            "A=plain # comment\nB=\"two words\"\nC='single'\nexport D=x\nE='typo’\nF=\"open\n",
+        );
+        let values: Vec<(&str, &str)> = a
+            .iter()
+            .map(|a| (a.key.as_str(), a.value.as_str()))
+            .collect();
+        assert_eq!(
+            values,
+            vec![
+                ("A", "plain"),
+                ("B", "two words"),
+                ("C", "single"),
+                ("D", "x"),
+                ("E", "typo"),
+                ("F", "open")
+            ]
+        );
+        assert_eq!(notes.len(), 2);
+    }
+
+    #[test]
+    fn non_assignments_are_reported() {
+        let (a, notes) = parse_assignments("echo hello\n1X=2\n");
+        assert!(a.is_empty());
+        assert_eq!(notes.len(), 2);
+        assert_eq!(notes[0].line, Some(1));
+    }
+}

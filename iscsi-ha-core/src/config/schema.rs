@@ -1,0 +1,474 @@
+//! The TOML schema of `/etc/iscsi-ha/iscsi-ha.toml`, key by key.
+//!
+//! Unknown keys are errors: a typo must not silently disable a safety feature. Sections that
+//! have sensible defaults may be left out; see `fixtures/config/example.toml` for every key.
+
+use super::duration::ConfigDuration;
+use crate::iqn::Iqn;
+use crate::resource::ResourceName;
+use crate::secret::Secret;
+use crate::subnet::Subnet;
+use crate::vip::InterfaceName;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Where this host's role comes from.
+    pub role: RoleSection,
+    /// The replicated resources.
+    pub replication: ReplicationSection,
+    /// The exported iSCSI target.
+    pub target: TargetSection,
+    /// The floating address.
+    pub vip: VipSection,
+    /// Timers and restart budgets.
+    #[serde(default)]
+    pub monitor: MonitorSection,
+    /// Alerts and mail.
+    #[serde(default)]
+    pub alerts: AlertsSection,
+    /// Logging.
+    #[serde(default)]
+    pub logging: LoggingSection,
+    /// A separate file holding the secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretsSection>,
+}
+
+/// Kinds of role source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleSourceKind {
+    /// XenServer / XCP-ng: `/etc/xensource/pool.conf` (`master`, `slave:<ip>`).
+    Xapi,
+    /// A file holding `master` or `slave` (Pacemaker or keepalived notify scripts write it).
+    File,
+    /// A program whose output (`master`/`slave`) or exit code (0 master, 1 slave) gives the role.
+    Command,
+    /// Fixed in this file.
+    Static,
+}
+
+/// `[role]`: where this host's role comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSection {
+    /// Which kind of source.
+    pub source: RoleSourceKind,
+    /// `xapi`: the pool.conf path (default `/etc/xensource/pool.conf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_conf: Option<String>,
+    /// `xapi`: also ask XAPI (`xe`) who the pool master is; a disagreement is `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xapi_check: Option<bool>,
+    /// `file`: the role file's path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `command`: the program and its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// `command` and `xapi_check`: how long to wait for an answer (default 13s, the original's XE_TIMEOUT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<ConfigDuration>,
+    /// `static`: `master` or `slave`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<StaticRole>,
+}
+
+/// A role fixed in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StaticRole {
+    /// Serve.
+    Master,
+    /// Do not serve.
+    Slave,
+}
+
+/// `[replication]`: the replicated resources, all promoted and demoted together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationSection {
+    /// Resource names as in drbd.conf (the original's DRBD_RESOURCES).
+    pub resources: Vec<ResourceName>,
+}
+
+/// `[target]`: the iSCSI target exported by the master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    /// The target's iSCSI name.
+    pub iqn: Iqn,
+    /// The logical units (`[[target.lun]]`).
+    #[serde(rename = "lun")]
+    pub luns: Vec<LunSection>,
+    /// Who may log in.
+    pub access: AccessSection,
+    /// The target daemon.
+    #[serde(default)]
+    pub daemon: DaemonSection,
+}
+
+/// `[[target.lun]]`: one logical unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LunSection {
+    /// LUN number, 1 or more.
+    pub lun: u64,
+    /// Backing device, e.g. `/dev/drbd1`.
+    pub path: String,
+    /// SCSI device id; default derived from the IQN and LUN, identical on both hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scsi_id: Option<String>,
+    /// SCSI serial number; default derived like `scsi_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scsi_sn: Option<String>,
+    /// INQUIRY vendor (8 bytes at most); default: the daemon's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_id: Option<String>,
+    /// INQUIRY product (16 bytes at most); default: the daemon's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+    /// Export read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// `[target.access]`: who may log in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessSection {
+    /// Initiator addresses or ranges allowed (`10.10.10.0/24`, `10.10.10.7`).
+    #[serde(default)]
+    pub initiators: Vec<Subnet>,
+    /// Initiator names allowed.
+    #[serde(default)]
+    pub initiator_names: Vec<Iqn>,
+    /// Allow every initiator. Off unless set: an open target is a choice, not a default.
+    #[serde(default)]
+    pub allow_all: bool,
+    /// Incoming CHAP accounts (`[[target.access.incoming]]`).
+    #[serde(default)]
+    pub incoming: Vec<ChapSection>,
+    /// Outgoing (mutual) CHAP account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outgoing: Option<ChapSection>,
+}
+
+/// A CHAP account; the password may live in the secrets file instead (`[chap]` user = password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChapSection {
+    /// User name.
+    pub user: String,
+    /// Password; leave out to take it from the secrets file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+}
+
+/// `[target.daemon]`: how the target daemon is run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonSection {
+    /// Start and stop the daemon ourselves (`true`), or adopt one the system runs (`false`).
+    #[serde(default = "default_true")]
+    pub managed: bool,
+    /// The daemon's control port (tgtd `-C N`, socket `/var/run/tgtd/socket.N`).
+    #[serde(default)]
+    pub control_port: u16,
+    /// The daemon's executable when managed.
+    #[serde(default = "default_tgtd")]
+    pub program: String,
+    /// Portal to listen on when managed (`address:port`); default: every address, port 3260.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portal: Option<String>,
+}
+
+impl Default for DaemonSection {
+    fn default() -> Self {
+        Self {
+            managed: true,
+            control_port: 0,
+            program: default_tgtd(),
+            portal: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_tgtd() -> String {
+    "/usr/sbin/tgtd".into()
+}
+
+/// `[vip]`: the floating address initiators use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VipSection {
+    /// Address and prefix, e.g. `10.10.10.3/24` or `fd00::3/64`.
+    pub address: String,
+    /// Interface it goes on (the original's DRBD_INTERFACE), e.g. `xenbr1`.
+    pub interface: InterfaceName,
+    /// Gratuitous ARPs / unsolicited NAs sent when the address is taken.
+    #[serde(default = "default_announce_count")]
+    pub announce_count: u32,
+    /// Time between them.
+    #[serde(default = "default_announce_interval")]
+    pub announce_interval: ConfigDuration,
+    /// Send a second burst this long after taking the address (for initiators that missed the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_after: Option<ConfigDuration>,
+    /// How long to wait for an answer to the probe sent before taking the address.
+    #[serde(default = "default_probe_timeout")]
+    pub probe_timeout: ConfigDuration,
+    /// Also ping the address before taking it (the original did), as a second opinion.
+    #[serde(default)]
+    pub icmp_check: bool,
+}
+
+fn default_announce_count() -> u32 {
+    3
+}
+
+fn default_announce_interval() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_millis(200))
+}
+
+fn default_probe_timeout() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_millis(200))
+}
+
+/// `[monitor]`: timers and restart budgets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSection {
+    /// Safety scan: observe and reconcile at least this often even without events.
+    #[serde(default = "default_scan_interval")]
+    pub scan_interval: ConfigDuration,
+    /// Starts of one component allowed within `start_window` (the original's MONITOR_MAX_STARTS).
+    #[serde(default = "default_max_starts")]
+    pub max_starts: u32,
+    /// The window `max_starts` counts in.
+    #[serde(default = "default_start_window")]
+    pub start_window: ConfigDuration,
+    /// Wait this long after a failed step before trying it again (the original's MONITOR_DELAY).
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay: ConfigDuration,
+}
+
+impl Default for MonitorSection {
+    fn default() -> Self {
+        Self {
+            scan_interval: default_scan_interval(),
+            max_starts: default_max_starts(),
+            start_window: default_start_window(),
+            retry_delay: default_retry_delay(),
+        }
+    }
+}
+
+fn default_scan_interval() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_secs(10))
+}
+
+fn default_max_starts() -> u32 {
+    5
+}
+
+fn default_start_window() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_secs(600))
+}
+
+fn default_retry_delay() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_secs(1))
+}
+
+/// `[alerts]`: what is sent where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// An identical alert is not repeated within this window (the original's MAIL_SCREEN_TIME).
+    #[serde(default = "default_screen")]
+    pub screen: ConfigDuration,
+    /// Mail delivery; alerts are always logged.
+    #[serde(default)]
+    pub mail: MailSection,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        Self {
+            screen: default_screen(),
+            mail: MailSection::default(),
+        }
+    }
+}
+
+fn default_screen() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_secs(30 * 60))
+}
+
+/// How the mail connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTls {
+    /// Plain SMTP.
+    None,
+    /// SMTP upgraded with STARTTLS.
+    Starttls,
+    /// SMTP inside TLS from the start (port 465).
+    Tls,
+}
+
+/// `[alerts.mail]`: SMTP delivery (the original's MAIL_* and SMTP_* settings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSection {
+    /// Send mail.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Sender address.
+    #[serde(default = "default_mail_from")]
+    pub from: String,
+    /// Recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Subject; `{host}` becomes the host name.
+    #[serde(default = "default_subject")]
+    pub subject: String,
+    /// SMTP server.
+    #[serde(default = "default_smtp_server")]
+    pub server: String,
+    /// SMTP port.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// Connection security.
+    #[serde(default = "default_tls")]
+    pub tls: MailTls,
+    /// SMTP user, if the server wants authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// SMTP password; or `smtp_password` in the secrets file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+}
+
+impl Default for MailSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            from: default_mail_from(),
+            to: Vec::new(),
+            subject: default_subject(),
+            server: default_smtp_server(),
+            port: default_smtp_port(),
+            tls: default_tls(),
+            user: None,
+            password: None,
+        }
+    }
+}
+
+fn default_mail_from() -> String {
+    "root@localhost".into()
+}
+
+fn default_subject() -> String {
+    "iSCSI-HA alert from host {host}".into()
+}
+
+fn default_smtp_server() -> String {
+    "127.0.0.1".into()
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+fn default_tls() -> MailTls {
+    MailTls::None
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    /// journald when present, else syslog, else stderr.
+    Auto,
+    /// The systemd journal.
+    Journald,
+    /// syslog, tag `iscsi-ha`.
+    Syslog,
+    /// Standard error.
+    Stderr,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSection {
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` overrides it.
+    #[serde(default = "default_level")]
+    pub level: LogLevel,
+    /// Where to log.
+    #[serde(default = "default_log_target")]
+    pub to: LogTarget,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        Self {
+            level: default_level(),
+            to: default_log_target(),
+        }
+    }
+}
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// And warnings.
+    Warn,
+    /// And notable changes.
+    Info,
+    /// And each decision.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+fn default_level() -> LogLevel {
+    LogLevel::Info
+}
+
+fn default_log_target() -> LogTarget {
+    LogTarget::Auto
+}
+
+/// `[secrets]`: a separate file for passwords, readable by root only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsSection {
+    /// Path of the secrets file.
+    pub file: String,
+}
+
+/// The secrets file: `smtp_password = "..."` and a `[chap]` table of user = password.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsFile {
+    /// The SMTP password.
+    #[serde(default)]
+    pub smtp_password: Option<Secret>,
+    /// CHAP passwords by user name.
+    #[serde(default)]
+    pub chap: std::collections::BTreeMap<String, Secret>,
+}

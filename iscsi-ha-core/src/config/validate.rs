@@ -1,0 +1,400 @@
+//! Checks that need more than one key, or more than serde's types, and builds the domain values.
+
+use super::error::{line_column, ConfigError, ConfigErrors};
+use super::locate::{locate, KeyPath};
+use super::schema::{ConfigFile, RoleSourceKind, SecretsFile};
+use super::{Config, Source};
+use crate::secret::Secret;
+use crate::target::{Access, ChapCredentials, LunId, LunIdentity, LunSpec, TargetSpec};
+use crate::vip::Vip;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use toml_edit::ImDocument;
+
+struct Problems<'a> {
+    source: Source<'a>,
+    doc: Option<ImDocument<&'a str>>,
+    found: Vec<ConfigError>,
+}
+
+impl<'a> Problems<'a> {
+    fn new(source: Source<'a>) -> Self {
+        Self {
+            source,
+            doc: ImDocument::parse(source.text).ok(),
+            found: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let span = self.doc.as_ref().and_then(|doc| locate(doc, path));
+        let (line, column) = match span {
+            Some(span) => {
+                let (l, c) = line_column(self.source.text, span.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        self.found.push(ConfigError {
+            origin: self.source.origin.to_string(),
+            key: path.to_string(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+}
+
+pub(super) fn validate(
+    mut file: ConfigFile,
+    secrets: &SecretsFile,
+    source: Source<'_>,
+) -> Result<Config, ConfigErrors> {
+    let mut p = Problems::new(source);
+    check_role(&file, &mut p);
+    check_resources(&file, &mut p);
+    let target = build_target(&mut file, secrets, &mut p);
+    let vip = build_vip(&file, &mut p);
+    check_monitor(&file, &mut p);
+    let smtp_password = check_mail(&file, secrets, &mut p);
+    let inline_secrets = file.alerts.mail.password.is_some()
+        || file
+            .target
+            .access
+            .incoming
+            .iter()
+            .any(|c| c.password.is_some())
+        || file
+            .target
+            .access
+            .outgoing
+            .as_ref()
+            .is_some_and(|c| c.password.is_some());
+    match (target, vip) {
+        (Some(target), Some(vip)) if p.found.is_empty() => Ok(Config {
+            resources: file.replication.resources.clone(),
+            file,
+            target,
+            vip,
+            smtp_password,
+            inline_secrets,
+        }),
+        _ => Err(ConfigErrors(p.found)),
+    }
+}
+
+fn check_role(file: &ConfigFile, p: &mut Problems<'_>) {
+    let role = &file.role;
+    let at = KeyPath::keys(&["role"]);
+    let kind = role.source;
+    let only = |key: &str, set: bool, allowed: &[RoleSourceKind], p: &mut Problems<'_>| {
+        if set && !allowed.contains(&kind) {
+            let names: Vec<String> = allowed
+                .iter()
+                .map(|k| format!("{k:?}").to_lowercase())
+                .collect();
+            p.add(
+                &at.key(key),
+                format!(
+                    "only used with source = {}; remove it or change the source",
+                    names.join(" or ")
+                ),
+            );
+        }
+    };
+    only(
+        "pool_conf",
+        role.pool_conf.is_some(),
+        &[RoleSourceKind::Xapi],
+        p,
+    );
+    only(
+        "xapi_check",
+        role.xapi_check.is_some(),
+        &[RoleSourceKind::Xapi],
+        p,
+    );
+    only("path", role.path.is_some(), &[RoleSourceKind::File], p);
+    only(
+        "command",
+        role.command.is_some(),
+        &[RoleSourceKind::Command],
+        p,
+    );
+    only("role", role.role.is_some(), &[RoleSourceKind::Static], p);
+    only(
+        "timeout",
+        role.timeout.is_some(),
+        &[RoleSourceKind::Command, RoleSourceKind::Xapi],
+        p,
+    );
+    match kind {
+        RoleSourceKind::File if role.path.as_deref().is_none_or(str::is_empty) => {
+            p.add(
+                &at.key("path"),
+                "source = \"file\" needs path = \"/path/to/role-file\"",
+            );
+        }
+        RoleSourceKind::Command
+            if role
+                .command
+                .as_ref()
+                .is_none_or(|c| c.is_empty() || c[0].is_empty()) =>
+        {
+            p.add(
+                &at.key("command"),
+                "source = \"command\" needs command = [\"/path/to/program\", \"args\"...]",
+            );
+        }
+        RoleSourceKind::Static if role.role.is_none() => {
+            p.add(
+                &at.key("role"),
+                "source = \"static\" needs role = \"master\" or \"slave\"",
+            );
+        }
+        _ => {}
+    }
+}
+
+fn check_resources(file: &ConfigFile, p: &mut Problems<'_>) {
+    let at = KeyPath::keys(&["replication", "resources"]);
+    if file.replication.resources.is_empty() {
+        p.add(
+            &at,
+            "list at least one replicated resource, e.g. resources = [\"iscsi1\"]",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, r) in file.replication.resources.iter().enumerate() {
+        if !seen.insert(r) {
+            p.add(&at.index(i), format!("resource {r} is listed twice"));
+        }
+    }
+}
+
+fn build_target(
+    file: &mut ConfigFile,
+    secrets: &SecretsFile,
+    p: &mut Problems<'_>,
+) -> Option<TargetSpec> {
+    let at = KeyPath::keys(&["target"]);
+    let iqn = file.target.iqn.clone();
+    if file.target.luns.is_empty() {
+        p.add(
+            &at,
+            "add at least one [[target.lun]] with lun = 1 and path = \"/dev/drbd1\"",
+        );
+    }
+    let mut luns = Vec::new();
+    let mut numbers = BTreeSet::new();
+    for (i, section) in file.target.luns.iter_mut().enumerate() {
+        let here = at.key("lun").index(i);
+        let lun = match LunId::new(section.lun) {
+            Ok(lun) => lun,
+            Err(e) => {
+                p.add(&here.key("lun"), e.to_string());
+                continue;
+            }
+        };
+        if !numbers.insert(lun) {
+            p.add(&here.key("lun"), format!("LUN {lun} is defined twice"));
+        }
+        if !section.path.starts_with('/') {
+            p.add(
+                &here.key("path"),
+                format!(
+                    "{:?} must be an absolute path, e.g. /dev/drbd1",
+                    section.path
+                ),
+            );
+        }
+        let derived = LunIdentity::derived(&iqn, lun);
+        let scsi_id = section.scsi_id.get_or_insert(derived.scsi_id).clone();
+        let scsi_sn = section.scsi_sn.get_or_insert(derived.scsi_sn).clone();
+        match LunIdentity::new(
+            scsi_id,
+            scsi_sn,
+            section.vendor_id.clone(),
+            section.product_id.clone(),
+        ) {
+            Ok(identity) => luns.push(LunSpec {
+                lun,
+                path: section.path.clone(),
+                identity,
+                read_only: section.read_only,
+            }),
+            Err(e) => p.add(&here.key(e.field), e.to_string()),
+        }
+    }
+    luns.sort_by_key(|l| l.lun);
+
+    let access_at = at.key("access");
+    let access = &file.target.access;
+    if access.initiators.is_empty() && access.initiator_names.is_empty() && !access.allow_all {
+        p.add(
+            &access_at,
+            "no initiator may log in: list initiators = [\"10.10.10.0/24\"] or initiator_names, or set allow_all = true",
+        );
+    }
+    let mut incoming = Vec::new();
+    for (i, chap) in access.incoming.iter().enumerate() {
+        let here = access_at.key("incoming").index(i);
+        if let Some(c) = chap_credentials(chap, secrets, &here, p) {
+            incoming.push(c);
+        }
+    }
+    let outgoing = access
+        .outgoing
+        .as_ref()
+        .and_then(|chap| chap_credentials(chap, secrets, &access_at.key("outgoing"), p));
+    Some(TargetSpec {
+        iqn,
+        luns,
+        access: Access {
+            initiator_addresses: access.initiators.clone(),
+            initiator_names: access.initiator_names.clone(),
+            allow_all: access.allow_all,
+            incoming,
+            outgoing,
+        },
+    })
+}
+
+fn chap_credentials(
+    chap: &super::schema::ChapSection,
+    secrets: &SecretsFile,
+    at: &KeyPath,
+    p: &mut Problems<'_>,
+) -> Option<ChapCredentials> {
+    let bad = |s: &str| s.is_empty() || s.chars().any(|c| c.is_control() || c == ',');
+    if bad(&chap.user) {
+        p.add(
+            &at.key("user"),
+            "CHAP user must be non-empty, without ',' or control characters",
+        );
+        return None;
+    }
+    let password = chap
+        .password
+        .clone()
+        .or_else(|| secrets.chap.get(&chap.user).cloned());
+    match password {
+        Some(pw) if bad(pw.expose()) => {
+            p.add(
+                &at.key("password"),
+                "CHAP password must be non-empty, without ',' or control characters",
+            );
+            None
+        }
+        Some(password) => Some(ChapCredentials {
+            user: chap.user.clone(),
+            password,
+        }),
+        None => {
+            p.add(
+                &at.key("password"),
+                format!(
+                    "no password for CHAP user {:?}: set password here or in the secrets file's [chap] table",
+                    chap.user
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn build_vip(file: &ConfigFile, p: &mut Problems<'_>) -> Option<Vip> {
+    let at = KeyPath::keys(&["vip"]);
+    let vip = &file.vip;
+    if vip.announce_count == 0 || vip.announce_count > 100 {
+        p.add(&at.key("announce_count"), "must be 1..=100");
+    }
+    let Some((addr, prefix)) = vip.address.split_once('/') else {
+        p.add(
+            &at.key("address"),
+            format!(
+                "{:?} needs a prefix length, e.g. \"10.10.10.3/24\"",
+                vip.address
+            ),
+        );
+        return None;
+    };
+    let address: IpAddr = match addr.trim().parse() {
+        Ok(a) => a,
+        Err(_) => {
+            p.add(
+                &at.key("address"),
+                format!("{addr:?} is not an IPv4 or IPv6 address"),
+            );
+            return None;
+        }
+    };
+    let prefix: u8 = match prefix.trim().parse() {
+        Ok(n) => n,
+        Err(_) => {
+            p.add(
+                &at.key("address"),
+                format!("prefix {prefix:?} is not a number"),
+            );
+            return None;
+        }
+    };
+    match Vip::new(address, prefix, vip.interface.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            p.add(&at.key("address"), e.to_string());
+            None
+        }
+    }
+}
+
+fn check_monitor(file: &ConfigFile, p: &mut Problems<'_>) {
+    if file.monitor.max_starts == 0 {
+        p.add(
+            &KeyPath::keys(&["monitor", "max_starts"]),
+            "must be at least 1",
+        );
+    }
+}
+
+fn check_mail(file: &ConfigFile, secrets: &SecretsFile, p: &mut Problems<'_>) -> Option<Secret> {
+    let mail = &file.alerts.mail;
+    let at = KeyPath::keys(&["alerts", "mail"]);
+    let password = mail
+        .password
+        .clone()
+        .or_else(|| secrets.smtp_password.clone());
+    if mail.enabled && mail.to.is_empty() {
+        p.add(
+            &at.key("to"),
+            "mail is enabled but has no recipient: to = [\"admin@example.com\"]",
+        );
+    }
+    for (i, to) in mail.to.iter().enumerate() {
+        if !to.contains('@') {
+            p.add(
+                &at.key("to").index(i),
+                format!("{to:?} is not a mail address"),
+            );
+        }
+    }
+    if !mail.from.contains('@') {
+        p.add(
+            &at.key("from"),
+            format!("{:?} is not a mail address", mail.from),
+        );
+    }
+    if password.is_some() && mail.user.is_none() {
+        p.add(
+            &at.key("user"),
+            "a password is set but no user: set user, or remove the password",
+        );
+    }
+    if mail.user.is_some() && password.is_none() {
+        p.add(
+            &at.key("password"),
+            "user is set but no password: set it here or smtp_password in the secrets file",
+        );
+    }
+    password
+}

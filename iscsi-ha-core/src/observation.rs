@@ -1,0 +1,52 @@
+//! One snapshot of everything the planner looks at.
+
+use crate::resource::ResourceName;
+use crate::role::Role;
+use crate::target::TargetStatus;
+use crate::volume::VolumeStatus;
+use serde::{Deserialize, Serialize};
+
+/// The operator's manual mode (the original's `iscsi-cfg manual-mode-enable`): while it is on,
+/// its action overrides the pool role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManualMode {
+    /// Follow the pool role.
+    #[default]
+    Off,
+    /// Serve here whatever the pool role says.
+    BecomePrimary,
+    /// Do not serve here whatever the pool role says.
+    BecomeSecondary,
+}
+
+impl ManualMode {
+    /// Whether manual mode is on.
+    pub fn is_on(self) -> bool {
+        self != ManualMode::Off
+    }
+}
+
+/// What could be observed of one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeObservation {
+    /// The resource.
+    pub name: ResourceName,
+    /// Its status, or why it could not be read.
+    pub status: Result<VolumeStatus, String>,
+}
+
+/// Everything observed in one wake-up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The pool role (a role source failure is already folded into `Unknown`).
+    pub role: Role,
+    /// The operator's manual mode.
+    pub manual: ManualMode,
+    /// Every configured resource, in configuration order.
+    pub volumes: Vec<VolumeObservation>,
+    /// The target daemon, or why it could not be asked.
+    pub target: Result<TargetStatus, String>,
+    /// Whether the VIP is assigned here, or why that could not be read.
+    pub vip_here: Result<bool, String>,
+}

@@ -1,0 +1,207 @@
+//! The status model the CLI prints as text and JSON. Field names are stable: tools read them.
+
+use crate::config::Config;
+use crate::observation::{ManualMode, Observation};
+use crate::plan::{Intent, Plan};
+use crate::reconcile::{ActionRecord, AlertRecord, Reconciler};
+use crate::time::Moment;
+use crate::time::Timestamp;
+use crate::volume::{Connection, DiskState, SyncProgress, VolumeRole};
+use serde::{Deserialize, Serialize};
+
+/// Everything an operator or a tool wants to know about this host's storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// This host's name.
+    pub host: String,
+    /// The pool role: `master`, `slave` or `unknown`.
+    pub host_role: String,
+    /// Why the role is unknown, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_reason: Option<String>,
+    /// What the host is doing about it: `serve`, `release` or a hold.
+    pub intent: Intent,
+    /// The operator's manual mode.
+    pub manual_mode: ManualMode,
+    /// Each replicated resource.
+    pub resources: Vec<ResourceView>,
+    /// The iSCSI target.
+    pub target: TargetView,
+    /// The floating address.
+    pub vip: VipView,
+    /// Why the host is not (yet) where its role wants it.
+    pub holds: Vec<String>,
+    /// Components whose restart budget is used up.
+    pub exhausted: Vec<String>,
+    /// The last actions, oldest first.
+    pub last_actions: Vec<ActionRecord>,
+    /// The last alerts, oldest first.
+    pub alerts: Vec<AlertRecord>,
+    /// When this status was made.
+    pub updated_at: Timestamp,
+}
+
+/// One resource as shown in status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceView {
+    /// The resource.
+    pub name: String,
+    /// This host's role (`Primary`, `Secondary`, `Unknown`).
+    pub role: Option<VolumeRole>,
+    /// The peer's role.
+    pub peer_role: Option<VolumeRole>,
+    /// The replication link, in the adapter's words (e.g. `Connected`, `WFConnection`).
+    pub connection: Option<String>,
+    /// The link, reduced.
+    pub connection_state: Option<Connection>,
+    /// This host's disk.
+    pub disk: Option<DiskState>,
+    /// The peer's disk.
+    pub peer_disk: Option<DiskState>,
+    /// Resync progress.
+    pub sync: Option<SyncProgress>,
+    /// Why the status could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The target as shown in status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetView {
+    /// The configured target is exported and accepting logins.
+    pub running: bool,
+    /// Its name.
+    pub iqn: String,
+    /// Its LUNs as exported (number and path).
+    pub luns: Vec<LunView>,
+    /// Logged-in sessions.
+    pub sessions: u32,
+    /// The target daemon answers.
+    pub daemon_running: bool,
+    /// Why the daemon could not be asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One exported LUN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LunView {
+    /// Its number.
+    pub lun: u64,
+    /// Its backing path.
+    pub path: Option<String>,
+}
+
+/// The VIP as shown in status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipView {
+    /// Address and prefix.
+    pub address: String,
+    /// Interface.
+    pub interface: String,
+    /// Assigned here (`null` when it could not be read).
+    pub here: Option<bool>,
+    /// Why it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Status {
+    /// Builds the status from the latest observation, plan and reconciler history.
+    pub fn build(
+        host: &str,
+        config: &Config,
+        observation: &Observation,
+        plan: &Plan,
+        reconciler: &Reconciler,
+        now: Moment,
+    ) -> Self {
+        let resources = observation
+            .volumes
+            .iter()
+            .map(|v| match &v.status {
+                Ok(s) => ResourceView {
+                    name: v.name.to_string(),
+                    role: Some(s.role),
+                    peer_role: Some(s.peer_role),
+                    connection: Some(s.connection_detail.clone()),
+                    connection_state: Some(s.connection),
+                    disk: Some(s.disk),
+                    peer_disk: Some(s.peer_disk),
+                    sync: s.sync,
+                    error: None,
+                },
+                Err(e) => ResourceView {
+                    name: v.name.to_string(),
+                    role: None,
+                    peer_role: None,
+                    connection: None,
+                    connection_state: None,
+                    disk: None,
+                    peer_disk: None,
+                    sync: None,
+                    error: Some(e.clone()),
+                },
+            })
+            .collect();
+        let target = match &observation.target {
+            Ok(t) => {
+                let ours = t.find(&config.target.iqn);
+                TargetView {
+                    running: config.target.is_served_by(t),
+                    iqn: config.target.iqn.to_string(),
+                    luns: ours
+                        .map(|o| {
+                            o.luns
+                                .iter()
+                                .map(|l| LunView {
+                                    lun: l.lun,
+                                    path: l.path.clone(),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    sessions: ours.map_or(0, |o| o.sessions),
+                    daemon_running: t.daemon_running,
+                    error: None,
+                }
+            }
+            Err(e) => TargetView {
+                running: false,
+                iqn: config.target.iqn.to_string(),
+                luns: Vec::new(),
+                sessions: 0,
+                daemon_running: false,
+                error: Some(e.clone()),
+            },
+        };
+        let vip = VipView {
+            address: format!("{}/{}", config.vip.address(), config.vip.prefix()),
+            interface: config.vip.interface().to_string(),
+            here: observation.vip_here.as_ref().ok().copied(),
+            error: observation.vip_here.as_ref().err().cloned(),
+        };
+        Self {
+            host: host.to_string(),
+            host_role: observation.role.name().to_string(),
+            role_reason: match &observation.role {
+                crate::role::Role::Unknown(r) => Some(r.clone()),
+                _ => None,
+            },
+            intent: plan.intent.clone(),
+            manual_mode: observation.manual,
+            resources,
+            target,
+            vip,
+            holds: plan.holds.iter().map(ToString::to_string).collect(),
+            exhausted: reconciler
+                .exhausted(now.instant)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            last_actions: reconciler.recent_actions().cloned().collect(),
+            alerts: reconciler.recent_alerts().cloned().collect(),
+            updated_at: now.wall,
+        }
+    }
+}

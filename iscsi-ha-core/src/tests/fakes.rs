@@ -1,0 +1,353 @@
+//! An in-memory host: DRBD-like volumes, a target, a VIP and an alert sink, with injectable
+//! failures and a log of every mutating call. It checks the safety invariants at the moment of
+//! each call, against the world's state and against what the last observation showed.
+
+use crate::alert::Alert;
+use crate::config::{Config, Source};
+use crate::observation::{ManualMode, Observation, VolumeObservation};
+use crate::ports::{
+    AlertError, Alerts, FloatingIp, FloatingIpError, IscsiTarget, ReplicatedVolume, TargetError,
+    VolumeError,
+};
+use crate::reconcile::Ports;
+use crate::resource::ResourceName;
+use crate::role::Role;
+use crate::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatus};
+use crate::vip::{Vip, VipProbe};
+use crate::volume::{Connection, DiskState, VolumeRole, VolumeStatus};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+pub fn config(resources: &[&str]) -> Config {
+    let list: Vec<String> = resources.iter().map(|r| format!("\"{r}\"")).collect();
+    let text = format!(
+        r#"
+[role]
+source = "static"
+role = "master"
+[replication]
+resources = [{}]
+[target]
+iqn = "iqn.2024-01.com.example:t"
+[[target.lun]]
+lun = 1
+path = "/dev/drbd1"
+[target.access]
+initiators = ["10.0.0.0/24"]
+[vip]
+address = "10.0.0.100/24"
+interface = "eth0"
+[monitor]
+max_starts = 3
+start_window = "60s"
+retry_delay = "2s"
+[alerts]
+screen = "10m"
+"#,
+        list.join(", ")
+    );
+    Config::parse(
+        Source {
+            text: &text,
+            origin: "test",
+        },
+        None,
+    )
+    .unwrap()
+}
+
+/// Which port calls fail.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub promote: bool,
+    pub demote: bool,
+    pub serve: bool,
+    pub stop: bool,
+    pub assign: bool,
+    pub release: bool,
+    pub probe: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Promote(String),
+    Demote(String),
+    Serve,
+    Stop,
+    Probe,
+    Assign,
+    Release,
+}
+
+#[derive(Debug, Default)]
+pub struct World {
+    pub roles: BTreeMap<String, VolumeRole>,
+    pub peer_roles: BTreeMap<String, VolumeRole>,
+    pub observed_peer_primary: BTreeMap<String, bool>,
+    pub target_daemon: bool,
+    pub target_served: bool,
+    pub vip_here: bool,
+    pub vip_elsewhere: bool,
+    pub faults: Faults,
+    pub calls: Vec<Call>,
+    pub violations: Vec<String>,
+    pub alerts: Vec<Alert>,
+    pub unobservable_target: bool,
+    pub unobservable_vip: bool,
+}
+
+impl World {
+    pub fn all_primary(&self) -> bool {
+        self.roles.values().all(|r| *r == VolumeRole::Primary)
+    }
+
+    pub fn observe(&mut self, role: Role, manual: ManualMode, spec: &TargetSpec) -> Observation {
+        let volumes = self
+            .roles
+            .iter()
+            .map(|(name, role)| {
+                let peer = self
+                    .peer_roles
+                    .get(name)
+                    .copied()
+                    .unwrap_or(VolumeRole::Secondary);
+                self.observed_peer_primary
+                    .insert(name.clone(), peer == VolumeRole::Primary);
+                VolumeObservation {
+                    name: ResourceName::new(name.clone()).unwrap(),
+                    status: Ok(VolumeStatus {
+                        name: ResourceName::new(name.clone()).unwrap(),
+                        role: *role,
+                        peer_role: peer,
+                        connection: Connection::Connected,
+                        connection_detail: "Connected".into(),
+                        disk: DiskState::UpToDate,
+                        peer_disk: DiskState::UpToDate,
+                        sync: None,
+                        suspended: false,
+                    }),
+                }
+            })
+            .collect();
+        Observation {
+            role,
+            manual,
+            volumes,
+            target: if self.unobservable_target {
+                Err("socket timeout".into())
+            } else {
+                Ok(self.target_status(spec))
+            },
+            vip_here: if self.unobservable_vip {
+                Err("netlink error".into())
+            } else {
+                Ok(self.vip_here)
+            },
+        }
+    }
+
+    fn target_status(&self, spec: &TargetSpec) -> TargetStatus {
+        let targets = if self.target_served {
+            vec![ObservedTarget {
+                iqn: spec.iqn.to_string(),
+                ready: true,
+                luns: spec
+                    .luns
+                    .iter()
+                    .map(|l| ObservedLun {
+                        lun: l.lun.get(),
+                        path: Some(l.path.clone()),
+                        ..ObservedLun::default()
+                    })
+                    .collect(),
+                initiator_addresses: spec.expected_addresses(),
+                ..ObservedTarget::default()
+            }]
+        } else {
+            Vec::new()
+        };
+        TargetStatus {
+            daemon_running: self.target_daemon || self.target_served,
+            targets,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Handle(pub Rc<RefCell<World>>);
+
+pub struct Fakes {
+    pub world: Rc<RefCell<World>>,
+    volumes: Handle,
+    target: Handle,
+    vip: Handle,
+    alerts: Handle,
+}
+
+impl Fakes {
+    pub fn new(resources: &[&str]) -> Self {
+        let mut world = World::default();
+        for r in resources {
+            world.roles.insert((*r).to_string(), VolumeRole::Secondary);
+        }
+        let world = Rc::new(RefCell::new(world));
+        Self {
+            volumes: Handle(world.clone()),
+            target: Handle(world.clone()),
+            vip: Handle(world.clone()),
+            alerts: Handle(world.clone()),
+            world,
+        }
+    }
+
+    pub fn ports(&mut self) -> Ports<'_> {
+        Ports {
+            volumes: &mut self.volumes,
+            target: &mut self.target,
+            vip: &mut self.vip,
+            alerts: &mut self.alerts,
+        }
+    }
+}
+
+impl ReplicatedVolume for Handle {
+    fn status(&mut self, _: &ResourceName) -> Result<VolumeStatus, VolumeError> {
+        Err(VolumeError::Unsupported(
+            "the fake is observed through World::observe".into(),
+        ))
+    }
+
+    fn promote(&mut self, r: &ResourceName, force: bool) -> Result<(), VolumeError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::Promote(r.to_string()));
+        if force {
+            w.violations
+                .push(format!("promote {r} forced by the planner"));
+        }
+        if w.observed_peer_primary.get(r.as_str()) == Some(&true) {
+            w.violations
+                .push(format!("promote {r} while the peer was observed Primary"));
+        }
+        if w.faults.promote {
+            return Err(VolumeError::Refused("injected".into()));
+        }
+        if w.peer_roles.get(r.as_str()) == Some(&VolumeRole::Primary) {
+            return Err(VolumeError::PeerPrimary);
+        }
+        w.roles.insert(r.to_string(), VolumeRole::Primary);
+        Ok(())
+    }
+
+    fn demote(&mut self, r: &ResourceName) -> Result<(), VolumeError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::Demote(r.to_string()));
+        if w.target_served {
+            w.violations
+                .push(format!("demote {r} while the target still exports it"));
+            return Err(VolumeError::DeviceInUse);
+        }
+        if w.faults.demote {
+            return Err(VolumeError::Refused("injected".into()));
+        }
+        w.roles.insert(r.to_string(), VolumeRole::Secondary);
+        Ok(())
+    }
+}
+
+impl IscsiTarget for Handle {
+    fn status(&mut self) -> Result<TargetStatus, TargetError> {
+        Err(TargetError::Invalid(
+            "the fake is observed through World::observe".into(),
+        ))
+    }
+
+    fn serve(&mut self, _: &TargetSpec) -> Result<(), TargetError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::Serve);
+        if !w.all_primary() {
+            w.violations
+                .push("target started while a resource is not Primary".into());
+        }
+        if w.faults.serve {
+            return Err(TargetError::Busy("injected".into()));
+        }
+        w.target_served = true;
+        Ok(())
+    }
+
+    fn stop(&mut self, _: &TargetSpec) -> Result<(), TargetError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::Stop);
+        if w.vip_here {
+            w.violations
+                .push("target stopped while the VIP is still here".into());
+        }
+        if w.faults.stop {
+            return Err(TargetError::Busy("injected".into()));
+        }
+        w.target_served = false;
+        w.target_daemon = false;
+        Ok(())
+    }
+}
+
+impl FloatingIp for Handle {
+    fn is_assigned(&mut self, _: &Vip) -> Result<bool, FloatingIpError> {
+        Ok(self.0.borrow().vip_here)
+    }
+
+    fn probe(&mut self, _: &Vip) -> Result<VipProbe, FloatingIpError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::Probe);
+        if w.faults.probe {
+            return Err(FloatingIpError::Io("injected".into()));
+        }
+        Ok(if w.vip_elsewhere {
+            VipProbe::LiveElsewhere {
+                owner: Some("52:54:00:00:00:02".into()),
+            }
+        } else {
+            VipProbe::Free
+        })
+    }
+
+    fn assign(&mut self, _: &Vip) -> Result<(), FloatingIpError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::Assign);
+        if !w.all_primary() {
+            w.violations
+                .push("VIP assigned while a resource is not Primary".into());
+        }
+        if w.vip_elsewhere {
+            w.violations
+                .push("VIP assigned while live on another host".into());
+        }
+        if w.faults.assign {
+            return Err(FloatingIpError::Io("injected".into()));
+        }
+        w.vip_here = true;
+        Ok(())
+    }
+
+    fn announce(&mut self, _: &Vip) -> Result<(), FloatingIpError> {
+        Ok(())
+    }
+
+    fn release(&mut self, _: &Vip) -> Result<(), FloatingIpError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::Release);
+        if w.faults.release {
+            return Err(FloatingIpError::Io("injected".into()));
+        }
+        w.vip_here = false;
+        Ok(())
+    }
+}
+
+impl Alerts for Handle {
+    fn deliver(&mut self, alert: &Alert) -> Result<(), AlertError> {
+        self.0.borrow_mut().alerts.push(alert.clone());
+        Ok(())
+    }
+}

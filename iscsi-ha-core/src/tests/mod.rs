@@ -1,0 +1,5 @@
+//! Planner and reconciler tests with in-memory fake ports (the only place fakes live).
+
+mod fakes;
+mod plan_order;
+mod properties;

@@ -1,0 +1,293 @@
+//! The order of plans and the reconciler's behaviour in named situations.
+
+use super::fakes::{config, Call, Fakes};
+use crate::alert::Severity;
+use crate::observation::ManualMode;
+use crate::plan::{plan, Hold, Intent, Step};
+use crate::reconcile::{Outcome, Reconciler};
+use crate::resource::ResourceName;
+use crate::role::Role;
+use crate::time::{Moment, Timestamp};
+use crate::volume::VolumeRole;
+use std::time::{Duration, Instant};
+
+fn r(name: &str) -> ResourceName {
+    ResourceName::new(name).unwrap()
+}
+
+fn moment(t0: Instant, secs: u64) -> Moment {
+    Moment {
+        instant: t0 + Duration::from_secs(secs),
+        wall: Timestamp::from_unix_millis(1_800_000_000_000 + secs * 1000),
+    }
+}
+
+#[test]
+fn master_from_cold_promotes_all_then_serves_then_assigns() {
+    let cfg = config(&["r0", "r1"]);
+    let mut f = Fakes::new(&["r0", "r1"]);
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let p = plan(&cfg, &obs);
+    assert_eq!(p.intent, Intent::Serve);
+    assert_eq!(
+        p.steps,
+        vec![
+            Step::Promote(r("r0")),
+            Step::Promote(r("r1")),
+            Step::ServeTarget,
+            Step::AssignVip
+        ]
+    );
+    let mut rec = Reconciler::new(&cfg);
+    let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(Instant::now(), 0));
+    assert!(report.actions.iter().all(|a| a.outcome == Outcome::Done));
+    let w = f.world.borrow();
+    assert_eq!(
+        w.calls,
+        vec![
+            Call::Promote("r0".into()),
+            Call::Promote("r1".into()),
+            Call::Serve,
+            Call::Probe,
+            Call::Assign
+        ]
+    );
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
+}
+
+#[test]
+fn slave_releases_vip_then_stops_target_then_demotes() {
+    let cfg = config(&["r0"]);
+    let mut f = Fakes::new(&["r0"]);
+    {
+        let mut w = f.world.borrow_mut();
+        w.roles.insert("r0".into(), VolumeRole::Primary);
+        w.target_served = true;
+        w.vip_here = true;
+    }
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Slave, ManualMode::Off, &cfg.target);
+    let p = plan(&cfg, &obs);
+    assert_eq!(
+        p.steps,
+        vec![Step::ReleaseVip, Step::StopTarget, Step::Demote(r("r0"))]
+    );
+    let mut rec = Reconciler::new(&cfg);
+    rec.reconcile(&cfg, &obs, &mut f.ports(), moment(Instant::now(), 0));
+    let w = f.world.borrow();
+    assert_eq!(
+        w.calls,
+        vec![Call::Release, Call::Stop, Call::Demote("r0".into())]
+    );
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
+}
+
+#[test]
+fn peer_primary_holds_before_anything_starts() {
+    let cfg = config(&["r0", "r1"]);
+    let mut f = Fakes::new(&["r0", "r1"]);
+    f.world
+        .borrow_mut()
+        .peer_roles
+        .insert("r1".into(), VolumeRole::Primary);
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let p = plan(&cfg, &obs);
+    assert_eq!(p.steps, vec![Step::Promote(r("r0"))]);
+    assert_eq!(p.holds, vec![Hold::PeerPrimary { resource: r("r1") }]);
+    let mut rec = Reconciler::new(&cfg);
+    let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(Instant::now(), 0));
+    assert_eq!(
+        report
+            .alerts
+            .iter()
+            .filter(|a| a.alert.severity == Severity::Warning)
+            .count(),
+        1
+    );
+    assert!(!f.world.borrow().calls.contains(&Call::Serve));
+}
+
+#[test]
+fn unknown_role_changes_nothing_and_alerts_once() {
+    let cfg = config(&["r0"]);
+    let mut f = Fakes::new(&["r0"]);
+    let mut rec = Reconciler::new(&cfg);
+    let t0 = Instant::now();
+    for i in 0..5 {
+        let obs = f.world.borrow_mut().observe(
+            Role::Unknown("pool.conf missing".into()),
+            ManualMode::Off,
+            &cfg.target,
+        );
+        let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, i * 3600));
+        assert!(report.plan.steps.is_empty());
+    }
+    let w = f.world.borrow();
+    assert!(w.calls.is_empty());
+    assert_eq!(w.alerts.len(), 1, "{:?}", w.alerts);
+    assert_eq!(w.alerts[0].severity, Severity::Error);
+}
+
+#[test]
+fn manual_mode_overrides_the_pool_role_and_mutes_alerts() {
+    let cfg = config(&["r0"]);
+    let mut f = Fakes::new(&["r0"]);
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Slave, ManualMode::BecomePrimary, &cfg.target);
+    assert_eq!(plan(&cfg, &obs).intent, Intent::Serve);
+    let mut rec = Reconciler::new(&cfg);
+    let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(Instant::now(), 0));
+    assert!(f.world.borrow().vip_here);
+    assert!(
+        f.world.borrow().alerts.is_empty(),
+        "manual mode mutes alerts"
+    );
+    assert!(!report.alerts.is_empty(), "but they are still recorded");
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::BecomeSecondary, &cfg.target);
+    assert_eq!(plan(&cfg, &obs).intent, Intent::Release);
+}
+
+#[test]
+fn vip_live_elsewhere_is_not_taken() {
+    let cfg = config(&["r0"]);
+    let mut f = Fakes::new(&["r0"]);
+    f.world.borrow_mut().vip_elsewhere = true;
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let mut rec = Reconciler::new(&cfg);
+    let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(Instant::now(), 0));
+    let last = report.actions.last().unwrap();
+    assert_eq!(last.step, Step::AssignVip);
+    assert!(matches!(
+        last.outcome,
+        Outcome::Failed {
+            retry_can_help: true,
+            ..
+        }
+    ));
+    let w = f.world.borrow();
+    assert!(!w.calls.contains(&Call::Assign));
+    assert!(w
+        .alerts
+        .iter()
+        .any(|a| a.message.contains("found on another host")));
+}
+
+#[test]
+fn a_failing_component_exhausts_its_budget_and_alerts_once() {
+    let cfg = config(&["r0"]);
+    let mut f = Fakes::new(&["r0"]);
+    f.world.borrow_mut().faults.serve = true;
+    let mut rec = Reconciler::new(&cfg);
+    let t0 = Instant::now();
+    // Every 3 s for 50 s: past the 2 s retry delay each time, inside the 60 s window.
+    for i in 0..17 {
+        let obs = f
+            .world
+            .borrow_mut()
+            .observe(Role::Master, ManualMode::Off, &cfg.target);
+        rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, i * 3));
+    }
+    let w = f.world.borrow();
+    let serves = w.calls.iter().filter(|c| **c == Call::Serve).count();
+    assert_eq!(serves, 3, "max_starts = 3");
+    let exhausted: Vec<_> = w
+        .alerts
+        .iter()
+        .filter(|a| a.message.contains("keeps failing"))
+        .collect();
+    assert_eq!(exhausted.len(), 1);
+    drop(w);
+    assert_eq!(
+        rec.exhausted(t0 + Duration::from_secs(50)),
+        vec![crate::plan::Component::Target]
+    );
+    rec.reset_budgets();
+    f.world.borrow_mut().faults.serve = false;
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, 51));
+    assert!(
+        f.world.borrow().target_served,
+        "an operator reset lets it run again"
+    );
+}
+
+#[test]
+fn a_failure_defers_the_next_attempt_and_asks_to_be_woken() {
+    let cfg = config(&["r0"]);
+    let mut f = Fakes::new(&["r0"]);
+    f.world.borrow_mut().faults.promote = true;
+    let mut rec = Reconciler::new(&cfg);
+    let t0 = Instant::now();
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let first = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, 0));
+    assert_eq!(first.wake_at, Some(t0 + Duration::from_secs(2)));
+    let second = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, 1));
+    assert!(matches!(
+        second.actions[0].outcome,
+        Outcome::Deferred { retry_in_ms: 1000 }
+    ));
+    assert_eq!(f.world.borrow().calls.len(), 1);
+}
+
+#[test]
+fn unobservable_target_on_master_is_served_and_on_slave_stopped() {
+    let cfg = config(&["r0"]);
+    let f = Fakes::new(&["r0"]);
+    f.world.borrow_mut().unobservable_target = true;
+    f.world
+        .borrow_mut()
+        .roles
+        .insert("r0".into(), VolumeRole::Primary);
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    assert_eq!(
+        plan(&cfg, &obs).steps,
+        vec![Step::ServeTarget, Step::AssignVip]
+    );
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Slave, ManualMode::Off, &cfg.target);
+    assert_eq!(
+        plan(&cfg, &obs).steps,
+        vec![Step::StopTarget, Step::Demote(r("r0"))]
+    );
+}
+
+#[test]
+fn unobservable_vip_on_master_holds_before_assigning() {
+    let cfg = config(&["r0"]);
+    let f = Fakes::new(&["r0"]);
+    f.world.borrow_mut().unobservable_vip = true;
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let p = plan(&cfg, &obs);
+    assert_eq!(p.steps, vec![Step::Promote(r("r0")), Step::ServeTarget]);
+    assert!(matches!(p.holds[0], Hold::Unobservable { .. }));
+}

@@ -1,0 +1,144 @@
+//! Every configuration under fixtures/config: good ones parse, each bad one fails with exactly
+//! the error in its `.expected` file (regenerate with `BLESS=1 cargo test -p iscsi-ha-core`).
+
+#![allow(clippy::unwrap_used)]
+
+use iscsi_ha_core::config::{Config, Source};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/config")
+}
+
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn good_configs_parse() {
+    let files = toml_files(&fixtures().join("good"));
+    assert!(files.len() >= 2);
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        let origin = file.display().to_string();
+        if let Err(e) = Config::parse(
+            Source {
+                text: &text,
+                origin: &origin,
+            },
+            None,
+        ) {
+            panic!("{origin} should parse:\n{e}");
+        }
+    }
+}
+
+#[test]
+fn the_documented_example_parses_with_its_secrets() {
+    let dir = fixtures();
+    let text = fs::read_to_string(dir.join("example.toml")).unwrap();
+    let secrets = fs::read_to_string(dir.join("example.secrets.toml")).unwrap();
+    let config = Config::parse(
+        Source {
+            text: &text,
+            origin: "example.toml",
+        },
+        Some(Source {
+            text: &secrets,
+            origin: "example.secrets.toml",
+        }),
+    )
+    .unwrap();
+    assert_eq!(
+        config.target.access.incoming[0].password.expose(),
+        "chap-secret-123"
+    );
+    assert_eq!(
+        config.smtp_password.as_ref().map(|s| s.expose()),
+        Some("mail-secret")
+    );
+    assert!(!config.holds_inline_secrets());
+    let effective = config.to_effective_toml();
+    assert!(!effective.contains("chap-secret-123") && !effective.contains("mail-secret"));
+}
+
+#[test]
+fn bad_configs_fail_with_the_expected_error() {
+    let dir = fixtures().join("bad");
+    let files = toml_files(&dir);
+    assert!(files.len() >= 15);
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut mismatches = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let text = fs::read_to_string(&file).unwrap();
+        let origin = format!("bad/{name}");
+        let got = match Config::parse(
+            Source {
+                text: &text,
+                origin: &origin,
+            },
+            None,
+        ) {
+            Ok(_) => "parsed without error".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let expected_path = file.with_extension("expected");
+        if bless {
+            fs::write(&expected_path, format!("{got}\n")).unwrap();
+            continue;
+        }
+        let expected = fs::read_to_string(&expected_path)
+            .unwrap_or_else(|_| panic!("{} is missing", expected_path.display()));
+        if expected.trim_end() != got {
+            mismatches.push(format!(
+                "{name}:\n  expected: {}\n  got:      {got}",
+                expected.trim_end()
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[test]
+fn a_syntax_error_names_line_and_column() {
+    let text = "[role]\nsource = \"xapi\n";
+    let err = Config::parse(
+        Source {
+            text,
+            origin: "x.toml",
+        },
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert_eq!(err.0[0].line, Some(2));
+}
+
+#[test]
+fn inline_secrets_are_detected_and_never_printed() {
+    let text = fs::read_to_string(fixtures().join("good/minimal.toml"))
+        .unwrap()
+        .replace(
+            "[vip]",
+            "[[target.access.incoming]]\nuser = \"xen\"\npassword = \"inline-secret-9\"\n\n[vip]",
+        );
+    let config = Config::parse(
+        Source {
+            text: &text,
+            origin: "inline.toml",
+        },
+        None,
+    )
+    .unwrap();
+    assert!(config.holds_inline_secrets());
+    assert!(!config.to_effective_toml().contains("inline-secret-9"));
+    assert!(!format!("{config:?}").contains("inline-secret-9"));
+}
