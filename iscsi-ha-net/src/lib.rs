@@ -1,4 +1,50 @@
-//! Floating-IP adapter for iscsi-ha.
+//! Floating-IP adapter for iscsi-ha: the `FloatingIp` port done natively, without `ip`,
+//! `arping` or `ping` processes.
 //!
-//! Will hold the `FloatingIp` port implementation: addresses over rtnetlink, gratuitous ARP and
-//! unsolicited neighbour advertisements, and RFC 5227 ARP probes on `AF_PACKET` sockets.
+//! | Module | Job | Command it replaces |
+//! |---|---|---|
+//! | [`rtnl`] | interfaces and addresses over rtnetlink | `ip link show`, `ip addr show/add/del` |
+//! | [`frame`] | ARP and ICMPv6 neighbour-discovery codecs | |
+//! | [`packet`] | `AF_PACKET` sockets bound to one interface | |
+//! | announcements (in [`NetFloatingIp`]) | gratuitous ARP / unsolicited NA bursts | `arping -U`, `send_ua` |
+//! | probes (in [`NetFloatingIp`]) | RFC 5227 ARP probe, IPv6 DAD solicitation, ICMP echo | `arping -D`, `ping` |
+//! | [`events`] | address-change notifications as a pollable descriptor | `ip monitor address` |
+//!
+//! # One netlink stack
+//!
+//! Netlink goes through the rust-netlink crates only: `netlink-packet-route` for the rtnetlink
+//! message types, `netlink-packet-core` for the framing and `netlink-sys` for the socket. They
+//! are synchronous at the socket level (no async runtime, unlike `rtnetlink`), keep unknown
+//! attributes instead of failing on them, and are what the rest of the ecosystem (youki,
+//! netavark) builds on; `neli` would do as well, but two stacks in one crate would be two
+//! sets of bugs.
+//!
+//! # What the adapter does on the wire
+//!
+//! - **assign**: `RTM_NEWADDR` with label `IFNAME:iha` (IPv4) or `IFA_F_NODAD` (IPv6, as
+//!   keepalived does, so the address is usable at once and never sticks in `dadfailed`), then
+//!   a burst of gratuitous ARP requests (sender IP = target IP = VIP, target MAC broadcast) or
+//!   unsolicited neighbour advertisements to `ff02::1` with the Override flag; optionally a
+//!   second burst later.
+//! - **probe**: ARP requests with sender IP `0.0.0.0` (RFC 5227), or neighbour solicitations
+//!   from `::` to the solicited-node group (RFC 4862); any other host claiming the address is
+//!   its owner. Optionally an ICMP echo as a second opinion.
+//! - **release**: `RTM_DELADDR`; pending refresh announcements are cancelled first.
+
+pub mod config;
+mod errors;
+pub mod events;
+pub mod frame;
+mod icmp;
+pub mod mac;
+pub mod packet;
+mod probe;
+pub mod rtnl;
+mod wait;
+
+mod adapter;
+
+pub use adapter::NetFloatingIp;
+pub use config::{vip_label, FloatingIpConfig};
+pub use events::{AddressEvent, AddressEvents};
+pub use mac::MacAddr;

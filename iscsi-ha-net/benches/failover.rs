@@ -1,0 +1,2 @@
+//! Placeholder until the failover benchmark lands.
+fn main() {}
