@@ -1,0 +1,91 @@
+//! The `iscsi-ha` binary's configuration commands, run as a user would run them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn iscsi_ha(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_iscsi-ha"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration() {
+    let file = fixtures().join("config/good/minimal.toml");
+    let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("valid; effective configuration follows"));
+    assert!(
+        stdout.contains("max_starts = 5"),
+        "defaults are filled in:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("scsi_sn = "),
+        "derived LUN identity is shown:\n{stdout}"
+    );
+}
+
+#[test]
+fn check_config_names_key_and_position_and_fails() {
+    let file = fixtures().join("config/bad/lun-zero.toml");
+    let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("lun-zero.toml:12:7: target.lun[0].lun: LUN 0 is not allowed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn import_legacy_writes_a_private_file_and_never_overwrites_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("iscsi-ha.toml");
+    let conf = fixtures().join("legacy/howto-sample.conf");
+    let targets = fixtures().join("legacy/howto-targets.conf");
+    let args = [
+        "import-legacy",
+        conf.to_str().unwrap(),
+        "--targets-conf",
+        targets.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+    ];
+    let out = iscsi_ha(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("MONITOR_KILLALL"),
+        "notes list what had no equivalent"
+    );
+    let mode = fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let check = iscsi_ha(&["check-config", out_path.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "imported config is valid: {}",
+        text(&check.stderr)
+    );
+
+    fs::write(&out_path, "keep me").unwrap();
+    let again = iscsi_ha(&args);
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("not overwriting it without --force"));
+    assert_eq!(fs::read_to_string(&out_path).unwrap(), "keep me");
+    let mut forced: Vec<&str> = args.to_vec();
+    forced.push("--force");
+    assert!(iscsi_ha(&forced).status.success());
+}
