@@ -1,4 +1,43 @@
-//! tgt adapter for iscsi-ha.
+//! tgt adapter for iscsi-ha: implements the core's
+//! [`IscsiTarget`](iscsi_ha_core::ports::IscsiTarget) port by speaking tgtd's management
+//! protocol over its UNIX socket — the bytes `tgtadm` sends — with no `tgtadm` process.
 //!
-//! Will hold the `IscsiTarget` port implementation that speaks tgtd's management protocol over its
-//! UNIX socket (the bytes `tgtadm` sends), with parsers for its `show` replies. No `tgtadm` process.
+//! | module | holds | tgtadm equivalent |
+//! | --- | --- | --- |
+//! | [`wire`] | the 120-byte request header, `key=value` body, 8-byte reply | the bytes on the socket |
+//! | [`client`] | one request per connection, timeouts, "not running" vs "refused" | `ipc_mgmt_connect` |
+//! | [`guard`] | checks tgtd lacks (it crashes or misbehaves without them) | tgtadm's client-side checks |
+//! | [`ops`] | typed operations: system, target, logical unit, ACL, account, connection | `--mode ... --op ...` |
+//! | [`show`] | total parsers for the `show` replies | reading `tgtadm --op show` |
+//! | [`plan`] | the pure diff of a target spec against what tgtd holds | — |
+//! | [`daemon`] | tgtd as a supervised child (`tgtd -f -C N`) | `systemctl start tgt` |
+//! | [`config`] | [`TgtConfig`]: socket, lifecycle, timeouts, backing | `/etc/tgt` |
+//! | [`adapter`] | [`TgtTarget`]: serve / stop / status | — |
+//!
+//! ```no_run
+//! use iscsi_ha_core::ports::IscsiTarget;
+//! use iscsi_ha_tgt::{ManagedDaemon, TgtConfig, TgtTarget};
+//!
+//! let daemon = ManagedDaemon::new(vec!["--iscsi".into(), "portal=0.0.0.0:3260".into()]);
+//! let mut target = TgtTarget::new(TgtConfig::managed(0, daemon));
+//! let status = target.status()?;
+//! assert!(!status.daemon_running); // nothing started until the first serve
+//! # Ok::<(), iscsi_ha_core::ports::TargetError>(())
+//! ```
+
+pub mod adapter;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod error;
+pub mod guard;
+pub mod ops;
+pub mod plan;
+pub mod show;
+pub mod wire;
+
+pub use adapter::TgtTarget;
+pub use config::{BackingDefaults, Lifecycle, ManagedDaemon, TgtConfig};
+pub use daemon::{DaemonError, ManagedTgtd};
+pub use error::TgtError;
+pub use guard::GuardError;

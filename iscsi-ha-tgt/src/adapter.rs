@@ -1,0 +1,342 @@
+//! [`TgtTarget`]: the [`IscsiTarget`] port over tgtd.
+
+use std::process::ExitStatus;
+use std::thread;
+
+use iscsi_ha_core::ports::{IscsiTarget, TargetError};
+use iscsi_ha_core::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatus};
+
+use crate::client::Client;
+use crate::config::{Lifecycle, TgtConfig};
+use crate::daemon::{DaemonError, ManagedTgtd};
+use crate::error::TgtError;
+use crate::ops::{State, Tgt};
+use crate::plan::{self, fingerprint, Applied, Step};
+use crate::show::TargetInfo;
+use crate::wire::{ReplyCode, Request};
+
+/// The tgt adapter: converges one tgtd on a [`TargetSpec`].
+#[derive(Debug)]
+pub struct TgtTarget {
+    config: TgtConfig,
+    tgt: Tgt,
+    daemon: Option<ManagedTgtd>,
+    applied: Applied,
+}
+
+impl TgtTarget {
+    /// An adapter for `config`. Starts nothing: a managed tgtd is started by the first
+    /// [`IscsiTarget::serve`] (or [`TgtTarget::ensure_daemon`]).
+    pub fn new(config: TgtConfig) -> Self {
+        let client = Client::new(config.socket_path(), config.request_timeout);
+        Self {
+            config,
+            tgt: Tgt::new(client),
+            daemon: None,
+            applied: Applied::default(),
+        }
+    }
+
+    /// The typed operations on this tgtd.
+    pub fn tgt(&self) -> &Tgt {
+        &self.tgt
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TgtConfig {
+        &self.config
+    }
+
+    /// The managed tgtd child, if one is running: its pid and pidfd let the daemon's poll
+    /// loop notice an exit (see [`ManagedTgtd::pidfd`]).
+    pub fn managed(&self) -> Option<&ManagedTgtd> {
+        self.daemon.as_ref()
+    }
+
+    /// Reaps a managed child that has exited, returning its status; `None` while it runs or
+    /// when there is no child. After an exit, the next `serve` starts a new one.
+    pub fn reap_exited(&mut self) -> Result<Option<ExitStatus>, TgtError> {
+        let Some(d) = self.daemon.as_mut() else {
+            return Ok(None);
+        };
+        let status = d.try_wait()?;
+        if status.is_some() {
+            tracing::warn!(pid = d.pid(), ?status, "managed tgtd exited");
+            self.daemon = None;
+            // Its state died with it.
+            self.applied = Applied::default();
+        }
+        Ok(status)
+    }
+
+    /// Makes sure tgtd answers: starts the managed child if there is none (or it exited);
+    /// for an adopted tgtd, checks that it answers.
+    pub fn ensure_daemon(&mut self) -> Result<(), TgtError> {
+        self.reap_exited()?;
+        match (&self.config.lifecycle, &self.daemon) {
+            (Lifecycle::Managed(m), None) => {
+                let command = self
+                    .config
+                    .tgtd_command()
+                    .ok_or(DaemonError::AlreadyRunning(self.config.socket_path()))?;
+                let child = ManagedTgtd::start(&command, self.tgt.client(), m.ready_timeout)?;
+                self.applied = Applied::default();
+                self.daemon = Some(child);
+                Ok(())
+            }
+            _ => self.tgt.system_show().map(drop),
+        }
+    }
+
+    /// Stops the managed tgtd (if any): `system delete`, which tgtd accepts only when no
+    /// target is left, then waits for the exit; kills it if it does not exit in time.
+    pub fn stop_daemon(&mut self) -> Result<(), TgtError> {
+        let Lifecycle::Managed(m) = &self.config.lifecycle else {
+            return Ok(());
+        };
+        let stop_timeout = m.stop_timeout;
+        let Some(mut child) = self.daemon.take() else {
+            return Ok(());
+        };
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        match self.tgt.system_delete() {
+            Ok(()) | Err(TgtError::NotRunning { .. }) => {}
+            Err(e) => {
+                self.daemon = Some(child);
+                return Err(e);
+            }
+        }
+        if child.wait_timeout(stop_timeout)?.is_none() {
+            tracing::warn!(
+                pid = child.pid(),
+                "tgtd did not exit after system delete; killing"
+            );
+            child.kill()?;
+        }
+        self.applied = Applied::default();
+        Ok(())
+    }
+
+    /// Serves `spec` (the port's `serve`, with this crate's error).
+    pub fn serve_spec(&mut self, spec: &TargetSpec) -> Result<(), TgtError> {
+        plan::validate(spec, &self.config.backing)?;
+        self.ensure_daemon()?;
+        let targets = self.tgt.targets()?;
+        let observed = targets.iter().find(|t| t.name == spec.iqn.as_str());
+        let accounts = self.tgt.accounts()?;
+        let steps = plan::plan(
+            spec,
+            observed,
+            &accounts,
+            &self.applied,
+            &self.config.backing,
+        );
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let tid = match observed {
+            Some(t) => i64::from(t.tid),
+            None => free_tid(&targets),
+        };
+        let requests = steps
+            .iter()
+            .map(|s| plan::request(s, tid, spec))
+            .collect::<Result<Vec<Request>, _>>()?;
+        tracing::info!(target = %spec.iqn, tid, steps = steps.len(), "converging tgtd");
+        for (step, request) in steps.iter().zip(&requests) {
+            self.tgt.client().send(request)?;
+            self.remember(step, spec);
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, step: &Step, spec: &TargetSpec) {
+        match step {
+            Step::NewAccount(user) => {
+                if let Some(c) = spec
+                    .access
+                    .incoming
+                    .iter()
+                    .chain(spec.access.outgoing.iter())
+                    .find(|c| &c.user == user)
+                {
+                    self.applied
+                        .secrets
+                        .insert(user.clone(), fingerprint(c.password.expose()));
+                }
+            }
+            Step::DeleteAccount(user) => {
+                self.applied.secrets.remove(user);
+            }
+            Step::UpdateLun(n, _) => {
+                if let Some(l) = spec.luns.iter().find(|l| l.lun.get() == *n) {
+                    self.applied.inquiry.insert(
+                        (spec.iqn.to_string(), *n, l.path.clone()),
+                        (l.identity.vendor_id.clone(), l.identity.product_id.clone()),
+                    );
+                }
+            }
+            Step::DeleteLun(n) => {
+                let iqn = spec.iqn.to_string();
+                self.applied
+                    .inquiry
+                    .retain(|(t, lun, _), _| !(t == &iqn && lun == n));
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops serving `spec` (the port's `stop`, with this crate's error).
+    pub fn stop_spec(&mut self, spec: &TargetSpec) -> Result<(), TgtError> {
+        self.reap_exited()?;
+        let targets = match self.tgt.targets() {
+            Ok(t) => t,
+            Err(TgtError::NotRunning { .. }) => {
+                self.daemon = None;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(t) = targets.iter().find(|t| t.name == spec.iqn.as_str()) {
+            self.remove_target(t)?;
+        }
+        let iqn = spec.iqn.to_string();
+        self.applied.inquiry.retain(|(t, _, _), _| t != &iqn);
+        self.delete_accounts(spec)?;
+        let others = self.tgt.targets()?;
+        if others.is_empty() {
+            self.stop_daemon()?;
+        } else if self.daemon.is_some() {
+            let names: Vec<&str> = others.iter().map(|t| t.name.as_str()).collect();
+            tracing::warn!(?names, "managed tgtd keeps running: it holds other targets");
+        }
+        Ok(())
+    }
+
+    /// Offline, drop connections, force-delete with bounded retries while tgtd says busy.
+    fn remove_target(&mut self, t: &TargetInfo) -> Result<(), TgtError> {
+        let tid = i64::from(t.tid);
+        ignore_gone(self.tgt.target_set_state(tid, State::Offline))?;
+        for nexus in &t.nexuses {
+            for conn in &nexus.connections {
+                ignore_gone(self.tgt.connection_delete(tid, nexus.id, conn.cid))?;
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            match self.tgt.target_delete(tid, true) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.code() == Some(ReplyCode::NoTarget) => return Ok(()),
+                Err(e) if e.is_busy() && attempt < self.config.stop_retries => {
+                    attempt += 1;
+                    tracing::debug!(tid, attempt, "tgtd busy deleting the target; retrying");
+                    thread::sleep(self.config.stop_retry_interval);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Deletes the spec's accounts unless another target still uses them.
+    fn delete_accounts(&mut self, spec: &TargetSpec) -> Result<(), TgtError> {
+        let targets = self.tgt.targets()?;
+        let accounts = self.tgt.accounts()?;
+        for c in spec
+            .access
+            .incoming
+            .iter()
+            .chain(spec.access.outgoing.iter())
+        {
+            let in_use = targets.iter().any(|t| {
+                t.incoming_users.contains(&c.user) || t.outgoing_user.as_ref() == Some(&c.user)
+            });
+            if accounts.contains(&c.user) && !in_use {
+                match self.tgt.account_delete(&c.user) {
+                    Ok(()) => {}
+                    Err(e) if e.code() == Some(ReplyCode::NoUser) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.applied.secrets.remove(&c.user);
+        }
+        Ok(())
+    }
+
+    /// What tgtd exports now (the port's `status`, with this crate's error).
+    pub fn target_status(&mut self) -> Result<TargetStatus, TgtError> {
+        self.reap_exited()?;
+        if matches!(self.config.lifecycle, Lifecycle::Managed(_)) && self.daemon.is_none() {
+            return Ok(TargetStatus::default());
+        }
+        match self.tgt.targets() {
+            Ok(targets) => Ok(TargetStatus {
+                daemon_running: true,
+                targets: targets.iter().map(observe).collect(),
+            }),
+            Err(TgtError::NotRunning { .. }) => Ok(TargetStatus::default()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn ignore_gone(result: Result<(), TgtError>) -> Result<(), TgtError> {
+    match result {
+        Err(e)
+            if matches!(
+                e.code(),
+                Some(ReplyCode::NoTarget | ReplyCode::NoSession | ReplyCode::NoConnection)
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The lowest target id ≥ 1 not in use.
+fn free_tid(targets: &[TargetInfo]) -> i64 {
+    let mut tid = 1_i64;
+    while targets.iter().any(|t| i64::from(t.tid) == tid) {
+        tid += 1;
+    }
+    tid
+}
+
+/// A target as the port reports it.
+pub fn observe(t: &TargetInfo) -> ObservedTarget {
+    ObservedTarget {
+        iqn: t.name.clone(),
+        ready: t.is_ready(),
+        luns: t
+            .data_luns()
+            .map(|l| ObservedLun {
+                lun: l.lun,
+                path: l.path.clone(),
+                scsi_id: l.scsi_id.clone(),
+                scsi_sn: l.scsi_sn.clone(),
+                read_only: l.readonly,
+            })
+            .collect(),
+        initiator_addresses: t.acl_addresses(),
+        initiator_names: t.acl_names(),
+        incoming_users: t.incoming_users.clone(),
+        outgoing_user: t.outgoing_user.clone(),
+        sessions: u32::try_from(t.nexuses.len()).unwrap_or(u32::MAX),
+    }
+}
+
+impl IscsiTarget for TgtTarget {
+    fn status(&mut self) -> Result<TargetStatus, TargetError> {
+        self.target_status().map_err(Into::into)
+    }
+
+    fn serve(&mut self, spec: &TargetSpec) -> Result<(), TargetError> {
+        self.serve_spec(spec).map_err(Into::into)
+    }
+
+    fn stop(&mut self, spec: &TargetSpec) -> Result<(), TargetError> {
+        self.stop_spec(spec).map_err(Into::into)
+    }
+}

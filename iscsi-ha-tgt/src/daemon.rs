@@ -1,0 +1,275 @@
+//! A tgtd run as a supervised child (`tgtd -f -C N`): started, watched, stopped, reaped.
+//!
+//! The daemon's poll loop notices the child's exit through [`ManagedTgtd::pidfd`] (readable
+//! once the child has exited; register it with poll/epoll) or by calling
+//! [`ManagedTgtd::try_wait`] on each tick. Dropping a [`ManagedTgtd`] kills a child still
+//! running (tgtd ignores SIGTERM, so it gets SIGKILL) and reaps it.
+
+use std::fs::{self, OpenOptions};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use iscsi_ha_core::ports::TargetError;
+
+use crate::client::{socket_path, Client};
+use crate::error::TgtError;
+use crate::wire::Request;
+
+/// Why the managed tgtd could not be started, watched or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The binary could not be run.
+    #[error("cannot start {binary}: {source}")]
+    Spawn {
+        /// The binary.
+        binary: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The child exited when it should have been running.
+    #[error("tgtd (pid {pid}) exited with {status} while {during}{hint}")]
+    Exited {
+        /// Its pid.
+        pid: u32,
+        /// Its exit status.
+        status: ExitStatus,
+        /// What we were doing.
+        during: &'static str,
+        /// A likely cause.
+        hint: &'static str,
+    },
+    /// Another tgtd already answers on the socket; starting one would fail on its lock file.
+    #[error("a tgtd already answers on {0}; adopt it or choose another control port")]
+    AlreadyRunning(PathBuf),
+    /// Waiting for or signalling the child failed.
+    #[error("supervising tgtd (pid {pid}): {source}")]
+    Supervise {
+        /// Its pid.
+        pid: u32,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<DaemonError> for TargetError {
+    fn from(e: DaemonError) -> Self {
+        let text = e.to_string();
+        match e {
+            DaemonError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                TargetError::Invalid(text)
+            }
+            DaemonError::Spawn { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                TargetError::PermissionDenied(text)
+            }
+            DaemonError::Spawn { .. } | DaemonError::Supervise { .. } => TargetError::Io(text),
+            DaemonError::Exited { .. } => TargetError::NotRunning(text),
+            DaemonError::AlreadyRunning(_) => TargetError::Refused(text),
+        }
+    }
+}
+
+/// How to start tgtd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TgtdCommand {
+    /// The binary, e.g. `/usr/sbin/tgtd`.
+    pub binary: PathBuf,
+    /// Its control port (`-C N`).
+    pub control_port: u32,
+    /// Socket base (`TGT_IPC_SOCKET`); the socket is `<base>.<N>`.
+    pub socket_base: PathBuf,
+    /// More arguments, e.g. `--iscsi portal=127.0.0.1:3260`.
+    pub extra_args: Vec<String>,
+    /// Where tgtd's stdout and stderr go (appended); `None` discards them.
+    pub log_file: Option<PathBuf>,
+}
+
+/// A running tgtd child.
+#[derive(Debug)]
+pub struct ManagedTgtd {
+    child: Child,
+    pidfd: Option<OwnedFd>,
+    exited: Option<ExitStatus>,
+    socket: PathBuf,
+}
+
+impl ManagedTgtd {
+    /// Starts `tgtd -f -C N ...` and waits, at most `ready_timeout`, until it answers on
+    /// `client`'s socket. Refuses when a tgtd already answers there.
+    pub fn start(
+        command: &TgtdCommand,
+        client: &Client,
+        ready_timeout: Duration,
+    ) -> Result<Self, TgtError> {
+        match client.send(&Request::system_show()) {
+            Ok(_) => return Err(DaemonError::AlreadyRunning(client.socket().to_path_buf()).into()),
+            Err(TgtError::NotRunning { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(dir) = command.socket_base.parent() {
+            // tgtd creates its directory only when TGT_IPC_SOCKET is unset; we always set it.
+            fs::create_dir_all(dir).map_err(|source| DaemonError::Spawn {
+                binary: command.binary.clone(),
+                source,
+            })?;
+        }
+        let (stdout, stderr) = match &command.log_file {
+            Some(path) => {
+                let open = || {
+                    OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|source| DaemonError::Spawn {
+                            binary: command.binary.clone(),
+                            source,
+                        })
+                };
+                (Stdio::from(open()?), Stdio::from(open()?))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
+        let child = Command::new(&command.binary)
+            .arg("-f")
+            .arg("-C")
+            .arg(command.control_port.to_string())
+            .args(&command.extra_args)
+            .env("TGT_IPC_SOCKET", &command.socket_base)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|source| DaemonError::Spawn {
+                binary: command.binary.clone(),
+                source,
+            })?;
+        let pidfd = pidfd_open(child.id());
+        let mut daemon = Self {
+            child,
+            pidfd,
+            exited: None,
+            socket: socket_path(&command.socket_base, command.control_port),
+        };
+        let waited = client.wait_until_answering(ready_timeout, || daemon.check_alive("starting"));
+        waited?;
+        // The socket answered; make sure it was our child and not a tgtd started meanwhile.
+        daemon.check_alive("starting")?;
+        tracing::info!(pid = daemon.pid(), socket = %daemon.socket.display(), "tgtd started");
+        Ok(daemon)
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A pidfd for the child (Linux ≥ 5.3): it becomes readable when the child exits, so a
+    /// poll loop can wait for it next to its other fds. `None` where pidfds are unsupported;
+    /// then call [`ManagedTgtd::try_wait`] periodically.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The socket this tgtd listens on.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The exit status if the child has exited (reaping it), without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, DaemonError> {
+        if self.exited.is_none() {
+            let pid = self.pid();
+            self.exited = self
+                .child
+                .try_wait()
+                .map_err(|source| DaemonError::Supervise { pid, source })?;
+            if self.exited.is_some() {
+                self.remove_socket_files();
+            }
+        }
+        Ok(self.exited)
+    }
+
+    /// Waits at most `limit` for the child to exit.
+    pub fn wait_timeout(&mut self, limit: Duration) -> Result<Option<ExitStatus>, DaemonError> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.try_wait()? {
+                return Ok(Some(status));
+            }
+            if start.elapsed() >= limit {
+                return Ok(None);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the child (SIGKILL: tgtd ignores SIGTERM) and reaps it.
+    pub fn kill(&mut self) -> Result<ExitStatus, DaemonError> {
+        if let Some(status) = self.try_wait()? {
+            return Ok(status);
+        }
+        let pid = self.pid();
+        if let Err(source) = self.child.kill() {
+            tracing::warn!(pid, %source, "killing tgtd failed");
+        }
+        let status = self
+            .child
+            .wait()
+            .map_err(|source| DaemonError::Supervise { pid, source })?;
+        self.exited = Some(status);
+        self.remove_socket_files();
+        Ok(status)
+    }
+
+    fn check_alive(&mut self, during: &'static str) -> Result<(), TgtError> {
+        match self.try_wait()? {
+            None => Ok(()),
+            Some(status) => Err(DaemonError::Exited {
+                pid: self.pid(),
+                status,
+                during,
+                hint: if status.code() == Some(1) {
+                    " (another tgtd holding the same control port's lock file?)"
+                } else {
+                    ""
+                },
+            }
+            .into()),
+        }
+    }
+
+    /// tgtd leaves `socket.N` and `socket.N.lock` behind on exit; ours are ours to remove.
+    fn remove_socket_files(&self) {
+        let mut lock = self.socket.as_os_str().to_owned();
+        lock.push(".lock");
+        for path in [self.socket.clone(), PathBuf::from(lock)] {
+            if let Err(e) = fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), %e, "cannot remove tgtd's file");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ManagedTgtd {
+    fn drop(&mut self) {
+        if let Err(e) = self.kill() {
+            tracing::warn!(%e, "reaping tgtd on drop failed");
+        }
+    }
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is shared.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
