@@ -1,0 +1,26 @@
+//! `iha-lab initiator -- <command...>`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use iscsi_ha_lab::Lab;
+
+/// Options of `initiator`.
+#[derive(Debug, clap::Args)]
+pub struct InitiatorArgs {
+    /// Timeout in seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// The command; its words are joined with spaces and run by `sh -c`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+pub fn run(args: &InitiatorArgs) -> anyhow::Result<ExitCode> {
+    let lab = Lab::attach()?;
+    let out = lab.initiator_timeout(&args.command.join(" "), Duration::from_secs(args.timeout))?;
+    std::io::stdout().write_all(&out.stdout)?;
+    std::io::stderr().write_all(&out.stderr)?;
+    Ok(super::exit_code(out.status))
+}

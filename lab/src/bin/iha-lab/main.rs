@@ -1,0 +1,69 @@
+//! `iha-lab`: the two-node lab from the command line.
+//!
+//! ```text
+//! iha-lab up [--primary N] [--initial-sync] [--resources N] [--size-mib M]
+//! iha-lab status
+//! iha-lab exec <node> -- <command...>      (runs in node 1 or 2, exits with its status)
+//! iha-lab initiator -- <command...>        (runs in the initiator namespace)
+//! iha-lab down
+//! ```
+//! `up` leaves the lab running for the other verbs; `down` removes it (and whatever a crashed
+//! run left). The lab directory is `$IHA_LAB_DIR` (default /var/tmp/iscsi-ha-lab).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod down;
+mod exec;
+mod initiator;
+mod status;
+mod up;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "iha-lab",
+    version,
+    about = "Two VMs with DRBD 8.4, tgtd and an initiator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Boot both VMs, configure DRBD, wait for Connected UpToDate/UpToDate; leave them running.
+    Up(up::UpArgs),
+    /// Stop the lab and remove everything it (or a crashed run) left.
+    Down,
+    /// Show the VMs, their DRBD state and the cache.
+    Status,
+    /// Run a command in node 1 or 2.
+    Exec(exec::ExecArgs),
+    /// Run a command in the initiator namespace (10.99.0.10).
+    Initiator(initiator::InitiatorArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Verb::Up(args) => up::run(&args),
+        Verb::Down => down::run(),
+        Verb::Status => status::run(),
+        Verb::Exec(args) => exec::run(&args),
+        Verb::Initiator(args) => initiator::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("iha-lab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Maps a command's exit status to ours.
+fn exit_code(status: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(status.clamp(0, 255)).unwrap_or(1))
+}

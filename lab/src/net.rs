@@ -1,0 +1,147 @@
+//! The lab's network: namespace `ihalab-net` holds bridge `br0` with one tap per VM
+//! (`ihalab-tap1`, `ihalab-tap2`) and a veth to namespace `ihalab-ini`, the initiator
+//! (10.99.0.10). The VMs are 10.99.0.1 and 10.99.0.2; 10.99.0.100 is free for a floating address.
+//! Nothing outside these namespaces is touched.
+//!
+//! The lab is test scaffolding, so it builds this with `ip` like an administrator would.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::error::{LabError, Result};
+use crate::host::run;
+
+/// The namespace with the bridge and the taps.
+pub const NET_NS: &str = "ihalab-net";
+/// The initiator's namespace.
+pub const INITIATOR_NS: &str = "ihalab-ini";
+/// The bridge inside [`NET_NS`].
+pub const BRIDGE: &str = "br0";
+/// Prefix length of the lab subnet.
+pub const PREFIX_LEN: u8 = 24;
+/// The initiator's address.
+pub const INITIATOR_IP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 10);
+/// A free address for a floating IP (VIP) in the lab subnet.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
+
+/// The address of node `id` (1 or 2).
+pub fn node_ip(id: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 99, 0, id)
+}
+
+/// The tap device of node `id` inside [`NET_NS`].
+pub fn tap_name(id: u8) -> String {
+    format!("ihalab-tap{id}")
+}
+
+/// The bind-mounted namespace file `ip netns` keeps for `ns`.
+pub(crate) fn netns_path(ns: &str) -> PathBuf {
+    PathBuf::from("/run/netns").join(ns)
+}
+
+/// Opens a namespace file for `setns(2)`.
+pub(crate) fn open_netns(ns: &str) -> Result<File> {
+    let path = netns_path(ns);
+    File::open(&path).map_err(|e| LabError::io(format!("opening {}", path.display()), e))
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    run(Command::new("ip").args(args)).map(|_| ())
+}
+
+/// Owns the namespaces (and so the bridge, taps and veth in them); removes them on drop.
+#[derive(Debug)]
+pub struct Topology {
+    owned: bool,
+}
+
+impl Topology {
+    /// Creates the topology, after removing what a crashed run may have left.
+    pub fn create() -> Result<Self> {
+        remove_all();
+        let topo = Self { owned: true };
+        let n = NET_NS;
+        ip(&["netns", "add", NET_NS])?;
+        ip(&["netns", "add", INITIATOR_NS])?;
+        ip(&["-n", n, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n",
+            n,
+            "link",
+            "add",
+            BRIDGE,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+        ])?;
+        ip(&["-n", n, "link", "set", BRIDGE, "up"])?;
+        for id in [1, 2] {
+            let tap = tap_name(id);
+            ip(&["-n", n, "tuntap", "add", &tap, "mode", "tap"])?;
+            ip(&["-n", n, "link", "set", &tap, "master", BRIDGE])?;
+            ip(&["-n", n, "link", "set", &tap, "up"])?;
+        }
+        ip(&[
+            "-n",
+            n,
+            "link",
+            "add",
+            "ini-port",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            INITIATOR_NS,
+        ])?;
+        ip(&["-n", n, "link", "set", "ini-port", "master", BRIDGE])?;
+        ip(&["-n", n, "link", "set", "ini-port", "up"])?;
+        let i = INITIATOR_NS;
+        let addr = format!("{INITIATOR_IP}/{PREFIX_LEN}");
+        ip(&["-n", i, "link", "set", "lo", "up"])?;
+        ip(&["-n", i, "addr", "add", &addr, "dev", "eth0"])?;
+        ip(&["-n", i, "link", "set", "eth0", "up"])?;
+        Ok(topo)
+    }
+
+    /// Leaves the namespaces in place when dropped (a lab left running by `iha-lab up`).
+    pub(crate) fn disown(mut self) {
+        self.owned = false;
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if self.owned {
+            remove_all();
+        }
+    }
+}
+
+/// Removes the lab's namespaces if they exist (idempotent; failures are ignored because this
+/// also runs from `Drop`, and what is left is removed by the next run or `iha-lab down`).
+pub fn remove_all() {
+    for ns in [INITIATOR_NS, NET_NS] {
+        if netns_path(ns).exists() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Sets the host side of node `id`'s link up or down (a pulled cable / dead switch port).
+pub(crate) fn set_link(id: u8, up: bool) -> Result<()> {
+    ip(&[
+        "-n",
+        NET_NS,
+        "link",
+        "set",
+        &tap_name(id),
+        if up { "up" } else { "down" },
+    ])
+}
