@@ -1,0 +1,57 @@
+//! `bench-status`: GET_STATUS dumps timed in-process (the socket and family resolved once,
+//! as the daemon keeps them), and once more with a fresh connection per dump.
+
+use std::time::Instant;
+
+use clap::Args;
+use iscsi_ha_drbd::DrbdNetlink;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Dumps to time.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+}
+
+fn summary(mut us: Vec<f64>) -> serde_json::Value {
+    us.sort_by(f64::total_cmp);
+    let n = us.len().max(1);
+    #[allow(clippy::cast_precision_loss)]
+    let mean = us.iter().sum::<f64>() / n as f64;
+    let at = |q: f64| {
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let i = ((n - 1) as f64 * q).round() as usize;
+        us.get(i).copied().unwrap_or(0.0)
+    };
+    serde_json::json!({"n": us.len(), "mean_us": mean, "min_us": at(0.0), "p50_us": at(0.5), "p99_us": at(0.99)})
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut nl = DrbdNetlink::connect()?;
+    let resources = nl.status(None)?.len();
+    let mut kept = Vec::with_capacity(args.iterations);
+    for _ in 0..args.iterations {
+        let t = Instant::now();
+        nl.status(None)?;
+        kept.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut fresh = Vec::with_capacity(args.iterations);
+    for _ in 0..args.iterations {
+        let t = Instant::now();
+        DrbdNetlink::connect()?.status(None)?;
+        fresh.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "resources": resources,
+            "status_dump_kept_socket": summary(kept),
+            "status_dump_fresh_socket": summary(fresh),
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! `family`, `status`, `proc`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use iscsi_ha_drbd::procfs;
+use iscsi_ha_drbd::status::DrbdResource;
+use iscsi_ha_drbd::DrbdNetlink;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this resource.
+    resource: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProcArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The file to read.
+    #[arg(long, default_value = procfs::PROC_DRBD)]
+    path: PathBuf,
+}
+
+pub fn family() -> anyhow::Result<()> {
+    let nl = DrbdNetlink::connect().context("resolving the drbd family")?;
+    let f = nl.family();
+    println!(
+        "id {} version {} dialect {:?} hdrsize {} events-group {:?} ops {:?}",
+        f.id,
+        f.version,
+        nl.dialect(),
+        f.hdrsize,
+        f.events_group,
+        f.ops
+    );
+    Ok(())
+}
+
+/// One line per volume, in a fixed order the lab tests compare with the witnesses.
+pub fn format_resources(resources: &[DrbdResource]) -> String {
+    let mut out = String::new();
+    for r in resources {
+        if r.volumes.is_empty() {
+            out.push_str(&format!("{} no-volumes\n", r.name));
+        }
+        for v in &r.volumes {
+            out.push_str(&format!(
+                "{} volume:{} minor:{} role:{} peer:{} cs:{} ds:{}/{} susp:{} oos:{} size:{}",
+                r.name,
+                v.volume,
+                v.minor,
+                v.role,
+                v.peer_role,
+                v.cstate,
+                v.disk,
+                v.peer_disk,
+                if v.suspended.any() { "yes" } else { "no" },
+                v.out_of_sync_kib
+                    .map_or("-".to_string(), |k| format!("{k}K")),
+                v.capacity_kib.map_or("-".to_string(), |k| format!("{k}K")),
+            ));
+            if let Some(p) = v.resync {
+                out.push_str(&format!(
+                    " sync:{:.1}% left:{}K total:{}K",
+                    p.percent_done, p.left_kib, p.total_kib
+                ));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+pub fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let mut nl = DrbdNetlink::connect().context("resolving the drbd family")?;
+    let resources = nl.status(args.resource.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&resources)?);
+    } else {
+        print!("{}", format_resources(&resources));
+    }
+    Ok(())
+}
+
+pub fn proc(args: ProcArgs) -> anyhow::Result<()> {
+    let p = procfs::read(&args.path)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&p)?);
+    } else {
+        println!("version {} api {}", p.version.release, p.version.api);
+        for m in &p.minors {
+            println!(
+                "minor:{} cs:{} ro:{:?} ds:{:?} flags:{} oos:{:?}",
+                m.minor,
+                m.cstate,
+                m.roles,
+                m.disks,
+                m.flags,
+                m.counters.and_then(|c| c.oos)
+            );
+        }
+    }
+    Ok(())
+}
