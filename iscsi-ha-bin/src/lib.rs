@@ -1,5 +1,14 @@
 //! The pieces behind the `iscsi-ha` and `iscsi-cfg` binaries: reading the configuration files
-//! safely, and one module per command.
+//! safely, role sources, the control socket, the daemon's poll loop, and one module per command.
 
 pub mod commands;
 pub mod config_file;
+pub mod control;
+pub mod daemon;
+pub mod log_alerts;
+pub mod manual_state;
+pub mod role;
+pub mod wiring;
+
+/// The version and the git commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("IHA_GIT_COMMIT"), ")");

@@ -1,0 +1,53 @@
+//! Requests and responses on the control socket, one JSON object per line.
+
+use iscsi_ha_core::status::Status;
+use serde::{Deserialize, Serialize};
+
+/// What an operator asks the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case")]
+pub enum Request {
+    /// The current status.
+    Status,
+    /// Manual mode on, holding the current state (become-primary on the pool master,
+    /// become-secondary elsewhere).
+    ManualModeEnable,
+    /// Manual mode off: follow the pool role again.
+    ManualModeDisable,
+    /// In manual mode: serve here.
+    BecomePrimary,
+    /// In manual mode: stop serving here.
+    BecomeSecondary,
+    /// Reload the configuration file (like SIGHUP).
+    Reload,
+    /// Forget restart budgets and retry delays (an operator has fixed the cause).
+    Reset,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Response {
+    /// The status.
+    Status {
+        /// It.
+        status: Box<Status>,
+    },
+    /// Done.
+    Ok {
+        /// What was done.
+        message: String,
+    },
+    /// Not done, on purpose.
+    Refused {
+        /// Why.
+        reason: String,
+        /// What to do instead.
+        hint: String,
+    },
+    /// The request could not be handled.
+    Error {
+        /// Why.
+        message: String,
+    },
+}

@@ -1,0 +1,37 @@
+//! What the daemon drives: the ports, and the descriptors that tell it something changed.
+
+use crate::role::RoleSource;
+use iscsi_ha_core::ports::{Alerts, FloatingIp, IscsiTarget, ReplicatedVolume};
+use std::os::fd::BorrowedFd;
+
+/// A descriptor that becomes readable when the world may have changed (a DRBD state change,
+/// an address removed, the managed target daemon exiting).
+pub trait EventSource: std::fmt::Debug {
+    /// A short name for logs.
+    fn name(&self) -> &str;
+    /// The descriptor to poll, when there is one now (a subscription may wait for a module to
+    /// load, a child watch for a child to exist).
+    fn fd(&self) -> Option<BorrowedFd<'_>>;
+    /// Called before each wait: (re)subscribe, follow a restarted child.
+    fn refresh(&mut self) {}
+    /// Consumes what is pending. `Ok(true)` when it may concern us (reconcile now),
+    /// `Ok(false)` when it does not; an error is logged and treated as "may concern us".
+    fn drain(&mut self) -> Result<bool, String>;
+}
+
+/// The ports and event sources of one host, built by the wiring.
+#[allow(missing_debug_implementations)]
+pub struct Host {
+    /// The role source.
+    pub role: Box<dyn RoleSource>,
+    /// The replicated volumes.
+    pub volumes: Box<dyn ReplicatedVolume>,
+    /// The iSCSI target.
+    pub target: Box<dyn IscsiTarget>,
+    /// The floating address.
+    pub vip: Box<dyn FloatingIp>,
+    /// Where alerts go.
+    pub alerts: Box<dyn Alerts>,
+    /// What wakes the daemon besides its own timers.
+    pub events: Vec<Box<dyn EventSource>>,
+}

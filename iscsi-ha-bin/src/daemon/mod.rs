@@ -1,0 +1,367 @@
+//! The daemon: one thread, one `poll` loop. Every wake-up (a role change, a DRBD event, an
+//! address event, the target daemon exiting, an operator request, a signal, the safety timer)
+//! runs observe → plan → act → publish status.
+
+mod host;
+mod operator;
+mod os;
+
+pub use host::{EventSource, Host};
+pub use os::{Notifier, SignalRequest, Signals, WakeTimer};
+
+use crate::config_file;
+use crate::control::{ControlServer, PeerRequest};
+use crate::manual_state::ManualState;
+use iscsi_ha_core::config::Config;
+use iscsi_ha_core::observation::{ManualMode, Observation, VolumeObservation};
+use iscsi_ha_core::reconcile::{ActionRecord, Outcome, Ports, Reconciler, Report};
+use iscsi_ha_core::role::Role;
+use iscsi_ha_core::status::Status;
+use iscsi_ha_core::time::{Moment, Timestamp};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How many passes one wake-up may run while steps keep succeeding (each pass re-observes).
+const MAX_PASSES: usize = 4;
+
+/// Everything the daemon needs to start.
+#[allow(missing_debug_implementations)]
+pub struct DaemonParts {
+    /// The checked configuration.
+    pub config: Config,
+    /// Where it was read from (for reloads).
+    pub config_path: PathBuf,
+    /// This host's name, for status and alerts.
+    pub host_name: String,
+    /// The ports and event sources.
+    pub host: Host,
+    /// The listening control socket.
+    pub control: ControlServer,
+    /// Where manual mode is kept.
+    pub manual: ManualState,
+}
+
+/// The running daemon's state.
+#[allow(missing_debug_implementations)]
+pub struct Daemon {
+    config: Config,
+    config_path: PathBuf,
+    host_name: String,
+    host: Host,
+    control: ControlServer,
+    manual_state: ManualState,
+    manual: ManualMode,
+    reconciler: Reconciler,
+    signals: Signals,
+    timer: WakeTimer,
+    notifier: Notifier,
+    observation: Option<Observation>,
+    status: Option<Status>,
+    wake_at: Option<Instant>,
+    last_scan: Instant,
+}
+
+/// Which descriptor woke the loop.
+#[derive(Debug, Clone, Copy)]
+enum Token {
+    Signals,
+    Timer,
+    Control,
+    Role,
+    Event(usize),
+}
+
+impl Daemon {
+    /// Prepares the daemon: blocks signals, loads the saved manual mode.
+    pub fn new(parts: DaemonParts) -> anyhow::Result<Self> {
+        let manual = parts.manual.load().map_err(anyhow::Error::msg)?;
+        Ok(Self {
+            reconciler: Reconciler::new(&parts.config),
+            config: parts.config,
+            config_path: parts.config_path,
+            host_name: parts.host_name,
+            host: parts.host,
+            control: parts.control,
+            manual_state: parts.manual,
+            manual,
+            signals: Signals::new()?,
+            timer: WakeTimer::new()?,
+            notifier: Notifier::new(),
+            observation: None,
+            status: None,
+            wake_at: None,
+            last_scan: Instant::now(),
+        })
+    }
+
+    /// Runs until SIGTERM/SIGINT. The storage is left as it is on the way out: stopping the
+    /// daemon is not a failover.
+    pub fn run(&mut self) -> anyhow::Result<()> {
+        tracing::info!(host = %self.host_name, manual = ?self.manual, "iscsi-ha daemon starting");
+        let _ = self.wake("start");
+        self.notifier.ready(&self.one_line_status());
+        loop {
+            self.arm_timer();
+            let tokens = self.wait()?;
+            let mut reasons: Vec<&'static str> = Vec::new();
+            for token in tokens {
+                match token {
+                    Token::Signals => {
+                        for request in self.signals.drain() {
+                            match request {
+                                SignalRequest::Stop => {
+                                    tracing::info!(
+                                        "stopping on signal; the storage is left as it is"
+                                    );
+                                    self.notifier.stopping();
+                                    return Ok(());
+                                }
+                                SignalRequest::Reload => {
+                                    let outcome = self.reload();
+                                    match outcome {
+                                        Ok(m) => tracing::info!("{m}"),
+                                        Err(e) => tracing::error!("reload refused, keeping the running configuration:\n{e}"),
+                                    }
+                                    reasons.push("reload");
+                                }
+                            }
+                        }
+                    }
+                    Token::Timer => {
+                        self.timer.drain();
+                        reasons.push("timer");
+                    }
+                    Token::Control => {
+                        for peer in self.control.accept() {
+                            self.answer(peer);
+                        }
+                    }
+                    Token::Role => {
+                        self.host.role.drain_changes();
+                        reasons.push("role source");
+                    }
+                    Token::Event(i) => {
+                        if let Some(source) = self.host.events.get_mut(i) {
+                            match source.drain() {
+                                Ok(false) => {}
+                                Ok(true) => reasons.push("event"),
+                                Err(e) => {
+                                    tracing::warn!(source = source.name(), "event source: {e}");
+                                    reasons.push("event");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !reasons.is_empty() {
+                let _ = self.wake(reasons[0]);
+            }
+        }
+    }
+
+    fn wait(&mut self) -> anyhow::Result<Vec<Token>> {
+        let mut tokens = vec![Token::Signals, Token::Timer, Token::Control];
+        let mut fds = vec![
+            PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.timer.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
+        ];
+        if let Some(fd) = self.host.role.change_fd() {
+            tokens.push(Token::Role);
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        for source in self.host.events.iter_mut() {
+            source.refresh();
+        }
+        for (i, source) in self.host.events.iter().enumerate() {
+            if let Some(fd) = source.fd() {
+                tokens.push(Token::Event(i));
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+        }
+        loop {
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => break,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let ready = fds
+            .iter()
+            .zip(tokens)
+            .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, t)| t)
+            .collect();
+        Ok(ready)
+    }
+
+    fn arm_timer(&mut self) {
+        let now = Instant::now();
+        let scan = self.config.file.monitor.scan_interval.get();
+        let mut next = (self.last_scan + scan).saturating_duration_since(now);
+        if let Some(at) = self.wake_at {
+            next = next.min(at.saturating_duration_since(now));
+        }
+        if let Some(keepalive) = self.notifier.keepalive_interval() {
+            next = next.min(keepalive);
+        }
+        if let Err(e) = self.timer.arm(next) {
+            tracing::error!("cannot arm the wake-up timer: {e}");
+        }
+    }
+
+    /// Observe → plan → act, repeated while steps succeed, then publish status. Returns what
+    /// was done.
+    fn wake(&mut self, reason: &str) -> Vec<ActionRecord> {
+        self.last_scan = Instant::now();
+        self.wake_at = None;
+        let mut done = Vec::new();
+        for pass in 0..MAX_PASSES {
+            let observation = self.observe();
+            let now = moment();
+            let report = self.act(&observation, now);
+            self.log_report(reason, pass, &report);
+            self.wake_at = report.wake_at;
+            self.status = Some(Status::build(
+                &self.host_name,
+                &self.config,
+                &observation,
+                &report.plan,
+                &self.reconciler,
+                now,
+            ));
+            self.observation = Some(observation);
+            done.extend(report.actions.iter().cloned());
+            let progressed = !report.actions.is_empty()
+                && report.actions.iter().all(|a| a.outcome == Outcome::Done);
+            if !progressed {
+                break;
+            }
+        }
+        self.notifier.alive(&self.one_line_status());
+        done
+    }
+
+    fn act(&mut self, observation: &Observation, now: Moment) -> Report {
+        let host = &mut self.host;
+        let mut ports = Ports {
+            volumes: host.volumes.as_mut(),
+            target: host.target.as_mut(),
+            vip: host.vip.as_mut(),
+            alerts: host.alerts.as_mut(),
+        };
+        self.reconciler
+            .reconcile(&self.config, observation, &mut ports, now)
+    }
+
+    fn observe(&mut self) -> Observation {
+        let role = match self.host.role.role() {
+            Ok(role) => role,
+            Err(e) => Role::Unknown(e.to_string()),
+        };
+        let volumes = self
+            .config
+            .resources
+            .iter()
+            .map(|name| VolumeObservation {
+                name: name.clone(),
+                status: self.host.volumes.status(name).map_err(|e| e.to_string()),
+            })
+            .collect();
+        Observation {
+            role,
+            manual: self.manual,
+            volumes,
+            target: self.host.target.status().map_err(|e| e.to_string()),
+            vip_here: self
+                .host
+                .vip
+                .is_assigned(&self.config.vip)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn log_report(&self, reason: &str, pass: usize, report: &Report) {
+        if report.actions.is_empty() {
+            tracing::debug!(reason, pass, intent = ?report.plan.intent, holds = report.plan.holds.len(), "nothing to do");
+        }
+        for a in &report.actions {
+            match &a.outcome {
+                Outcome::Done => tracing::info!(reason, "{}: done", a.step),
+                Outcome::Failed { error, .. } => {
+                    tracing::error!(reason, "{}: failed: {error}", a.step)
+                }
+                Outcome::Deferred { retry_in_ms } => {
+                    tracing::debug!("{}: deferred {retry_in_ms} ms", a.step)
+                }
+                Outcome::BudgetExhausted { retry_in_ms } => {
+                    tracing::debug!("{}: budget exhausted for {retry_in_ms} ms more", a.step)
+                }
+            }
+        }
+        for hold in &report.plan.holds {
+            tracing::debug!("hold: {hold}");
+        }
+    }
+
+    fn one_line_status(&self) -> String {
+        match &self.status {
+            Some(s) => format!(
+                "role {} intent {:?}; target {}; VIP {}",
+                s.host_role,
+                s.intent,
+                if s.target.running {
+                    "serving"
+                } else {
+                    "stopped"
+                },
+                match s.vip.here {
+                    Some(true) => "here",
+                    Some(false) => "not here",
+                    None => "unknown",
+                }
+            ),
+            None => "starting".into(),
+        }
+    }
+
+    /// Re-reads the configuration file; a bad one is refused and the running one kept.
+    fn reload(&mut self) -> Result<String, String> {
+        let fresh = config_file::load(&self.config_path).map_err(|e| e.to_string())?;
+        self.reconciler.reconfigure(&fresh);
+        self.config = fresh;
+        Ok(format!(
+            "{} reloaded (adapter settings such as [target.daemon] and [vip] timings take effect at the next start)",
+            self.config_path.display()
+        ))
+    }
+
+    fn answer(&mut self, peer: PeerRequest) {
+        let response = match &peer.request {
+            Ok(request) => self.handle(request.clone()),
+            Err(e) => crate::control::Response::Error { message: e.clone() },
+        };
+        peer.respond(&response);
+    }
+
+    fn set_manual(&mut self, mode: ManualMode) -> Result<(), String> {
+        self.manual_state
+            .save(mode)
+            .map_err(|e| format!("cannot save manual mode: {e}"))?;
+        self.manual = mode;
+        Ok(())
+    }
+}
+
+fn moment() -> Moment {
+    Moment {
+        instant: Instant::now(),
+        wall: Timestamp::from_system_time(SystemTime::now()),
+    }
+}
+
+/// How long operator commands wait for the daemon by default.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);

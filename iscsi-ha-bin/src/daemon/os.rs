@@ -1,0 +1,147 @@
+//! The daemon's OS plumbing: blocked signals read from a signalfd, a monotonic timerfd for the
+//! next wake-up, and systemd's notify protocol.
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+/// What a signal asks of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalRequest {
+    /// SIGTERM / SIGINT: stop, leaving the storage as it is.
+    Stop,
+    /// SIGHUP: reload the configuration.
+    Reload,
+}
+
+/// SIGTERM, SIGINT and SIGHUP, blocked and read from a descriptor.
+#[derive(Debug)]
+pub struct Signals {
+    fd: SignalFd,
+}
+
+impl Signals {
+    /// Blocks the signals for this thread and opens the descriptor.
+    pub fn new() -> nix::Result<Self> {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGTERM);
+        mask.add(Signal::SIGINT);
+        mask.add(Signal::SIGHUP);
+        mask.thread_block()?;
+        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        Ok(Self { fd })
+    }
+
+    /// The pending requests.
+    pub fn drain(&mut self) -> Vec<SignalRequest> {
+        let mut out = Vec::new();
+        while let Ok(Some(info)) = self.fd.read_signal() {
+            let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+            match Signal::try_from(signo) {
+                Ok(Signal::SIGHUP) => out.push(SignalRequest::Reload),
+                Ok(Signal::SIGTERM | Signal::SIGINT) => out.push(SignalRequest::Stop),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+impl AsFd for Signals {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// A one-shot monotonic timer.
+#[derive(Debug)]
+pub struct WakeTimer {
+    fd: TimerFd,
+}
+
+impl WakeTimer {
+    /// A disarmed timer.
+    pub fn new() -> nix::Result<Self> {
+        Ok(Self {
+            fd: TimerFd::new(
+                ClockId::CLOCK_MONOTONIC,
+                TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+            )?,
+        })
+    }
+
+    /// Fires once after `after` (at least 1 ms).
+    pub fn arm(&mut self, after: Duration) -> nix::Result<()> {
+        let after = after.max(Duration::from_millis(1));
+        self.fd.set(
+            Expiration::OneShot(TimeSpec::from_duration(after)),
+            TimerSetTimeFlags::empty(),
+        )
+    }
+
+    /// Consumes an expiry.
+    pub fn drain(&mut self) {
+        let _ = self.fd.wait();
+    }
+}
+
+impl AsFd for WakeTimer {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// systemd's notify protocol, when the daemon runs under systemd (`NOTIFY_SOCKET` set).
+#[derive(Debug)]
+pub struct Notifier {
+    watchdog: Option<Duration>,
+}
+
+impl Notifier {
+    /// Reads the watchdog interval systemd asks for, if any.
+    pub fn new() -> Self {
+        let mut usec = 0;
+        let watchdog =
+            sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec));
+        Self { watchdog }
+    }
+
+    /// How often keep-alives must be sent (half systemd's interval), if the watchdog is on.
+    pub fn keepalive_interval(&self) -> Option<Duration> {
+        self.watchdog.map(|w| w / 2)
+    }
+
+    /// Tells systemd the daemon is ready.
+    pub fn ready(&self, status: &str) {
+        let _ = sd_notify::notify(
+            false,
+            &[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(status),
+            ],
+        );
+    }
+
+    /// A watchdog keep-alive and a one-line status.
+    pub fn alive(&self, status: &str) {
+        let mut states = vec![sd_notify::NotifyState::Status(status)];
+        if self.watchdog.is_some() {
+            states.push(sd_notify::NotifyState::Watchdog);
+        }
+        let _ = sd_notify::notify(false, &states);
+    }
+
+    /// Tells systemd the daemon is stopping.
+    pub fn stopping(&self) {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    }
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,82 @@
+//! The operator's manual mode, kept on disk so that a daemon restart keeps it (the original kept
+//! it in `/etc/iscsi-ha/state/manual`).
+
+use iscsi_ha_core::observation::ManualMode;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/iscsi-ha";
+
+/// The manual-mode file in a state directory.
+#[derive(Debug, Clone)]
+pub struct ManualState {
+    path: PathBuf,
+}
+
+impl ManualState {
+    /// The manual-mode file in `state_dir`.
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            path: state_dir.join("manual-mode"),
+        }
+    }
+
+    /// Reads the saved mode; a missing file means off, an unreadable one is an error.
+    pub fn load(&self) -> Result<ManualMode, String> {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => match text.trim() {
+                "become-primary" => Ok(ManualMode::BecomePrimary),
+                "become-secondary" => Ok(ManualMode::BecomeSecondary),
+                "" | "off" => Ok(ManualMode::Off),
+                other => Err(format!(
+                    "{} holds {other:?}, not a manual mode",
+                    self.path.display()
+                )),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ManualMode::Off),
+            Err(e) => Err(format!("{}: {e}", self.path.display())),
+        }
+    }
+
+    /// Saves the mode atomically (write a temporary file, rename it over).
+    pub fn save(&self, mode: ManualMode) -> std::io::Result<()> {
+        if mode == ManualMode::Off {
+            return match fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let word = match mode {
+            ManualMode::BecomePrimary => "become-primary",
+            _ => "become-secondary",
+        };
+        let tmp = self.path.with_extension("tmp");
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(word.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_defaults_to_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = ManualState::new(dir.path());
+        assert_eq!(state.load(), Ok(ManualMode::Off));
+        state.save(ManualMode::BecomeSecondary).unwrap();
+        assert_eq!(state.load(), Ok(ManualMode::BecomeSecondary));
+        state.save(ManualMode::Off).unwrap();
+        assert_eq!(state.load(), Ok(ManualMode::Off));
+        fs::write(dir.path().join("manual-mode"), "sideways").unwrap();
+        assert!(state.load().is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! Role sources: where this host's pool role comes from. Each implements the core's
+//! [`PoolRole`] port; file-based sources also give the daemon a descriptor that becomes readable
+//! when the role may have changed, so a change is seen at once instead of at the next scan.
+
+mod command;
+mod file;
+mod pool_conf;
+mod watch;
+mod xapi;
+
+pub use command::CommandRole;
+pub use file::FileRole;
+pub use pool_conf::{parse_pool_conf, PoolConfRole};
+pub use watch::FileWatch;
+pub use xapi::XapiCheck;
+
+use iscsi_ha_core::config::schema::{RoleSection, RoleSourceKind, StaticRole};
+use iscsi_ha_core::config::DEFAULT_POOL_CONF;
+use iscsi_ha_core::ports::{PoolRole, RoleError};
+use iscsi_ha_core::role::Role;
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A role source the daemon can poll: the port plus an optional change descriptor.
+pub trait RoleSource: PoolRole + std::fmt::Debug {
+    /// A descriptor that becomes readable when the role may have changed, if the source has one.
+    fn change_fd(&self) -> Option<BorrowedFd<'_>>;
+    /// Consumes the pending change notifications (called when `change_fd` is readable).
+    fn drain_changes(&mut self);
+}
+
+/// A role fixed in the configuration.
+#[derive(Debug, Clone)]
+pub struct FixedRole(pub Role);
+
+impl PoolRole for FixedRole {
+    fn role(&mut self) -> Result<Role, RoleError> {
+        Ok(self.0.clone())
+    }
+}
+
+impl RoleSource for FixedRole {
+    fn change_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    fn drain_changes(&mut self) {}
+}
+
+/// Default time a command or `xe` gets to answer (the original's XE_TIMEOUT).
+pub const DEFAULT_ROLE_TIMEOUT: Duration = Duration::from_secs(13);
+
+/// Builds the role source the configuration asks for.
+pub fn from_config(section: &RoleSection) -> std::io::Result<Box<dyn RoleSource>> {
+    let timeout = section.timeout.map_or(DEFAULT_ROLE_TIMEOUT, |t| t.get());
+    Ok(match section.source {
+        RoleSourceKind::Xapi => {
+            let path = PathBuf::from(section.pool_conf.as_deref().unwrap_or(DEFAULT_POOL_CONF));
+            let check = section
+                .xapi_check
+                .unwrap_or(false)
+                .then(|| XapiCheck::new(timeout));
+            Box::new(PoolConfRole::new(path, check)?)
+        }
+        RoleSourceKind::File => Box::new(FileRole::new(PathBuf::from(
+            section.path.as_deref().unwrap_or_default(),
+        ))?),
+        RoleSourceKind::Command => Box::new(CommandRole::new(
+            section.command.clone().unwrap_or_default(),
+            timeout,
+        )),
+        RoleSourceKind::Static => Box::new(FixedRole(match section.role {
+            Some(StaticRole::Master) => Role::Master,
+            Some(StaticRole::Slave) | None => Role::Slave,
+        })),
+    })
+}
+
+/// Reads `master` or `slave` (any case, surrounding whitespace ignored) as a role.
+pub fn parse_role_word(text: &str) -> Option<Role> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "master" => Some(Role::Master),
+        "slave" => Some(Role::Slave),
+        _ => None,
+    }
+}

@@ -1,0 +1,204 @@
+//! Builds the real adapters from the configuration: DRBD over generic netlink, tgtd over its
+//! socket, the VIP over rtnetlink and raw sockets, and the event sources that wake the daemon.
+
+use crate::daemon::{EventSource, Host};
+use crate::log_alerts::LogAlerts;
+use crate::role;
+use anyhow::Context;
+use iscsi_ha_core::config::Config;
+use iscsi_ha_core::ports::{IscsiTarget, TargetError};
+use iscsi_ha_core::target::{TargetSpec, TargetStatus};
+use iscsi_ha_drbd::{DrbdEvents, DrbdVolumes};
+use iscsi_ha_net::{AddressEvents, FloatingIpConfig, NetFloatingIp};
+use iscsi_ha_tgt::{ManagedDaemon, TgtConfig, TgtTarget};
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// The tgt adapter's settings from `[target.daemon]`.
+pub fn tgt_config(config: &Config) -> TgtConfig {
+    let d = &config.file.target.daemon;
+    if d.managed {
+        let mut extra = Vec::new();
+        if let Some(portal) = &d.portal {
+            extra.push("--iscsi".to_string());
+            extra.push(format!("portal={portal}"));
+        }
+        let mut managed = ManagedDaemon::new(extra);
+        managed.binary = PathBuf::from(&d.program);
+        TgtConfig::managed(u32::from(d.control_port), managed)
+    } else {
+        TgtConfig::adopt(u32::from(d.control_port))
+    }
+}
+
+/// The floating-IP adapter's settings from `[vip]`.
+pub fn net_config(config: &Config) -> FloatingIpConfig {
+    let v = &config.file.vip;
+    FloatingIpConfig {
+        announce_count: v.announce_count,
+        announce_interval: v.announce_interval.get(),
+        refresh_delay: v.refresh_after.map(|d| d.get()),
+        probe_timeout: v.probe_timeout.get(),
+        icmp_check: v.icmp_check,
+        ..FloatingIpConfig::default()
+    }
+}
+
+/// Builds the host's ports and event sources.
+pub fn build_host(config: &Config) -> anyhow::Result<Host> {
+    let role = role::from_config(&config.file.role).context("cannot watch the role source")?;
+    let target = Rc::new(RefCell::new(TgtTarget::new(tgt_config(config))));
+    let vip =
+        NetFloatingIp::new(net_config(config)).context("cannot open rtnetlink for the VIP")?;
+    let mut events: Vec<Box<dyn EventSource>> = vec![
+        Box::new(DrbdWatch::default()),
+        Box::new(TgtdExit {
+            target: target.clone(),
+            watched: None,
+        }),
+    ];
+    match AddressEvents::subscribe() {
+        Ok(sub) => events.push(Box::new(AddressWatch {
+            events: sub,
+            vip: config.vip.address(),
+        })),
+        Err(e) => tracing::warn!("no address events ({e}); VIP removals are seen at the next scan"),
+    }
+    Ok(Host {
+        role,
+        volumes: Box::new(DrbdVolumes::new()),
+        target: Box::new(SharedTarget(target)),
+        vip: Box::new(vip),
+        alerts: Box::new(LogAlerts),
+        events,
+    })
+}
+
+/// The tgt adapter, shared with the watch on its managed child.
+struct SharedTarget(Rc<RefCell<TgtTarget>>);
+
+impl IscsiTarget for SharedTarget {
+    fn status(&mut self) -> Result<TargetStatus, TargetError> {
+        self.0.borrow_mut().status()
+    }
+    fn serve(&mut self, spec: &TargetSpec) -> Result<(), TargetError> {
+        self.0.borrow_mut().serve(spec)
+    }
+    fn stop(&mut self, spec: &TargetSpec) -> Result<(), TargetError> {
+        self.0.borrow_mut().stop(spec)
+    }
+}
+
+/// DRBD's `events` multicast group; subscribes again while the module is not loaded.
+#[derive(Debug, Default)]
+struct DrbdWatch {
+    events: Option<DrbdEvents>,
+    warned: bool,
+}
+
+impl EventSource for DrbdWatch {
+    fn name(&self) -> &str {
+        "drbd events"
+    }
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.events.as_ref().map(AsFd::as_fd)
+    }
+    fn refresh(&mut self) {
+        if self.events.is_none() {
+            match DrbdEvents::subscribe() {
+                Ok(e) => {
+                    tracing::info!("subscribed to DRBD events");
+                    self.events = Some(e);
+                }
+                Err(e) if !self.warned => {
+                    tracing::warn!("no DRBD events yet ({e}); relying on the scan timer");
+                    self.warned = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    fn drain(&mut self) -> Result<bool, String> {
+        let Some(events) = self.events.as_mut() else {
+            return Ok(false);
+        };
+        match events.read() {
+            Ok(list) => Ok(!list.is_empty()),
+            Err(e) => {
+                // A reloaded module has a new family: subscribe afresh on the next refresh.
+                self.events = None;
+                self.warned = false;
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+/// Address changes; only those of the VIP matter.
+#[derive(Debug)]
+struct AddressWatch {
+    events: AddressEvents,
+    vip: IpAddr,
+}
+
+impl EventSource for AddressWatch {
+    fn name(&self) -> &str {
+        "address events"
+    }
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.events.as_fd())
+    }
+    fn drain(&mut self) -> Result<bool, String> {
+        let list = self.events.drain().map_err(|e| e.to_string())?;
+        Ok(list.iter().any(|e| e.may_concern(self.vip)))
+    }
+}
+
+/// The managed tgtd child: its pidfd becomes readable when it exits.
+struct TgtdExit {
+    target: Rc<RefCell<TgtTarget>>,
+    watched: Option<(u32, OwnedFd)>,
+}
+
+impl std::fmt::Debug for TgtdExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TgtdExit")
+            .field("pid", &self.watched.as_ref().map(|w| w.0))
+            .finish()
+    }
+}
+
+impl EventSource for TgtdExit {
+    fn name(&self) -> &str {
+        "tgtd exit"
+    }
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.watched.as_ref().map(|(_, fd)| fd.as_fd())
+    }
+    fn refresh(&mut self) {
+        let target = self.target.borrow();
+        let current = target
+            .managed()
+            .and_then(|m| Some((m.pid(), m.pidfd()?.try_clone_to_owned().ok()?)));
+        match (&self.watched, current) {
+            (Some((old, _)), Some((pid, fd))) if *old != pid => self.watched = Some((pid, fd)),
+            (None, Some(now)) => self.watched = Some(now),
+            (_, None) => self.watched = None,
+            _ => {}
+        }
+    }
+    fn drain(&mut self) -> Result<bool, String> {
+        let exited = self
+            .target
+            .borrow_mut()
+            .reap_exited()
+            .map_err(|e| e.to_string())?;
+        if exited.is_some() {
+            self.watched = None;
+        }
+        Ok(exited.is_some())
+    }
+}
