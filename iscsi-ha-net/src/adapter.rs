@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -22,21 +23,29 @@ use crate::rtnl::{LinkInfo, NewAddress, Rtnetlink};
 /// The floating-IP adapter. Its sockets live in the network namespace of the thread that
 /// created the adapter (netlink) or that calls it (packet sockets): create and use it from the
 /// same namespace. Needs root, or `CAP_NET_ADMIN` and `CAP_NET_RAW`.
+///
+/// `assign` and `announce` return once the first announcement has left; the rest of the
+/// burst (and the refresh burst) follows on a background thread that `release`, a newer
+/// announcement of the same address, or dropping the adapter cancels. Keep the adapter for
+/// the daemon's lifetime.
 #[derive(Debug)]
 pub struct NetFloatingIp {
     config: FloatingIpConfig,
     rtnl: Rtnetlink,
-    refreshes: HashMap<IpAddr, Refresh>,
+    follow_ups: HashMap<IpAddr, FollowUp>,
+    /// Send-only packet sockets by interface and ethertype, kept because closing a packet
+    /// socket waits for an RCU grace period, which would add milliseconds to every assign.
+    senders: HashMap<(u32, EtherType), Arc<PacketSocket>>,
 }
 
-/// A pending refresh burst; dropping `cancel` stops it before its next frame.
+/// Pending announcements; dropping `cancel` stops them before their next frame.
 #[derive(Debug)]
-struct Refresh {
+struct FollowUp {
     cancel: Sender<()>,
     thread: JoinHandle<()>,
 }
 
-impl Refresh {
+impl FollowUp {
     fn stop(self) {
         drop(self.cancel);
         // The thread only sends frames; if it panicked there is nothing left to undo.
@@ -57,7 +66,8 @@ impl NetFloatingIp {
         Ok(NetFloatingIp {
             config,
             rtnl,
-            refreshes: HashMap::new(),
+            follow_ups: HashMap::new(),
+            senders: HashMap::new(),
         })
     }
 
@@ -92,57 +102,89 @@ impl NetFloatingIp {
         })
     }
 
-    fn cancel_refresh(&mut self, address: IpAddr) {
-        if let Some(refresh) = self.refreshes.remove(&address) {
-            refresh.stop();
+    /// An announcer for `address` on `link`, over a cached send-only socket.
+    fn announcer(&mut self, link: &UsableLink, address: IpAddr) -> io::Result<Announcer> {
+        let (ether_type, frame) = match address {
+            IpAddr::V4(v4) => (
+                EtherType::Arp,
+                ArpPacket::gratuitous(link.mac, v4).to_broadcast_frame(),
+            ),
+            IpAddr::V6(v6) => (
+                EtherType::Ipv6,
+                NdFrame::unsolicited_advert(link.mac, v6).to_frame(),
+            ),
+        };
+        let socket = match self.senders.get(&(link.index, ether_type)) {
+            Some(socket) => Arc::clone(socket),
+            None => {
+                let socket = Arc::new(PacketSocket::open_sender(link.index, ether_type)?);
+                self.senders
+                    .insert((link.index, ether_type), Arc::clone(&socket));
+                socket
+            }
+        };
+        Ok(Announcer {
+            socket,
+            ether_type,
+            frame,
+        })
+    }
+
+    fn cancel_follow_ups(&mut self, address: IpAddr) {
+        if let Some(pending) = self.follow_ups.remove(&address) {
+            pending.stop();
         }
     }
 
-    fn schedule_refresh(&mut self, vip: &Vip, link: &UsableLink) -> Result<(), FloatingIpError> {
-        self.cancel_refresh(vip.address());
-        let Some(delay) = self.config.refresh_delay else {
-            return Ok(());
-        };
+    /// Sends the first announcement now, so that a failure is reported to the caller, and
+    /// leaves the rest of the burst, and after an assignment the refresh burst, to a
+    /// background thread that a release, a new announcement or dropping the adapter cancels.
+    fn announce_now(
+        &mut self,
+        vip: &Vip,
+        link: &UsableLink,
+        with_refresh: bool,
+    ) -> Result<(), FloatingIpError> {
         let name = vip.interface().as_str();
-        let announcer = Announcer::open(link, vip.address())
+        let address = vip.address();
+        self.cancel_follow_ups(address);
+        let announcer = self
+            .announcer(link, address)
             .map_err(|e| from_io(&e, name, "open packet socket"))?;
-        let (cancel, cancelled) = mpsc::channel::<()>();
+        if let Err(e) = announcer.send() {
+            // A socket that failed once (interface gone) is not reused.
+            self.senders.remove(&(link.index, announcer.ether_type));
+            return Err(from_io(&e, name, "announce"));
+        }
+        let rest = self.config.announce_count.max(1) - 1;
+        let refresh = self.config.refresh_delay.filter(|_| with_refresh);
+        if rest == 0 && refresh.is_none() {
+            return Ok(());
+        }
         let count = self.config.announce_count;
         let interval = self.config.announce_interval;
-        let address = vip.address();
+        let (cancel, cancelled) = mpsc::channel::<()>();
+        // Any message or a dropped sender means: stop.
+        let wait =
+            move |pause: Duration| cancelled.recv_timeout(pause) == Err(RecvTimeoutError::Timeout);
         let thread = thread::Builder::new()
-            .name("iha-vip-refresh".into())
+            .name("iha-vip-announce".into())
             .spawn(move || {
-                // Any message or a dropped sender means: stop.
-                if cancelled.recv_timeout(delay) != Err(RecvTimeoutError::Timeout) {
-                    return;
-                }
-                if let Err(e) = announcer.burst(count, interval, |pause| {
-                    cancelled.recv_timeout(pause) == Err(RecvTimeoutError::Timeout)
-                }) {
-                    tracing::warn!(%address, error = %e, "refresh announcement failed");
+                let result = announcer
+                    .burst(rest, interval, true, &wait)
+                    .and_then(|done| match refresh {
+                        Some(delay) if done && wait(delay) => {
+                            announcer.burst(count, interval, false, &wait).map(drop)
+                        }
+                        _ => Ok(()),
+                    });
+                if let Err(e) = result {
+                    tracing::warn!(%address, error = %e, "follow-up announcement failed");
                 }
             })
-            .map_err(|e| FloatingIpError::Io(format!("start refresh thread: {e}")))?;
-        self.refreshes
-            .insert(vip.address(), Refresh { cancel, thread });
+            .map_err(|e| FloatingIpError::Io(format!("start announcement thread: {e}")))?;
+        self.follow_ups.insert(address, FollowUp { cancel, thread });
         Ok(())
-    }
-
-    fn announce_now(&mut self, vip: &Vip, link: &UsableLink) -> Result<(), FloatingIpError> {
-        let name = vip.interface().as_str();
-        let announcer = Announcer::open(link, vip.address())
-            .map_err(|e| from_io(&e, name, "open packet socket"))?;
-        announcer
-            .burst(
-                self.config.announce_count,
-                self.config.announce_interval,
-                |pause| {
-                    thread::sleep(pause);
-                    true
-                },
-            )
-            .map_err(|e| from_io(&e, name, "announce"))
     }
 }
 
@@ -198,19 +240,18 @@ impl FloatingIp for NetFloatingIp {
             .add_address(&new)
             .map_err(|e| from_netlink(&e, name, "add address"))?;
         tracing::info!(%vip, "floating address assigned");
-        self.announce_now(vip, &link)?;
-        self.schedule_refresh(vip, &link)
+        self.announce_now(vip, &link, true)
     }
 
     fn announce(&mut self, vip: &Vip) -> Result<(), FloatingIpError> {
         let link = self.usable_link(vip)?;
-        self.announce_now(vip, &link)
+        self.announce_now(vip, &link, false)
     }
 
     fn release(&mut self, vip: &Vip) -> Result<(), FloatingIpError> {
         let name = vip.interface().as_str();
         // No announcement for an address we are giving up may leave after this point.
-        self.cancel_refresh(vip.address());
+        self.cancel_follow_ups(vip.address());
         let link = self.link(vip)?;
         let present = self
             .rtnl
@@ -230,50 +271,40 @@ impl FloatingIp for NetFloatingIp {
 
 impl Drop for NetFloatingIp {
     fn drop(&mut self) {
-        for (_, refresh) in self.refreshes.drain() {
-            refresh.stop();
+        for (_, pending) in self.follow_ups.drain() {
+            pending.stop();
         }
     }
 }
 
 /// A socket and the announcement frame for one address.
 struct Announcer {
-    socket: PacketSocket,
+    socket: Arc<PacketSocket>,
+    ether_type: EtherType,
     frame: Vec<u8>,
 }
 
 impl Announcer {
-    fn open(link: &UsableLink, address: IpAddr) -> io::Result<Announcer> {
-        let (ether_type, frame) = match address {
-            IpAddr::V4(v4) => (
-                EtherType::Arp,
-                ArpPacket::gratuitous(link.mac, v4).to_broadcast_frame(),
-            ),
-            IpAddr::V6(v6) => (
-                EtherType::Ipv6,
-                NdFrame::unsolicited_advert(link.mac, v6).to_frame(),
-            ),
-        };
-        Ok(Announcer {
-            socket: PacketSocket::open(link.index, ether_type)?,
-            frame,
-        })
+    /// Sends one frame.
+    fn send(&self) -> io::Result<()> {
+        self.socket.send(&self.frame)
     }
 
-    /// Sends `count` frames, the first at once, calling `pause` between them; stops early
-    /// when `pause` returns `false`.
+    /// Sends `count` frames `interval` apart (after a first pause when `pause_first`), waiting
+    /// with `wait`; returns `false` when `wait` says stop.
     fn burst(
         &self,
         count: u32,
         interval: Duration,
-        mut pause: impl FnMut(Duration) -> bool,
-    ) -> io::Result<()> {
-        for n in 0..count.max(1) {
-            if n > 0 && !pause(interval) {
-                return Ok(());
+        pause_first: bool,
+        wait: impl Fn(Duration) -> bool,
+    ) -> io::Result<bool> {
+        for n in 0..count {
+            if (n > 0 || pause_first) && !wait(interval) {
+                return Ok(false);
             }
-            self.socket.send(&self.frame)?;
+            self.send()?;
         }
-        Ok(())
+        Ok(true)
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FloatingIpConfig {
     /// Gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6) per burst; the
-    /// first is sent immediately. keepalived sends 5, IPaddr2 5. Values below 1 count as 1.
+    /// first is sent before `assign`/`announce` return, the rest in the background.
+    /// keepalived sends 5, IPaddr2 5. Values below 1 count as 1.
     pub announce_count: u32,
     /// Pause between the messages of a burst.
     pub announce_interval: Duration,

@@ -1,12 +1,13 @@
 //! `AF_PACKET` raw sockets bound to one interface and one ethertype: how ARP and neighbour
 //! discovery frames are sent and read without a helper process.
 
+use std::fmt;
 use std::io;
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Instant;
 
-use nix::sys::socket::{recv, send, MsgFlags};
+use nix::sys::socket::{recv, MsgFlags};
 
 use crate::frame::EtherType;
 use crate::wait::wait_readable;
@@ -14,26 +15,39 @@ use crate::wait::wait_readable;
 /// Largest frame we read (an MTU of 1500 plus the Ethernet header, rounded up generously).
 const FRAME_BUFFER_LEN: usize = 2048;
 
-/// A raw packet socket on one interface for one ethertype. Outgoing frames carry their own
-/// Ethernet header; incoming frames of that ethertype arrive whole, our own sends excluded
-/// (the kernel loops outgoing frames back only to `ETH_P_ALL` sockets).
-#[derive(Debug)]
+/// A raw packet socket on one interface. Outgoing frames carry their own Ethernet header.
+/// A receiving socket gets incoming frames of its ethertype whole, our own sends excluded (the
+/// kernel loops outgoing frames back only to `ETH_P_ALL` sockets); a sending socket receives
+/// nothing and so costs nothing to keep open.
 pub struct PacketSocket {
     fd: OwnedFd,
+    destination: libc::sockaddr_ll,
 }
 
 impl PacketSocket {
-    /// Opens a non-blocking socket for `ether_type` on interface `index`, in the network
-    /// namespace of the calling thread. Needs `CAP_NET_RAW`.
+    /// Opens a non-blocking socket that sends and receives `ether_type` frames on interface
+    /// `index`, in the network namespace of the calling thread. Needs `CAP_NET_RAW`.
     pub fn open(index: u32, ether_type: EtherType) -> io::Result<PacketSocket> {
-        let protocol = ether_type.value().to_be();
+        PacketSocket::open_bound(index, ether_type, true)
+    }
+
+    /// Opens a socket that only sends `ether_type` frames on interface `index`. It is bound
+    /// with protocol 0, so the kernel hands it no incoming frames.
+    pub fn open_sender(index: u32, ether_type: EtherType) -> io::Result<PacketSocket> {
+        PacketSocket::open_bound(index, ether_type, false)
+    }
+
+    fn open_bound(index: u32, ether_type: EtherType, receive: bool) -> io::Result<PacketSocket> {
+        // Created with protocol 0 and given its protocol by bind(2) only: a socket created
+        // with a protocol is hooked to every interface at once, and moving the hook to one
+        // interface in bind costs an RCU grace period (milliseconds) in the kernel.
         // SAFETY: socket(2) takes plain integers and returns a new descriptor or -1; nothing
         // is borrowed.
         let raw = unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                i32::from(protocol),
+                0,
             )
         };
         if raw < 0 {
@@ -42,33 +56,42 @@ impl PacketSocket {
         // SAFETY: `raw` is a descriptor socket(2) just returned to us and nobody else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
-        // SAFETY: sockaddr_ll is plain old data for which all-zero bytes are a valid value.
-        let mut address: libc::sockaddr_ll = unsafe { mem::zeroed() };
-        address.sll_family = libc::c_ushort::try_from(libc::AF_PACKET)
-            .map_err(|_| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
-        address.sll_protocol = protocol;
-        address.sll_ifindex =
-            i32::try_from(index).map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
-        let length = libc::socklen_t::try_from(mem::size_of::<libc::sockaddr_ll>())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: `address` is a fully initialised sockaddr_ll that outlives the call, and
+        let protocol = ether_type.value().to_be();
+        let destination = link_address(index, protocol)?;
+        let bound_to = link_address(index, if receive { protocol } else { 0 })?;
+        let length = sockaddr_ll_len()?;
+        // SAFETY: `bound_to` is a fully initialised sockaddr_ll that outlives the call, and
         // `length` is its size; bind(2) only reads it.
         let bound = unsafe {
             libc::bind(
                 fd.as_raw_fd(),
-                std::ptr::from_ref(&address).cast::<libc::sockaddr>(),
+                std::ptr::from_ref(&bound_to).cast::<libc::sockaddr>(),
                 length,
             )
         };
         if bound < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(PacketSocket { fd })
+        Ok(PacketSocket { fd, destination })
     }
 
     /// Sends one whole Ethernet frame out of the bound interface.
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
-        let sent = send(self.fd.as_raw_fd(), frame, MsgFlags::empty())?;
+        let length = sockaddr_ll_len()?;
+        // SAFETY: `frame` is a live slice whose pointer and length are passed together, and
+        // `self.destination` is an initialised sockaddr_ll of `length` bytes; sendto(2) only
+        // reads both.
+        let sent = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr().cast::<libc::c_void>(),
+                frame.len(),
+                0,
+                std::ptr::from_ref(&self.destination).cast::<libc::sockaddr>(),
+                length,
+            )
+        };
+        let sent = usize::try_from(sent).map_err(|_| io::Error::last_os_error())?;
         if sent == frame.len() {
             Ok(())
         } else {
@@ -106,6 +129,33 @@ impl PacketSocket {
             }
         }
     }
+}
+
+impl fmt::Debug for PacketSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PacketSocket")
+            .field("fd", &self.fd)
+            .field("ifindex", &self.destination.sll_ifindex)
+            .field("protocol", &u16::from_be(self.destination.sll_protocol))
+            .finish()
+    }
+}
+
+/// The link-layer address of interface `index` for `protocol` (network byte order).
+fn link_address(index: u32, protocol: u16) -> io::Result<libc::sockaddr_ll> {
+    // SAFETY: sockaddr_ll is plain old data for which all-zero bytes are a valid value.
+    let mut address: libc::sockaddr_ll = unsafe { mem::zeroed() };
+    address.sll_family = libc::c_ushort::try_from(libc::AF_PACKET)
+        .map_err(|_| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))?;
+    address.sll_protocol = protocol;
+    address.sll_ifindex =
+        i32::try_from(index).map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
+    Ok(address)
+}
+
+fn sockaddr_ll_len() -> io::Result<libc::socklen_t> {
+    libc::socklen_t::try_from(mem::size_of::<libc::sockaddr_ll>())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 impl AsFd for PacketSocket {

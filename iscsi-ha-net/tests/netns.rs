@@ -148,7 +148,12 @@ fn gratuitous_arp_is_what_c_sees_on_the_wire() {
     let lab = Lab::new();
     let v = vip(VIP4, 24);
     let capture = Capture::start(&lab.c, "arp");
-    lab.b.run(|| adapter().assign(&v).unwrap());
+    lab.b.run(|| {
+        let mut ip = adapter();
+        ip.assign(&v).unwrap();
+        // The rest of the burst follows in the background while the adapter lives.
+        std::thread::sleep(Duration::from_millis(450));
+    });
     let lines = capture.finish();
     // tcpdump -e prints "<src> > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 60:
     // Request who-has 10.213.0.100 (ff:ff:ff:ff:ff:ff) tell 10.213.0.100".
@@ -332,6 +337,38 @@ fn refresh_burst_follows_and_release_cancels_it() {
     assert_eq!(
         garps, 3,
         "first burst, its refresh, second burst, and no refresh after release: {lines:#?}"
+    );
+}
+
+#[test]
+fn release_stops_the_rest_of_the_burst() {
+    let lab = Lab::new();
+    let v = vip(VIP4, 24);
+    let capture = Capture::start(&lab.c, "arp");
+    lab.b.run(|| {
+        let mut ip = NetFloatingIp::new(FloatingIpConfig {
+            announce_count: 5,
+            announce_interval: Duration::from_millis(100),
+            ..FloatingIpConfig::default()
+        })
+        .unwrap();
+        ip.assign(&v).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        ip.release(&v).unwrap();
+        // Nothing may follow the release, although the adapter lives on.
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let lines = capture.finish();
+    let garps = lines
+        .iter()
+        .filter(|l| {
+            l.contains(&format!("{} > ff:ff:ff:ff:ff:ff", lab.b.mac))
+                && l.contains(&format!("tell {VIP4}"))
+        })
+        .count();
+    assert_eq!(
+        garps, 2,
+        "the first at once, one 100 ms later, none after the release: {lines:#?}"
     );
 }
 

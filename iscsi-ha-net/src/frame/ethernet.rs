@@ -7,7 +7,7 @@ use crate::mac::MacAddr;
 pub const ETHERNET_HEADER_LEN: usize = 14;
 
 /// The protocol carried in an Ethernet frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EtherType {
     /// `0x0806`.
     Arp,
