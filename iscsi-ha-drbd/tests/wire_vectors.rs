@@ -76,7 +76,7 @@ fn context(name: &str, volume: u32) -> Vec<u8> {
 }
 
 #[test]
-fn get_status_dump_request_is_encoded_as_drbdsetup_does() {
+fn get_status_dump_request_layout() {
     let msg = DrbdMessage {
         cmd: DrbdCommand::GetStatus,
         version: 1,
@@ -101,8 +101,8 @@ fn get_status_dump_request_is_encoded_as_drbdsetup_does() {
         2, 1, 0, 0,
         // drbd_genlmsghdr: minor ~0, flags 0
         0xff, 0xff, 0xff, 0xff,  0, 0, 0, 0,
-        // CFG_CONTEXT (2), len 12, no flag bits on the nest
-        12, 0, 2, 0,
+        // CFG_CONTEXT (2 | NLA_F_NESTED), len 12
+        12, 0, 2, 0x80,
         //   ctx_resource_name (2 | MANDATORY), len 7, "r0\0" + pad
         7, 0, 0x02, 0x40,  b'r', b'0', 0, 0,
     ];
@@ -132,7 +132,7 @@ fn forced_primary_request_carries_assume_uptodate() {
         40, 0, 0, 0,  0x1c, 0,  0x01, 0x00,  9, 0, 0, 0,  0, 0, 0, 0,
         14, 1, 0, 0,                 // PRIMARY, version 1
         1, 0, 0, 0,  0, 0, 0, 0,     // minor 1
-        12, 0, 6, 0,                 // SET_ROLE_PARMS
+        12, 0, 6, 0x80,              // SET_ROLE_PARMS | NLA_F_NESTED
         5, 0, 0x01, 0x40,  1, 0, 0, 0, // assume_uptodate (1 | MANDATORY) = u8 1
     ];
     assert_eq!(bytes, expected);

@@ -3,7 +3,7 @@
 use netlink_packet_core::{DecodeError, Emitable, ParseableParametrized};
 use netlink_packet_generic::{GenlFamily, GenlHeader};
 
-use super::attr::{emit_fields, parse_attrs, Field, FieldValue, RawAttr};
+use super::attr::{emit_fields, parse_attrs, Field, FieldValue, RawAttr, NLA_F_NESTED};
 use super::cmd::{tla, DrbdCommand};
 use super::sets::{
     CfgContext, CfgReply, ConnectionInfo, DeviceInfo, DisconnectParms, HelperInfo,
@@ -143,13 +143,17 @@ impl DrbdAttrs {
     }
 
     /// The top-level attributes to encode, in attribute-number order, unknown ones last.
-    /// Nests carry no flag bits, as drbdsetup sends them.
+    ///
+    /// Nests carry `NLA_F_NESTED`, as the kernel's own `nla_nest_start()` has set it since
+    /// Linux 5.2. drbdsetup's libgenl sends nests without it, which the 6.1 kernel refuses
+    /// with -EINVAL for a GET_STATUS dump filtered by resource (found in the lab); DRBD's
+    /// parsers mask the bit, so every command accepts it.
     pub fn fields(&self) -> Vec<Field> {
         fn nest(out: &mut Vec<Field>, number: u16, fields: Option<Vec<Field>>) {
             if let Some(fields) = fields {
                 out.push(Field {
                     number,
-                    flags: 0,
+                    flags: NLA_F_NESTED,
                     value: FieldValue::Nested(fields),
                 });
             }

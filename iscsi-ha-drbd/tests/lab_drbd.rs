@@ -1,0 +1,239 @@
+//! iscsi-ha-drbd against the real DRBD 8.4 kernel module in the two-VM lab (one boot, four
+//! resources). The witnesses are the 8.4 tools (`drbdsetup role|cstate|dstate <minor>`,
+//! `drbdsetup status`) and `/proc/drbd` read by the lab's own parser.
+//!
+//! Not part of the plain `cargo test` (the target has `test = false`): it needs root and boots
+//! VMs, so `scripts/suites.d/60-drbd-lab` runs it:
+//! `cargo test -p iscsi-ha-drbd --test lab_drbd -- --test-threads=1 --nocapture`.
+
+use std::time::{Duration, Instant};
+
+use iscsi_ha_lab::drbd::parse_proc_drbd;
+use iscsi_ha_lab::{DrbdOptions, Lab, LabOptions, Node, ResourceSpec};
+
+const RESOURCES: u32 = 4;
+
+fn name(i: u32) -> String {
+    format!("r{i}")
+}
+
+/// Our status of every resource on `node` equals what the witnesses say.
+fn assert_status_matches_witnesses(node: &Node, bin: &str) {
+    let ours = node
+        .run(&format!("{bin} status --json"))
+        .expect("iha-drbd status");
+    let ours: serde_json::Value = serde_json::from_str(&ours).expect("status JSON");
+    let resources = ours.as_array().expect("a list of resources");
+    assert_eq!(resources.len(), RESOURCES as usize, "{ours}");
+    let proc = parse_proc_drbd(&node.run("cat /proc/drbd").expect("/proc/drbd"));
+    let drbdsetup_status = node.run("drbdsetup status").expect("drbdsetup status");
+    for r in resources {
+        let rname = r["name"].as_str().expect("name");
+        let vols = r["volumes"].as_array().expect("volumes");
+        assert_eq!(vols.len(), 1, "{r}");
+        let v = &vols[0];
+        let minor = v["minor"].as_u64().expect("minor");
+        let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        // drbdsetup-84 <minor> role|cstate|dstate.
+        let role = node.run(&format!("drbdsetup role {minor}")).expect("role");
+        assert_eq!(
+            role.trim(),
+            format!("{}/{}", field("role"), field("peer_role")),
+            "{rname}"
+        );
+        let cstate = node
+            .run(&format!("drbdsetup cstate {minor}"))
+            .expect("cstate");
+        assert_eq!(cstate.trim(), field("cstate"), "{rname}");
+        let dstate = node
+            .run(&format!("drbdsetup dstate {minor}"))
+            .expect("dstate");
+        assert_eq!(
+            dstate.trim(),
+            format!("{}/{}", field("disk"), field("peer_disk")),
+            "{rname}"
+        );
+        // /proc/drbd through the lab's parser (independent of ours).
+        let m = proc
+            .iter()
+            .find(|m| u64::from(m.minor) == minor)
+            .unwrap_or_else(|| panic!("minor {minor} in /proc/drbd"));
+        assert_eq!(
+            (
+                m.cs.as_str(),
+                m.role.as_str(),
+                m.peer_role.as_str(),
+                m.disk.as_str(),
+                m.peer_disk.as_str()
+            ),
+            (
+                field("cstate").as_str(),
+                field("role").as_str(),
+                field("peer_role").as_str(),
+                field("disk").as_str(),
+                field("peer_disk").as_str()
+            ),
+            "{rname} minor {minor}"
+        );
+        // drbdsetup status names the resource and its role.
+        assert!(
+            drbdsetup_status.contains(&format!("{rname} role:{}", field("role"))),
+            "drbdsetup status lacks {rname} role:{}:\n{drbdsetup_status}",
+            field("role")
+        );
+    }
+}
+
+fn role_of(node: &Node, minor: u32) -> String {
+    node.run(&format!("drbdsetup role {minor}"))
+        .expect("drbdsetup role")
+        .trim()
+        .to_string()
+}
+
+fn wait_for(node: &Node, what: &str, script: &str, timeout: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        let out = node.exec(script).expect("exec");
+        if out.success() {
+            return out.stdout_text();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn drbd_adapter_against_the_real_module() {
+    let lab = Lab::up(LabOptions {
+        resources: (0..RESOURCES)
+            .map(|i| ResourceSpec::new(name(i), i + 1, 8))
+            .collect(),
+        drbd: Some(DrbdOptions {
+            primary: Some(1),
+            ..DrbdOptions::default()
+        }),
+        ..LabOptions::default()
+    })
+    .expect("the lab comes up (run as root after scripts/install-packages)");
+    let bin = lab
+        .copy_in(env!("CARGO_BIN_EXE_iha-drbd").as_ref())
+        .expect("copy iha-drbd into the share");
+    let (n1, n2) = (lab.node(1), lab.node(2));
+
+    eprintln!("== family");
+    let family = n1.run(&format!("{bin} family")).expect("family");
+    eprintln!("{family}");
+    assert!(family.contains("version 1 dialect V84"), "{family}");
+    assert!(family.contains("events-group Some("), "{family}");
+
+    eprintln!("== status equals the witnesses on both nodes");
+    assert_status_matches_witnesses(n1, &bin);
+    assert_status_matches_witnesses(n2, &bin);
+    let port = n2
+        .run(&format!("{bin} port-status r0"))
+        .expect("port-status");
+    assert!(port.contains(r#""peer_role":"Primary""#), "{port}");
+    assert!(port.contains(r#""connection":"Connected""#), "{port}");
+
+    eprintln!("== demote and promote");
+    n1.run(&format!("{bin} secondary r0"))
+        .expect("demote on node1");
+    assert_eq!(role_of(n1, 1), "Secondary/Secondary");
+    n2.run(&format!("{bin} primary r0"))
+        .expect("promote on node2");
+    assert_eq!(role_of(n2, 1), "Primary/Secondary");
+    assert_eq!(role_of(n1, 1), "Secondary/Primary");
+    assert_status_matches_witnesses(n1, &bin);
+
+    eprintln!("== promoting while the peer is Primary fails with PeerPrimary and changes nothing");
+    let refused = n1.exec(&format!("{bin} primary r0")).expect("exec");
+    assert!(!refused.success(), "promotion must be refused");
+    assert!(
+        refused.stderr_text().contains("error-kind: PeerPrimary"),
+        "{}",
+        refused.stderr_text()
+    );
+    assert_eq!(role_of(n1, 1), "Secondary/Primary");
+    assert_eq!(role_of(n2, 1), "Primary/Secondary");
+    assert_eq!(
+        n1.run("drbdsetup cstate 1").expect("cstate").trim(),
+        "Connected"
+    );
+    // Demoting a device in use is refused with DeviceInUse.
+    let busy = n2
+        .exec(&format!("sh -c 'exec 3</dev/drbd1; {bin} secondary r0'"))
+        .expect("exec");
+    assert!(!busy.success(), "demoting an open device must be refused");
+    assert!(
+        busy.stderr_text().contains("error-kind: DeviceInUse"),
+        "{}",
+        busy.stderr_text()
+    );
+    assert_eq!(role_of(n2, 1), "Primary/Secondary");
+    n2.run(&format!("{bin} secondary r0"))
+        .expect("demote node2");
+    n1.run(&format!("{bin} primary r0"))
+        .expect("promote node1 back");
+
+    eprintln!("== a peer's role change reaches our events fd");
+    n1.run(&format!("{bin} secondary r1"))
+        .expect("free r1 on node1");
+    n1.run(&format!(
+        "{bin} role-server --listen 10.99.0.1:7999 >/tmp/role-server.log 2>&1 &"
+    ))
+    .expect("start role-server");
+    wait_for(
+        n1,
+        "role-server listening",
+        "grep -q listening /tmp/role-server.log",
+        Duration::from_secs(10),
+    );
+    let latency = n2
+        .run(&format!(
+            "{bin} peer-latency --peer 10.99.0.1:7999 --resource r1 --rounds 5"
+        ))
+        .expect("peer-latency");
+    eprintln!("peer role change -> our event (upper bound, includes the peer's call): {latency}");
+    let samples: serde_json::Value = serde_json::from_str(&latency).expect("latency JSON");
+    assert_eq!(samples["samples"].as_array().map(Vec::len), Some(10));
+    assert_eq!(role_of(n2, 2), "Secondary/Secondary");
+
+    eprintln!("== a disconnect shows in status and events");
+    n2.run(&format!(
+        "{bin} events --json --timeout-ms 20000 >/tmp/events.log 2>&1 &"
+    ))
+    .expect("start events");
+    wait_for(
+        n2,
+        "events subscribed",
+        "grep -q subscribed /tmp/events.log",
+        Duration::from_secs(10),
+    );
+    n1.run(&format!("{bin} disconnect r2"))
+        .expect("disconnect r2 on node1");
+    let s1 = n1.run(&format!("{bin} status r2")).expect("status r2");
+    assert!(s1.contains("cs:StandAlone"), "{s1}");
+    assert!(s1.contains("peer:Unknown"), "{s1}");
+    wait_for(
+        n2,
+        "node2 sees the peer gone",
+        &format!("{bin} status r2 | grep -qE 'cs:(WFConnection|Unconnected|NetworkFailure|BrokenPipe|TearDown)'"),
+        Duration::from_secs(15),
+    );
+    assert_status_matches_witnesses(n1, &bin);
+    let events = wait_for(
+        n2,
+        "the disconnect event",
+        r#"grep '"resource":"r2"' /tmp/events.log | grep -E '"conn":"(WFConnection|Unconnected|NetworkFailure|BrokenPipe|TearDown)"'"#,
+        Duration::from_secs(15),
+    );
+    eprintln!("node2's events for the disconnect:\n{events}");
+    n1.run("drbdadm connect r2").expect("reconnect r2");
+    lab.wait_healthy(Duration::from_secs(60))
+        .expect("healthy again");
+    assert_status_matches_witnesses(n2, &bin);
+}
