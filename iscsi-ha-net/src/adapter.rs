@@ -220,7 +220,15 @@ impl FloatingIp for NetFloatingIp {
             let answered = echo_answered(name, vip.address(), self.config.icmp_timeout)
                 .map_err(|e| from_io(&e, name, "ICMP echo check"))?;
             if answered {
-                return Ok(VipProbe::LiveElsewhere { owner: None });
+                // The echo made the kernel resolve the address: its neighbour entry names
+                // the owner. Not finding one only loses the detail, not the answer.
+                let owner = self
+                    .rtnl
+                    .neighbour_mac(link.index, vip.address())
+                    .ok()
+                    .flatten()
+                    .map(|mac| mac.to_string());
+                return Ok(VipProbe::LiveElsewhere { owner });
             }
         }
         Ok(VipProbe::Free)

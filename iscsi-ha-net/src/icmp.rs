@@ -187,6 +187,23 @@ mod tests {
         assert!(!is_reply(&reply[..22], None, target, 0x1234, 1));
     }
 
+    #[test]
+    fn recognises_the_matching_v6_reply_by_its_sender() {
+        let target: IpAddr = "fd00:213::100".parse().unwrap();
+        let IpAddr::V6(v6) = target else {
+            unreachable!()
+        };
+        let from = SockaddrStorage::from(SocketAddrV6::new(v6, 0, 0, 0));
+        let other =
+            SockaddrStorage::from(SocketAddrV6::new("fd00:213::9".parse().unwrap(), 0, 0, 0));
+        let reply = [ECHO_REPLY_V6, 0, 0, 0, 0xab, 0xcd, 0, 1];
+        assert!(is_reply(&reply, Some(from), target, 0xabcd, 1));
+        assert!(!is_reply(&reply, Some(other), target, 0xabcd, 1));
+        assert!(!is_reply(&reply, None, target, 0xabcd, 1));
+        let request = [ECHO_REQUEST_V6, 0, 0, 0, 0xab, 0xcd, 0, 1];
+        assert!(!is_reply(&request, Some(from), target, 0xabcd, 1));
+    }
+
     proptest! {
         #[test]
         fn arbitrary_replies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {

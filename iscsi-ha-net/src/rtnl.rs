@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
@@ -12,14 +13,19 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use nix::sys::socket::{setsockopt, sockopt};
+use nix::sys::time::TimeVal;
 
 use crate::mac::MacAddr;
 
 /// Largest datagram the kernel sends us in one read (it sizes dump chunks to a page or to
 /// 32 KiB); a bigger buffer costs nothing.
 const RECV_BUFFER_LEN: usize = 64 * 1024;
+/// How long to wait for the kernel's answer to one request.
+const REPLY_TIMEOUT_SECS: i64 = 5;
 
 /// Why an rtnetlink request failed.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +117,10 @@ impl Rtnetlink {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
+        // The kernel answers every request at once; a bound on the wait turns a lost answer
+        // into an error instead of a hung daemon.
+        let timeout = TimeVal::new(REPLY_TIMEOUT_SECS, 0);
+        setsockopt(&socket.as_fd(), sockopt::ReceiveTimeout, &timeout).map_err(io::Error::from)?;
         Ok(Rtnetlink {
             socket,
             sequence: 0,
@@ -167,6 +177,43 @@ impl Rtnetlink {
             })
             .filter(|a| a.index == index)
             .collect())
+    }
+
+    /// The link-layer address this host's neighbour table holds for `address` on interface
+    /// `index` (`ip neigh show to ADDRESS dev IFNAME`), if any.
+    pub fn neighbour_mac(
+        &mut self,
+        index: u32,
+        address: IpAddr,
+    ) -> Result<Option<MacAddr>, NetlinkError> {
+        let mut request = NeighbourMessage::default();
+        request.header.family = family_of(address);
+        let replies = self.request(
+            RouteNetlinkMessage::GetNeighbour(request),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            "list neighbours",
+        )?;
+        Ok(replies.into_iter().find_map(|m| match m {
+            RouteNetlinkMessage::NewNeighbour(n) if n.header.ifindex == index => {
+                let destination = n.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
+                        Some(IpAddr::V4(*v4))
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
+                        Some(IpAddr::V6(*v6))
+                    }
+                    _ => None,
+                })?;
+                if destination != address {
+                    return None;
+                }
+                n.attributes.iter().find_map(|a| match a {
+                    NeighbourAttribute::LinkLayerAddress(l) => MacAddr::from_slice(l),
+                    _ => None,
+                })
+            }
+            _ => None,
+        }))
     }
 
     /// Adds an address. An address that is already there is success.

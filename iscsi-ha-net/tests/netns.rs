@@ -232,7 +232,12 @@ fn icmp_echo_is_a_second_opinion_when_arp_probes_go_unanswered() {
         .probe(&v)
         .unwrap()
     });
-    assert_eq!(with, VipProbe::LiveElsewhere { owner: None });
+    assert_eq!(
+        with,
+        VipProbe::LiveElsewhere {
+            owner: Some(lab.a.mac.clone())
+        }
+    );
     // And with nobody holding the address the echo check also says free.
     lab.a.run(|| adapter().release(&v).unwrap());
     lab.b.ip(&["neigh", "del", VIP4, "dev", "eth0"]);
@@ -247,6 +252,18 @@ fn icmp_echo_is_a_second_opinion_when_arp_probes_go_unanswered() {
         .unwrap()
     });
     assert_eq!(free, VipProbe::Free);
+    // The IPv6 echo path: unanswered for a free address, no error.
+    let free6 = lab.b.run(|| {
+        NetFloatingIp::new(FloatingIpConfig {
+            icmp_check: true,
+            refresh_delay: None,
+            ..FloatingIpConfig::default()
+        })
+        .unwrap()
+        .probe(&vip(VIP6, 64))
+        .unwrap()
+    });
+    assert_eq!(free6, VipProbe::Free);
 }
 
 fn wait_readable(events: &AddressEvents, timeout: Duration) -> bool {
