@@ -2,7 +2,6 @@
 //!
 //! ```text
 //! $IHA_LAB_DIR (default /var/tmp/iscsi-ha-lab)
-//! ├── lock                 flock(2): one lab user at a time (tests of every crate, the CLI)
 //! ├── accel.json           cached accelerator verdict (KVM only when a guest really booted)
 //! ├── base/                qemu 7.2 + Debian kernel, unpacked; vmlinux; stamp
 //! ├── initramfs.cpio       busybox, drbd-utils 8.4 tools, tgt, libiscsi, tcpdump, modules
@@ -10,6 +9,8 @@
 //! └── run/                 the running lab: disks, console logs, sockets, pids, state.json
 //!     └── share/           9p-shared into both guests at /host (see `Lab::copy_in`)
 //! ```
+//!
+//! The lock that makes one lab user at a time is machine-wide: [`crate::lock::LOCK_FILE`].
 
 use std::path::{Path, PathBuf};
 
@@ -42,11 +43,6 @@ impl LabDirs {
     /// The lab directory itself.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    /// The lock file every lab user holds while it runs VMs.
-    pub fn lock_file(&self) -> PathBuf {
-        self.root.join("lock")
     }
 
     /// The cached accelerator verdict.

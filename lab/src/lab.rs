@@ -137,7 +137,7 @@ impl Lab {
                 "a lab needs at least one resource".into(),
             ));
         }
-        let lock = LabLock::acquire(&dirs, options.lock_wait, &mut |m| say(m))?;
+        let lock = LabLock::acquire(options.lock_wait, &mut |m| say(m))?;
         clean_leftovers(&dirs)?;
         let image = image::ensure(&dirs, &mut |m| say(m))?;
         let verdict = match options.accel {

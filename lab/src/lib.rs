@@ -12,10 +12,13 @@
 //!   [`Node::reboot`].
 //! - [`Lab::initiator`] runs host tools in the initiator namespace; [`Lab::copy_in`] puts a host
 //!   binary where both guests see it (`/host/bin/...`, 9p) without rebuilding anything.
+//! - [`capture`] records DRBD's generic-netlink traffic inside a VM (the fixtures of
+//!   iscsi-ha-drbd, `iha-lab capture-drbd`).
 //! - Dropping a [`Lab`] removes everything; `iha-lab down` ([`Lab::down`]) removes what a crashed
 //!   run left.
 
 pub mod accel;
+pub mod capture;
 mod channel;
 mod cpio;
 pub mod dirs;

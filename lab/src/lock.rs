@@ -2,21 +2,26 @@
 //!
 //! The VMs use fixed names (namespaces `ihalab-*`, taps, 10.99.0.0/24) and the 2 cores would not
 //! carry two pairs anyway, so every lab user — this crate's tests, another crate's lab tests (a
-//! different test binary), `iha-lab up` — takes an exclusive `flock(2)` on `<lab dir>/lock`
-//! before it touches anything, and waits while another holds it. A lab left running by
+//! different test binary), `iha-lab up` — takes an exclusive `flock(2)` on [`LOCK_FILE`]
+//! before it touches anything, and waits while another holds it. The file is machine-wide, not
+//! in the lab directory, because what it guards (namespace and device names) is machine-wide:
+//! two users with different `IHA_LAB_DIR`s still exclude each other. A lab left running by
 //! `iha-lab up` keeps the lock through its qemu processes (they inherit the locked descriptor), so
 //! the lock is free exactly when no lab VM runs; `iha-lab down` frees it.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use crate::dirs::LabDirs;
 use crate::error::{LabError, Result};
+
+/// The machine-wide lock file.
+pub const LOCK_FILE: &str = "/run/lock/iscsi-ha-lab.lock";
 
 /// Holds the lab-wide lock until dropped.
 #[derive(Debug)]
@@ -25,11 +30,18 @@ pub struct LabLock {
 }
 
 impl LabLock {
-    /// Takes the lock, waiting up to `wait`; `on_wait` hears once who holds it.
-    pub fn acquire(dirs: &LabDirs, wait: Duration, on_wait: &mut dyn FnMut(&str)) -> Result<Self> {
-        std::fs::create_dir_all(dirs.root())
-            .map_err(|e| LabError::io(format!("creating {}", dirs.root().display()), e))?;
-        let path = dirs.lock_file();
+    /// Takes the lock at [`LOCK_FILE`], waiting up to `wait`; `on_wait` hears once who holds it.
+    pub fn acquire(wait: Duration, on_wait: &mut dyn FnMut(&str)) -> Result<Self> {
+        Self::acquire_at(Path::new(LOCK_FILE), wait, on_wait)
+    }
+
+    /// Takes the lock at `path` (tests of the lock itself use their own file).
+    pub fn acquire_at(path: &Path, wait: Duration, on_wait: &mut dyn FnMut(&str)) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LabError::io(format!("creating {}", dir.display()), e))?;
+        }
+        let holder_path = path.with_extension("holder");
         let deadline = Instant::now() + wait;
         let mut told = false;
         loop {
@@ -37,17 +49,17 @@ impl LabLock {
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .open(&path)
+                .open(path)
                 .map_err(|e| LabError::io(format!("opening {}", path.display()), e))?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(file) => {
                     let lock = Self { file };
-                    lock.record_holder(dirs);
+                    lock.record_holder(&holder_path);
                     return Ok(lock);
                 }
                 Err((_, Errno::EWOULDBLOCK)) => {
-                    let holder = std::fs::read_to_string(dirs.root().join("lock.holder"))
-                        .unwrap_or_else(|_| "unknown".into());
+                    let holder =
+                        std::fs::read_to_string(&holder_path).unwrap_or_else(|_| "unknown".into());
                     if Instant::now() >= deadline {
                         return Err(LabError::Busy(format!(
                             "{} is held by {} (waited {wait:?}; `iha-lab down` stops a lab left \
@@ -80,10 +92,10 @@ impl LabLock {
         self.file.as_raw_fd()
     }
 
-    fn record_holder(&self, dirs: &LabDirs) {
+    fn record_holder(&self, holder_path: &Path) {
         let exe = std::env::args().next().unwrap_or_default();
         let text = format!("pid {} ({exe})\n", std::process::id());
-        if let Ok(mut f) = File::create(dirs.root().join("lock.holder")) {
+        if let Ok(mut f) = File::create(holder_path) {
             let _ = f.write_all(text.as_bytes());
         }
     }
@@ -96,10 +108,10 @@ mod tests {
     #[test]
     fn second_holder_waits_then_gets_a_busy_error() {
         let dir = std::env::temp_dir().join(format!("iha-lab-lock-test-{}", std::process::id()));
-        let dirs = LabDirs::at(&dir);
-        let first = LabLock::acquire(&dirs, Duration::ZERO, &mut |_| {}).unwrap();
+        let path = dir.join("lock");
+        let first = LabLock::acquire_at(&path, Duration::ZERO, &mut |_| {}).unwrap();
         let mut heard = Vec::new();
-        let err = LabLock::acquire(&dirs, Duration::from_millis(300), &mut |m| {
+        let err = LabLock::acquire_at(&path, Duration::from_millis(300), &mut |m| {
             heard.push(m.to_owned())
         })
         .unwrap_err();
@@ -110,7 +122,7 @@ mod tests {
             "{heard:?}"
         );
         drop(first);
-        LabLock::acquire(&dirs, Duration::ZERO, &mut |_| {}).unwrap();
+        LabLock::acquire_at(&path, Duration::ZERO, &mut |_| {}).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

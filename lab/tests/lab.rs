@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use iscsi_ha_lab::{accel, net, DrbdOptions, Lab, LabOptions, MinorState};
+use iscsi_ha_lab::{accel, capture, net, DrbdOptions, Lab, LabOptions, MinorState};
 
 fn lab_with_primary(primary: u8) -> Lab {
     Lab::up(LabOptions {
@@ -289,4 +289,23 @@ fn a_panicking_test_leaves_nothing_behind() {
     let pids = rx.recv().unwrap();
     assert_eq!(pids.len(), 2);
     assert_gone(&pids);
+}
+
+/// `iha-lab capture-drbd` end to end: every scenario yields a capture with drbd messages.
+#[test]
+fn drbd_genl_capture_regenerates_every_scenario() {
+    let lab = Lab::up(LabOptions::default()).expect("the lab comes up");
+    let out = std::env::temp_dir().join(format!("iha-lab-capture-{}", std::process::id()));
+    let fixtures = capture::capture_drbd(&lab, &out).unwrap();
+    assert_eq!(fixtures.len(), capture::SCENARIOS.len());
+    for f in &fixtures {
+        eprintln!("{}: {} packets, {} messages", f.name, f.packets, f.messages);
+        assert!(f.messages >= 4, "{}: {} messages", f.name, f.messages);
+        for ext in ["pcap", "nlhex", "txt"] {
+            assert!(out.join(format!("{}.{ext}", f.name)).is_file());
+        }
+    }
+    let refused = std::fs::read_to_string(out.join("primary-refused.txt")).unwrap();
+    assert!(refused.contains("[exit status 11]"), "{refused}");
+    std::fs::remove_dir_all(&out).unwrap();
 }

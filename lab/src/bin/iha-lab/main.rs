@@ -6,6 +6,7 @@
 //! iha-lab exec <node> -- <command...>      (runs in node 1 or 2, exits with its status)
 //! iha-lab initiator -- <command...>        (runs in the initiator namespace)
 //! iha-lab down
+//! iha-lab capture-drbd [--out fixtures/drbd/genl]
 //! ```
 //! `up` leaves the lab running for the other verbs; `down` removes it (and whatever a crashed
 //! run left). The lab directory is `$IHA_LAB_DIR` (default /var/tmp/iscsi-ha-lab).
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod capture;
 mod down;
 mod exec;
 mod initiator;
@@ -43,6 +45,8 @@ enum Verb {
     Exec(exec::ExecArgs),
     /// Run a command in the initiator namespace (10.99.0.10).
     Initiator(initiator::InitiatorArgs),
+    /// Boot a lab and record DRBD's generic-netlink traffic (fixtures/drbd/genl/).
+    CaptureDrbd(capture::CaptureArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Verb::Status => status::run(),
         Verb::Exec(args) => exec::run(&args),
         Verb::Initiator(args) => initiator::run(&args),
+        Verb::CaptureDrbd(args) => capture::run(&args),
     };
     match result {
         Ok(code) => code,
