@@ -310,7 +310,7 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Starts `tcpdump -n -e` on the host's `eth0` with `filter` and waits until it listens.
+    /// Starts `tcpdump -n -e -tt` (epoch timestamps) on the host's `eth0` with `filter` and waits until it listens.
     pub fn start(host: &Host, filter: &str) -> Capture {
         let out = tempfile::NamedTempFile::new().expect("temp file");
         let err = tempfile::NamedTempFile::new().expect("temp file");
@@ -323,6 +323,7 @@ impl Capture {
                 "-l",
                 "-n",
                 "-e",
+                "-tt",
                 "--immediate-mode",
                 "-i",
                 "eth0",
@@ -359,6 +360,22 @@ impl Capture {
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// The capture time of a `tcpdump -tt` line, in seconds since the epoch.
+pub fn captured_at(line: &str) -> f64 {
+    line.split_whitespace()
+        .next()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no -tt timestamp in {line:?}"))
+}
+
+/// Now, in seconds since the epoch, comparable with [`captured_at`].
+pub fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
 }
 
 impl Drop for Capture {
