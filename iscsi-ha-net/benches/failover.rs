@@ -10,6 +10,7 @@
 mod common;
 
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -21,8 +22,9 @@ use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-const RUNS: usize = 20;
+const RUNS: usize = 30;
 /// `RTNLGRP_NEIGH` from `linux/rtnetlink.h`.
 const RTNLGRP_NEIGH: u32 = 3;
 
@@ -51,7 +53,9 @@ impl NeighbourWatch {
         let mut buffer = vec![0u8; 65536];
         while Instant::now() < deadline {
             let Ok(len) = self.socket.recv(&mut &mut buffer[..], 0) else {
-                std::thread::sleep(Duration::from_micros(200));
+                // Sleep in poll(2) until the kernel queues a notification.
+                let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(50u16));
                 continue;
             };
             let seen = Instant::now();
