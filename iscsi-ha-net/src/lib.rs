@@ -48,3 +48,19 @@ pub use adapter::NetFloatingIp;
 pub use config::{vip_label, FloatingIpConfig};
 pub use events::{AddressEvent, AddressEvents};
 pub use mac::MacAddr;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send<T: Send>() {}
+
+    #[test]
+    fn the_daemon_can_move_the_adapter_and_the_subscription_to_its_threads() {
+        is_send::<NetFloatingIp>();
+        is_send::<AddressEvents>();
+        // And it serves as the port behind a trait object.
+        let _boxed: fn(NetFloatingIp) -> Box<dyn iscsi_ha_core::ports::FloatingIp + Send> =
+            |adapter| Box::new(adapter);
+    }
+}
