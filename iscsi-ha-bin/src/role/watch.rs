@@ -33,12 +33,12 @@ impl FileWatch {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
         inotify.add_watch(
             dir,
+            // Not IN_MODIFY or IN_CREATE: they fire while a writer has truncated the file and
+            // not yet written it, and reading then would see an empty (unknown) role.
             AddWatchFlags::IN_CLOSE_WRITE
                 | AddWatchFlags::IN_MOVED_TO
                 | AddWatchFlags::IN_MOVED_FROM
-                | AddWatchFlags::IN_CREATE
                 | AddWatchFlags::IN_DELETE
-                | AddWatchFlags::IN_MODIFY
                 | AddWatchFlags::IN_ATTRIB,
         )?;
         Ok(Self {
