@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use iscsi_ha_core::ports::{FloatingIp, FloatingIpError};
 use iscsi_ha_core::vip::{Vip, VipProbe};
+use netlink_packet_route::address::AddressFlags;
 
 use crate::config::{vip_label, FloatingIpConfig};
 use crate::errors::{from_io, from_netlink};
@@ -100,6 +101,26 @@ impl NetFloatingIp {
             index: link.index,
             mac,
         })
+    }
+
+    /// An IPv6 address that was already there (added by someone else, with DAD) may have
+    /// failed duplicate-address detection: the kernel will not use it, because another host
+    /// answered for it. Announcing it would be wrong; say so instead.
+    fn refuse_dad_failed(&mut self, vip: &Vip, index: u32) -> Result<(), FloatingIpError> {
+        let name = vip.interface().as_str();
+        let failed = self
+            .rtnl
+            .addresses(index)
+            .map_err(|e| from_netlink(&e, name, "list addresses"))?
+            .iter()
+            .any(|a| a.address == vip.address() && a.flags.contains(AddressFlags::Dadfailed));
+        if failed {
+            return Err(FloatingIpError::AddressConflict {
+                address: vip.address().to_string(),
+                owner: None,
+            });
+        }
+        Ok(())
     }
 
     /// An announcer for `address` on `link`, over a cached send-only socket.
@@ -247,6 +268,9 @@ impl FloatingIp for NetFloatingIp {
         self.rtnl
             .add_address(&new)
             .map_err(|e| from_netlink(&e, name, "add address"))?;
+        if vip.address().is_ipv6() {
+            self.refuse_dad_failed(vip, link.index)?;
+        }
         tracing::info!(%vip, "floating address assigned");
         self.announce_now(vip, &link, true)
     }

@@ -400,6 +400,44 @@ fn release_stops_the_rest_of_the_burst() {
 }
 
 #[test]
+fn an_ipv6_vip_that_failed_dad_here_is_a_conflict_not_an_assignment() {
+    let lab = Lab::new();
+    let v = vip(VIP6, 64);
+    lab.a.run(|| adapter().assign(&v).unwrap());
+    // Someone adds the VIP in B by hand, with duplicate-address detection: A defends it.
+    lab.b.sysctl("net.ipv6.conf.eth0.accept_dad", "1");
+    lab.b
+        .ip(&["addr", "add", &format!("{VIP6}/64"), "dev", "eth0"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lab
+        .b
+        .ip(&["addr", "show", "dev", "eth0"])
+        .contains("dadfailed")
+    {
+        assert!(Instant::now() < deadline, "B's copy never failed DAD");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let capture = Capture::start(&lab.c, "icmp6 and ip6[40] == 136");
+    let result = lab.b.run(|| adapter().assign(&v));
+    let lines = capture.finish();
+    assert_eq!(
+        result,
+        Err(FloatingIpError::AddressConflict {
+            address: VIP6.into(),
+            owner: None
+        })
+    );
+    let from_b: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains(&format!("{} > ", lab.b.mac)))
+        .collect();
+    assert!(
+        from_b.is_empty(),
+        "B announced an address it may not use: {from_b:#?}"
+    );
+}
+
+#[test]
 fn unknown_interface_is_a_typed_error_and_changes_nothing() {
     let lab = Lab::new();
     let v = vip_on(VIP4, 24, "nosuch0");
