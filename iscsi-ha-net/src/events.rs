@@ -112,3 +112,72 @@ impl AsRawFd for AddressEvents {
         self.socket.as_raw_fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtnl::{NewAddress, Rtnetlink};
+    use std::net::Ipv4Addr;
+
+    /// Runs `f` on a thread with a network namespace of its own (only `lo`), which vanishes
+    /// with the thread. Needs root, like the namespace tests.
+    fn in_fresh_namespace<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root to create a network namespace; run the tests as root"
+        );
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                        .unwrap_or_else(|e| panic!("unshare(CLONE_NEWNET): {e}"));
+                    f()
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    #[test]
+    fn an_overflowing_subscription_reports_lost_events() {
+        let events = in_fresh_namespace(|| {
+            let mut events = AddressEvents::subscribe().unwrap();
+            // The smallest buffer the kernel allows holds a handful of notifications.
+            events.socket.set_rx_buf_sz(1usize).unwrap();
+            let mut rtnl = Rtnetlink::open().unwrap();
+            let lo = rtnl.link_by_name("lo").unwrap().unwrap();
+            for n in 1..=200u8 {
+                rtnl.add_address(&NewAddress {
+                    index: lo.index,
+                    address: IpAddr::V4(Ipv4Addr::new(10, 213, 9, n)),
+                    prefix: 32,
+                    label: None,
+                    nodad: false,
+                })
+                .unwrap();
+            }
+            let first = events.drain().unwrap();
+            // After the overflow is reported the subscription goes on working.
+            rtnl.delete_address(lo.index, IpAddr::V4(Ipv4Addr::new(10, 213, 9, 7)), 32)
+                .unwrap();
+            let after = events.drain().unwrap();
+            (first, after)
+        });
+        let (first, after) = events;
+        assert!(
+            first.contains(&AddressEvent::Lost),
+            "{} events, none Lost",
+            first.len()
+        );
+        assert!(
+            first.len() < 200,
+            "all {} notifications fitted",
+            first.len()
+        );
+        assert!(
+            after.iter().any(|e| matches!(e, AddressEvent::Removed(a)
+                if a.address == IpAddr::V4(Ipv4Addr::new(10, 213, 9, 7)))),
+            "{after:?}"
+        );
+    }
+}
