@@ -9,7 +9,7 @@ use crate::daemon::TgtdCommand;
 /// How the adapter reaches and runs tgtd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TgtConfig {
-    /// tgtd's control port `N` (`tgtd -C N`); the socket is `<socket_base>.<N>`.
+    /// tgtd's control port `N` (`tgtd -C N`, 0..=32767); the socket is `<socket_base>.<N>`.
     pub control_port: u32,
     /// The socket's base path, `/var/run/tgtd/socket` unless tgtd runs with
     /// `TGT_IPC_SOCKET`.

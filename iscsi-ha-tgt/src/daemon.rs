@@ -41,6 +41,9 @@ pub enum DaemonError {
         /// A likely cause.
         hint: &'static str,
     },
+    /// tgtd keeps its control port in a C `short`.
+    #[error("control port {0} refused: tgtd takes 0..=32767")]
+    ControlPort(u32),
     /// Another tgtd already answers on the socket; starting one would fail on its lock file.
     #[error("a tgtd already answers on {0}; adopt it or choose another control port")]
     AlreadyRunning(PathBuf),
@@ -69,9 +72,13 @@ impl From<DaemonError> for TargetError {
             DaemonError::Spawn { .. } | DaemonError::Supervise { .. } => TargetError::Io(text),
             DaemonError::Exited { .. } => TargetError::NotRunning(text),
             DaemonError::AlreadyRunning(_) => TargetError::Refused(text),
+            DaemonError::ControlPort(_) => TargetError::Invalid(text),
         }
     }
 }
+
+/// The highest control port tgtd accepts (it parses `-C` into a `short`).
+pub const MAX_CONTROL_PORT: u32 = 32767;
 
 /// How to start tgtd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +112,9 @@ impl ManagedTgtd {
         client: &Client,
         ready_timeout: Duration,
     ) -> Result<Self, TgtError> {
+        if command.control_port > MAX_CONTROL_PORT {
+            return Err(DaemonError::ControlPort(command.control_port).into());
+        }
         match client.send(&Request::system_show()) {
             Ok(_) => return Err(DaemonError::AlreadyRunning(client.socket().to_path_buf()).into()),
             Err(TgtError::NotRunning { .. }) => {}
