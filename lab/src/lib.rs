@@ -20,6 +20,7 @@
 pub mod accel;
 pub mod capture;
 mod channel;
+pub mod cluster;
 mod cpio;
 pub mod dirs;
 pub mod drbd;

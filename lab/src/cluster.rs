@@ -1,0 +1,400 @@
+//! iscsi-ha deployed on both lab nodes: one configuration, a daemon per node, the role file
+//! each follows (the `file` role source, as a Pacemaker notify script would write it), and the
+//! initiator's view through the floating address. Used by the end-to-end tests, `iha-lab demo`
+//! and `iha-lab bench failover`.
+
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::error::{LabError, Result};
+use crate::lab::Lab;
+use crate::net::VIP;
+
+/// The target the lab's daemons export.
+pub const IQN: &str = "iqn.2024-01.lab.iscsi-ha:disk";
+
+/// Where each guest keeps its role file (tmpfs: a rebooted node starts without a role).
+pub const ROLE_FILE: &str = "/run/iha/role";
+
+/// Where each guest's daemon logs.
+pub const DAEMON_LOG: &str = "/run/iha/daemon.log";
+
+/// The configuration file, in the share (`/host/etc/iscsi-ha.toml` in the guests).
+const CONFIG_NAME: &str = "iscsi-ha.toml";
+
+/// Our binaries on the host, copied into the share.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The daemon, `iscsi-ha`.
+    pub iscsi_ha: PathBuf,
+    /// The operator's tool, `iscsi-cfg`.
+    pub iscsi_cfg: PathBuf,
+}
+
+impl Binaries {
+    /// The binaries in a cargo target directory's profile directory (`target/release`).
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            iscsi_ha: dir.join("iscsi-ha"),
+            iscsi_cfg: dir.join("iscsi-cfg"),
+        }
+    }
+}
+
+/// The daemons' configuration in the lab: the file role source, resource `r0` on
+/// `/dev/drbd1`, a managed tgtd, the VIP on `eth0`. `extra` is appended (e.g. `[monitor]`).
+pub fn lab_config(extra: &str) -> String {
+    format!(
+        r#"# Written by iscsi-ha-lab for both nodes.
+[role]
+source = "file"
+path = "{ROLE_FILE}"
+
+[replication]
+resources = ["r0"]
+
+[target]
+iqn = "{IQN}"
+
+[[target.lun]]
+lun = 1
+path = "/dev/drbd1"
+vendor_id = "ISCSI-HA"
+product_id = "LAB-DISK"
+
+[target.access]
+initiators = ["10.99.0.0/24"]
+
+[vip]
+address = "{VIP}/24"
+interface = "eth0"
+{extra}"#
+    )
+}
+
+/// iscsi-ha running on both nodes of a lab.
+#[derive(Debug)]
+pub struct Cluster<'a> {
+    lab: &'a Lab,
+    iscsi_ha: String,
+    iscsi_cfg: String,
+}
+
+/// One measured failover.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Failover {
+    /// From the role change (both role files written) to the first good read through the
+    /// VIP served by the new master.
+    pub role_change_to_serving: Duration,
+    /// How long the role writes themselves took (the command channel; part of the figure).
+    pub role_write: Duration,
+    /// Reads attempted before the first good one.
+    pub attempts: u32,
+}
+
+impl<'a> Cluster<'a> {
+    /// Copies the binaries into the share, writes the configuration (with `extra` appended),
+    /// sets both nodes' role to `slave` and starts both daemons.
+    pub fn deploy(lab: &'a Lab, binaries: &Binaries, extra: &str) -> Result<Self> {
+        for b in [&binaries.iscsi_ha, &binaries.iscsi_cfg] {
+            if !b.exists() {
+                return Err(LabError::Prerequisite(format!(
+                    "{} is missing: build it first (cargo build --release -p iscsi-ha-bin)",
+                    b.display()
+                )));
+            }
+        }
+        let iscsi_ha = lab.copy_in(&binaries.iscsi_ha)?;
+        let iscsi_cfg = lab.copy_in(&binaries.iscsi_cfg)?;
+        let etc = lab.share_dir().join("etc");
+        std::fs::create_dir_all(&etc)
+            .map_err(|e| LabError::io(format!("creating {}", etc.display()), e))?;
+        let config = etc.join(CONFIG_NAME);
+        std::fs::write(&config, lab_config(extra))
+            .map_err(|e| LabError::io(format!("writing {}", config.display()), e))?;
+        let cluster = Self {
+            lab,
+            iscsi_ha,
+            iscsi_cfg,
+        };
+        for id in [1, 2] {
+            cluster.set_role(id, "slave")?;
+            cluster.start_daemon(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// The lab.
+    pub fn lab(&self) -> &Lab {
+        self.lab
+    }
+
+    /// The iSCSI URL of LUN 1 through the VIP.
+    pub fn lun_url(&self) -> String {
+        format!("iscsi://{VIP}/{IQN}/1")
+    }
+
+    /// Writes the role file of node `id` atomically (a new file renamed over the old one).
+    pub fn set_role(&self, id: u8, role: &str) -> Result<()> {
+        self.lab.node(id).run(&format!(
+            "mkdir -p /run/iha && printf '%s\\n' {role} > {ROLE_FILE}.new && mv {ROLE_FILE}.new {ROLE_FILE}"
+        ))?;
+        Ok(())
+    }
+
+    /// Removes node `id`'s role file (the role becomes unknown).
+    pub fn remove_role(&self, id: u8) -> Result<()> {
+        self.lab.node(id).run(&format!("rm -f {ROLE_FILE}"))?;
+        Ok(())
+    }
+
+    /// Starts the daemon on node `id` and waits until it answers.
+    pub fn start_daemon(&self, id: u8) -> Result<()> {
+        let node = self.lab.node(id);
+        node.run(&format!(
+            "mkdir -p /run/iha && (setsid {} run -c /host/etc/{CONFIG_NAME} --host-name {} >> {DAEMON_LOG} 2>&1 < /dev/null &)",
+            self.iscsi_ha,
+            node.name()
+        ))?;
+        self.wait(id, "the daemon to answer", Duration::from_secs(20), |c| {
+            Ok(c.cfg(id, "status").map(|o| o.success()).unwrap_or(false))
+        })?;
+        Ok(())
+    }
+
+    /// Stops node `id`'s daemon with SIGTERM (the storage stays as it is).
+    pub fn stop_daemon(&self, id: u8) -> Result<()> {
+        self.lab
+            .node(id)
+            .run("pkill -TERM -f 'iscsi-ha run' ; sleep 0.3; true")?;
+        Ok(())
+    }
+
+    fn cfg(&self, id: u8, args: &str) -> Result<crate::CommandOutput> {
+        self.lab.node(id).exec_timeout(
+            &format!("{} {args}", self.iscsi_cfg),
+            Duration::from_secs(70),
+        )
+    }
+
+    /// Runs `iscsi-cfg ARGS` on node `id`; any exit status.
+    pub fn iscsi_cfg(&self, id: u8, args: &str) -> Result<crate::CommandOutput> {
+        self.cfg(id, args)
+    }
+
+    /// Node `id`'s status as JSON (`iscsi-cfg status --json`).
+    pub fn status(&self, id: u8) -> Result<serde_json::Value> {
+        let out = self.cfg(id, "status --json")?;
+        if !out.success() {
+            return Err(LabError::Invalid(format!(
+                "node{id}: iscsi-cfg status failed: {}",
+                out.stderr_text()
+            )));
+        }
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| LabError::Invalid(format!("node{id}: unreadable status: {e}")))
+    }
+
+    /// Node `id`'s status as text.
+    pub fn status_text(&self, id: u8) -> Result<String> {
+        Ok(self.cfg(id, "status")?.stdout_text())
+    }
+
+    /// Node `id`'s daemon log.
+    pub fn daemon_log(&self, id: u8) -> String {
+        self.lab
+            .node(id)
+            .run(&format!("cat {DAEMON_LOG}"))
+            .unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+
+    /// Polls `check` every 50 ms until it is true; the error names `what` and the statuses.
+    pub fn wait(
+        &self,
+        id: u8,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&Self) -> Result<bool>,
+    ) -> Result<Duration> {
+        let t0 = Instant::now();
+        loop {
+            if check(self)? {
+                return Ok(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                return Err(LabError::WaitTimeout {
+                    what: format!("node{id}: {what}"),
+                    timeout,
+                    last: format!(
+                        "status:\n{}\nlog:\n{}",
+                        self.status_text(id).unwrap_or_default(),
+                        self.daemon_log(id)
+                    ),
+                });
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until node `id` reports the target running and the VIP here.
+    pub fn wait_serving(&self, id: u8, timeout: Duration) -> Result<Duration> {
+        self.wait(id, "serving (target running, VIP here)", timeout, |c| {
+            let s = c.status(id)?;
+            Ok(s["target"]["running"] == true && s["vip"]["here"] == true)
+        })
+    }
+
+    /// Writes `len` bytes of `pattern` at `offset` through the VIP with `qemu-io`.
+    pub fn write_pattern(&self, pattern: u8, offset: u64, len: u64) -> Result<()> {
+        self.qemu_io(
+            &format!("write -P {pattern:#04x} {offset} {len}"),
+            Duration::from_secs(60),
+        )
+        .and_then(|(ok, out)| {
+            if ok {
+                Ok(())
+            } else {
+                Err(LabError::Invalid(format!("initiator write failed: {out}")))
+            }
+        })
+    }
+
+    /// Whether `len` bytes at `offset` read back as `pattern` through the VIP.
+    pub fn read_pattern(
+        &self,
+        pattern: u8,
+        offset: u64,
+        len: u64,
+        timeout: Duration,
+    ) -> Result<bool> {
+        self.qemu_io(&format!("read -P {pattern:#04x} {offset} {len}"), timeout)
+            .map(|(ok, _)| ok)
+    }
+
+    fn qemu_io(&self, command: &str, timeout: Duration) -> Result<(bool, String)> {
+        let mut cmd = self.lab.qemu_io()?;
+        cmd.args(["-f", "raw", "-c", command, &self.lun_url()]);
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                LabError::io("starting qemu-io in the initiator namespace".to_string(), e)
+            })?;
+        let out = wait_output(child, timeout)?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // qemu-io exits 0 even when a pattern check fails; it says so on its output.
+        let ok = out.status.success()
+            && !text.contains("Pattern verification failed")
+            && !text.contains("failed");
+        Ok((ok, text))
+    }
+
+    /// The link-layer address the initiator has for the VIP, if any.
+    pub fn initiator_vip_mac(&self) -> Result<Option<String>> {
+        let out = self.lab.initiator(&format!("ip neigh show {VIP}"))?;
+        Ok(out
+            .stdout_text()
+            .split_whitespace()
+            .skip_while(|w| *w != "lladdr")
+            .nth(1)
+            .map(str::to_string))
+    }
+
+    /// Makes `to` master and `from` slave at once, then measures the time until the initiator
+    /// reads `pattern` back through the VIP from node `to` (the initiator's neighbour entry
+    /// for the VIP must name `to`'s MAC, so a read still served by `from` does not count).
+    pub fn failover(&self, from: u8, to: u8, pattern: u8, timeout: Duration) -> Result<Failover> {
+        let to_mac = format!("52:54:00:99:00:{to:02x}");
+        let t0 = Instant::now();
+        thread::scope(|s| -> Result<()> {
+            let old = s.spawn(|| self.set_role(from, "slave"));
+            self.set_role(to, "master")?;
+            old.join()
+                .map_err(|_| LabError::Invalid("role writer thread panicked".into()))?
+        })?;
+        let role_write = t0.elapsed();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if self.read_pattern(pattern, 0, 4096, Duration::from_secs(5))?
+                && self.initiator_vip_mac()?.as_deref() == Some(to_mac.as_str())
+            {
+                return Ok(Failover {
+                    role_change_to_serving: t0.elapsed(),
+                    role_write,
+                    attempts,
+                });
+            }
+            if t0.elapsed() > timeout {
+                return Err(LabError::WaitTimeout {
+                    what: format!("node{to} serving after the switch from node{from}"),
+                    timeout,
+                    last: format!(
+                        "node{from}:\n{}\nnode{to}:\n{}\nnode{to} log:\n{}",
+                        self.status_text(from).unwrap_or_default(),
+                        self.status_text(to).unwrap_or_default(),
+                        self.daemon_log(to)
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Waits for a child with a timeout, killing it when the time is up.
+fn wait_output(mut child: std::process::Child, timeout: Duration) -> Result<std::process::Output> {
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => {
+                return child
+                    .wait_with_output()
+                    .map_err(|e| LabError::io("reading qemu-io's output".to_string(), e))
+            }
+            Ok(None) if t0.elapsed() > timeout => {
+                let _ = child.kill();
+                return child
+                    .wait_with_output()
+                    .map_err(|e| LabError::io("reading qemu-io's output".to_string(), e));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(LabError::io("waiting for qemu-io".to_string(), e)),
+        }
+    }
+}
+
+/// The `p`th percentile (nearest rank, `p` in 1..=100) of sorted durations, in milliseconds.
+pub fn percentile_ms(sorted: &[Duration], p: usize) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lab_config_names_the_lab_and_keeps_extras_last() {
+        let text = lab_config("[monitor]\nretry_delay = \"500ms\"\n");
+        assert!(text.contains(&format!("iqn = \"{IQN}\"")));
+        assert!(text.contains("address = \"10.99.0.100/24\""));
+        assert!(text.trim_end().ends_with("retry_delay = \"500ms\""));
+    }
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        let d: Vec<Duration> = (1..=20).map(|i| Duration::from_millis(i * 10)).collect();
+        assert_eq!(percentile_ms(&d, 50), 100.0);
+        assert_eq!(percentile_ms(&d, 99), 200.0);
+        assert_eq!(percentile_ms(&d, 100), 200.0);
+    }
+}
