@@ -62,8 +62,10 @@ impl Client {
         }
     }
 
-    /// Sends `request` and returns tgtd's reply whatever its code.
+    /// Sends `request` and returns tgtd's reply whatever its code. A request that would
+    /// crash or mislead tgtd ([`crate::guard::check_request`]) is refused unsent.
     pub fn exchange(&self, request: &Request) -> Result<Reply, TgtError> {
+        crate::guard::check_request(request)?;
         let what = describe(request);
         let mut stream = self.connect(&what)?;
         let io = |source: std::io::Error| self.io_error(&what, source);

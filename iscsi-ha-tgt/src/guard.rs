@@ -7,7 +7,7 @@ use iscsi_ha_core::target::{
     LunId, MAX_PRODUCT_ID_LEN, MAX_SCSI_ID_LEN, MAX_SCSI_SN_LEN, MAX_VENDOR_ID_LEN,
 };
 
-use crate::wire::WireError;
+use crate::wire::{Mode, Op, Request, WireError, NO_TID};
 
 /// Longest target name tgtd is given (RFC 3720's limit for iSCSI names).
 pub const MAX_TARGET_NAME_LEN: usize = 223;
@@ -87,6 +87,12 @@ pub enum GuardError {
     /// A block size tgtd would silently ignore.
     #[error("block size {0} refused: a power of two from 512 to 1048576")]
     BlockSize(u32),
+    /// A target bind or unbind without a body: tgtd would take its SCSI-host path instead.
+    #[error("target {op} without a body refused: tgtd would bind a SCSI host instead of an ACL")]
+    BindWithoutBody {
+        /// `bind` or `unbind`.
+        op: &'static str,
+    },
     /// A logical-unit update that would set nothing.
     #[error("a logical-unit update must set at least one parameter")]
     EmptyUpdate,
@@ -271,9 +277,87 @@ pub fn check_block_size(size: u32) -> Result<(), GuardError> {
     }
 }
 
+/// The last check before bytes leave, for requests built by hand: the same rules the typed
+/// builders apply, so no request that crashes or misleads tgtd is ever sent.
+pub fn check_request(req: &Request) -> Result<(), GuardError> {
+    let body = req.body.as_ref().map(|b| b.as_str());
+    let tid_needed = match req.mode {
+        Mode::Target => !(req.op == Op::Show && req.tid == NO_TID),
+        Mode::Device => true,
+        Mode::Connection => true,
+        _ => false,
+    };
+    if tid_needed {
+        check_tid(i64::from(req.tid))?;
+    }
+    match (req.mode, req.op) {
+        (Mode::Target, Op::New) => {
+            let name = body
+                .into_iter()
+                .flat_map(|b| b.split(','))
+                .find_map(|p| p.strip_prefix("targetname="))
+                .unwrap_or("");
+            check_target_name(name)?;
+        }
+        (Mode::Target, op @ (Op::Bind | Op::Unbind)) => {
+            let op = if op == Op::Bind { "bind" } else { "unbind" };
+            let Some(body) = body else {
+                return Err(GuardError::BindWithoutBody { op });
+            };
+            let rules = ["initiator-address=", "initiator-name="]
+                .iter()
+                .filter(|k| body.contains(*k))
+                .count();
+            if rules != 1 || body.contains(',') {
+                return Err(GuardError::Address {
+                    text: body.to_string(),
+                    reason:
+                        "one access rule per request: tgtd takes the rest of the body as the value"
+                            .to_string(),
+                });
+            }
+        }
+        (Mode::Device, Op::New | Op::Delete | Op::Update) => {
+            check_lun(req.lun)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_built_requests_are_checked() {
+        use crate::wire::Body;
+        let mut bind = Request::new(Mode::Target, Op::Bind);
+        bind.tid = 1;
+        assert_eq!(
+            check_request(&bind),
+            Err(GuardError::BindWithoutBody { op: "bind" })
+        );
+        bind.body = Body::raw("initiator-address=10.0.0.0/8,initiator-name=x".into()).ok();
+        assert!(matches!(
+            check_request(&bind),
+            Err(GuardError::Address { .. })
+        ));
+        let mut new = Request::new(Mode::Target, Op::New);
+        new.tid = 1;
+        new.body = Body::raw("foo=bar".into()).ok();
+        assert!(matches!(
+            check_request(&new),
+            Err(GuardError::TargetName { .. })
+        ));
+        new.tid = 0;
+        assert_eq!(check_request(&new), Err(GuardError::Tid(0)));
+        let mut lun = Request::new(Mode::Device, Op::Delete);
+        lun.tid = 1;
+        lun.lun = 0;
+        assert_eq!(check_request(&lun), Err(GuardError::Lun(0)));
+        assert_eq!(check_request(&Request::new(Mode::Target, Op::Show)), Ok(()));
+    }
 
     #[test]
     fn tids_and_luns_start_at_one() {

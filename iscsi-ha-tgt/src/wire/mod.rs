@@ -30,7 +30,7 @@ pub enum WireError {
     #[error("impossible length field {0}")]
     Length(u32),
     /// A body over tgtd's limit (tgtd would drop the connection without a reply).
-    #[error("request body of {len} bytes exceeds tgtd's limit of {max}")]
+    #[error("request body of {len} bytes refused: tgtd reads at most {max} and drops a larger request without a reply")]
     BodyTooLong {
         /// The body's length with its NUL.
         len: usize,

@@ -1,0 +1,144 @@
+//! The managed tgtd's lifecycle and the adopted one's absence, against the real binary.
+
+mod common;
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{spec, Bench};
+use iscsi_ha_core::ports::{IscsiTarget, RetryHint, TargetError};
+use iscsi_ha_tgt::{TgtConfig, TgtTarget};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+#[test]
+fn nothing_runs_before_the_first_serve() {
+    let bench = Bench::new();
+    let mut target = bench.managed_target();
+    let status = target.status().unwrap_or_else(|e| panic!("{e}"));
+    assert!(!status.daemon_running && status.targets.is_empty());
+    assert!(target.managed().is_none());
+    assert!(!bench.client().socket().exists());
+}
+
+#[test]
+fn an_adopted_tgtd_that_is_not_there_is_not_running() {
+    let bench = Bench::new();
+    let mut target = TgtTarget::new(TgtConfig::adopt(bench.control_port));
+    let status = target.status().unwrap_or_else(|e| panic!("{e}"));
+    assert!(!status.daemon_running);
+    let err = target.serve(&spec("absent", &[bench.disk("a.img", 1)]));
+    match err {
+        Err(e @ TargetError::NotRunning(_)) => assert!(e.retry_can_help()),
+        other => panic!("expected NotRunning, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_crashed_child_is_noticed_and_replaced() {
+    let bench = Bench::new();
+    let spec = spec("phoenix", &[bench.disk("p.img", 16)]);
+    let mut target = bench.managed_target();
+    target.serve(&spec).unwrap_or_else(|e| panic!("serve: {e}"));
+    let (pid, readable_before) = {
+        let child = target.managed().unwrap_or_else(|| panic!("no child"));
+        let fd = child.pidfd().unwrap_or_else(|| panic!("no pidfd"));
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let n = poll(&mut fds, PollTimeout::ZERO).unwrap_or_else(|e| panic!("{e}"));
+        (child.pid(), n)
+    };
+    assert_eq!(readable_before, 0, "the pidfd is readable while tgtd runs");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or_else(|e| panic!("{e}")));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    {
+        let child = target.managed().unwrap_or_else(|| panic!("no child"));
+        let fd = child.pidfd().unwrap_or_else(|| panic!("no pidfd"));
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let n = poll(&mut fds, PollTimeout::from(10_000_u16)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, 1, "the pidfd did not report the exit");
+    }
+    let status = target.reap_exited().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.is_some_and(|s| !s.success()));
+    assert!(target.managed().is_none());
+    assert!(
+        !target
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .daemon_running
+    );
+    assert!(
+        !bench.client().socket().exists(),
+        "socket of the dead tgtd left behind"
+    );
+
+    target
+        .serve(&spec)
+        .unwrap_or_else(|e| panic!("serve after the crash: {e}"));
+    assert!(spec.is_served_by(&target.status().unwrap_or_else(|e| panic!("{e}"))));
+    target.stop(&spec).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_second_tgtd_on_the_same_port_is_refused() {
+    let bench = Bench::new();
+    let _other = bench.start_tgtd();
+    let mut target = bench.managed_target();
+    let err = target.serve(&spec("twice", &[bench.disk("t.img", 1)]));
+    match err {
+        Err(TargetError::Refused(m)) => assert!(m.contains("already answers"), "{m}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    // The running tgtd was not touched.
+    assert!(bench
+        .tgt()
+        .targets()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_empty());
+}
+
+#[test]
+fn bad_daemon_settings_are_clear_errors() {
+    let bench = Bench::new();
+    let mut config = bench.managed_config();
+    if let iscsi_ha_tgt::Lifecycle::Managed(m) = &mut config.lifecycle {
+        m.binary = PathBuf::from("/nonexistent/tgtd");
+    }
+    let mut missing = TgtTarget::new(config);
+    let err = missing.serve(&spec("nobin", &[bench.disk("n.img", 1)]));
+    assert!(
+        matches!(err, Err(TargetError::Invalid(ref m)) if m.contains("/nonexistent/tgtd")),
+        "{err:?}"
+    );
+
+    let mut config = bench.managed_config();
+    config.control_port = 40_000;
+    let mut too_high = TgtTarget::new(config);
+    let err = too_high.serve(&spec("port", &[bench.disk("q.img", 1)]));
+    assert!(
+        matches!(err, Err(TargetError::Invalid(ref m)) if m.contains("32767")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn stop_is_idempotent_and_restarts_cleanly() {
+    let bench = Bench::new();
+    let spec = spec("again", &[bench.disk("g.img", 8)]);
+    let mut target = bench.managed_target();
+    target
+        .stop(&spec)
+        .unwrap_or_else(|e| panic!("stop with nothing running: {e}"));
+    for _ in 0..2 {
+        target.serve(&spec).unwrap_or_else(|e| panic!("serve: {e}"));
+        assert!(spec.is_served_by(&target.status().unwrap_or_else(|e| panic!("{e}"))));
+        target.stop(&spec).unwrap_or_else(|e| panic!("stop: {e}"));
+        target
+            .stop(&spec)
+            .unwrap_or_else(|e| panic!("stop again: {e}"));
+        let status = target.status().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!status.daemon_running);
+    }
+    std::thread::sleep(Duration::from_millis(10));
+    assert!(!bench.client().socket().exists());
+}
