@@ -245,10 +245,20 @@ fn ensure_base(dirs: &LabDirs, progress: &mut dyn FnMut(&str)) -> Result<String>
             .map_err(|e| LabError::io(format!("creating {}", d.display()), e))?;
     }
     let specs: Vec<String> = versions.iter().map(|(p, v)| format!("{p}={v}")).collect();
-    run(Command::new("apt-get")
-        .args(["download", "-q"])
-        .args(&specs)
-        .current_dir(&debs))?;
+    let download = || {
+        run(Command::new("apt-get")
+            .args(["download", "-q"])
+            .args(&specs)
+            .current_dir(&debs))
+    };
+    if let Err(first) = download() {
+        // Stale package lists name versions the mirror no longer has: refresh once, retry.
+        progress(&format!(
+            "apt-get download failed ({first}); refreshing the package lists"
+        ));
+        run(Command::new("apt-get").args(["update", "-qq"]))?;
+        download()?;
+    }
     progress("unpacking qemu and the kernel");
     let entries = std::fs::read_dir(&debs)
         .map_err(|e| LabError::io(format!("listing {}", debs.display()), e))?;

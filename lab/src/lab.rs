@@ -209,6 +209,12 @@ impl Lab {
         }
         if options.detached {
             lab.ownership = Ownership::Detached;
+            if let Some(lock) = &lab.lock {
+                lock.describe_holder(&format!(
+                    "a lab left running by `iha-lab up` (pid {}; `iha-lab down` stops it)",
+                    std::process::id()
+                ));
+            }
         }
         Ok(lab)
     }

@@ -92,6 +92,17 @@ impl LabLock {
         self.file.as_raw_fd()
     }
 
+    /// Replaces the holder description others see while they wait (e.g. "a lab left running").
+    pub(crate) fn describe_holder(&self, text: &str) {
+        let _ = std::fs::write(self.holder_path(), format!("{text}\n"));
+    }
+
+    fn holder_path(&self) -> std::path::PathBuf {
+        std::fs::read_link(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+            .unwrap_or_else(|_| Path::new(LOCK_FILE).to_path_buf())
+            .with_extension("holder")
+    }
+
     fn record_holder(&self, holder_path: &Path) {
         let exe = std::env::args().next().unwrap_or_default();
         let text = format!("pid {} ({exe})\n", std::process::id());
