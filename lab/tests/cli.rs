@@ -13,7 +13,7 @@ fn iha_lab(dir: &std::path::Path, args: &[&str]) -> Output {
 
 fn empty_lab_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("iha-lab-cli-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("create a temp dir");
     dir
 }
 
