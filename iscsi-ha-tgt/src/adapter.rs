@@ -72,20 +72,46 @@ impl TgtTarget {
     /// Makes sure tgtd answers: starts the managed child if there is none (or it exited);
     /// for an adopted tgtd, checks that it answers.
     pub fn ensure_daemon(&mut self) -> Result<(), TgtError> {
-        self.reap_exited()?;
-        match (&self.config.lifecycle, &self.daemon) {
-            (Lifecycle::Managed(m), None) => {
-                let command = self
-                    .config
-                    .tgtd_command()
-                    .ok_or(DaemonError::AlreadyRunning(self.config.socket_path()))?;
-                let child = ManagedTgtd::start(&command, self.tgt.client(), m.ready_timeout)?;
-                self.applied = Applied::default();
-                self.daemon = Some(child);
-                Ok(())
-            }
-            _ => self.tgt.system_show().map(drop),
+        if !self.start_if_managed()? {
+            self.tgt.system_show()?;
         }
+        Ok(())
+    }
+
+    /// Starts the managed child if there is none (or it exited). Returns whether tgtd is
+    /// known to run (a managed child that is alive) without asking it.
+    fn start_if_managed(&mut self) -> Result<bool, TgtError> {
+        self.reap_exited()?;
+        let Lifecycle::Managed(m) = &self.config.lifecycle else {
+            return Ok(false);
+        };
+        if self.daemon.is_none() {
+            let ready_timeout = m.ready_timeout;
+            let command = self
+                .config
+                .tgtd_command()
+                .ok_or_else(|| DaemonError::AlreadyRunning(self.config.socket_path()))?;
+            let child = ManagedTgtd::start(&command, self.tgt.client(), ready_timeout)?;
+            self.applied = Applied::default();
+            self.daemon = Some(child);
+        }
+        Ok(true)
+    }
+
+    /// Takes everything down, for the daemon's own exit: every target offline and removed
+    /// (bounded retries under I/O), then a managed tgtd stopped. An adopted tgtd only loses
+    /// the targets of `specs`.
+    pub fn shutdown(&mut self, specs: &[TargetSpec]) -> Result<(), TgtError> {
+        for spec in specs {
+            self.stop_spec(spec)?;
+        }
+        if self.daemon.is_none() {
+            return Ok(());
+        }
+        for t in self.tgt.targets()? {
+            self.remove_target(&t)?;
+        }
+        self.stop_daemon()
     }
 
     /// Stops the managed tgtd (if any): `system delete`, which tgtd accepts only when no
@@ -122,7 +148,7 @@ impl TgtTarget {
     /// Serves `spec` (the port's `serve`, with this crate's error).
     pub fn serve_spec(&mut self, spec: &TargetSpec) -> Result<(), TgtError> {
         plan::validate(spec, &self.config.backing)?;
-        self.ensure_daemon()?;
+        self.start_if_managed()?;
         let targets = self.tgt.targets()?;
         let observed = targets.iter().find(|t| t.name == spec.iqn.as_str());
         let accounts = self.tgt.accounts()?;

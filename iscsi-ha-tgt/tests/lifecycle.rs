@@ -142,3 +142,35 @@ fn stop_is_idempotent_and_restarts_cleanly() {
     std::thread::sleep(Duration::from_millis(10));
     assert!(!bench.client().socket().exists());
 }
+
+#[test]
+fn shutdown_removes_every_target_then_stops_the_child() {
+    let bench = Bench::new();
+    let spec = spec("last", &[bench.disk("l.img", 8)]);
+    let mut target = bench.managed_target();
+    target.serve(&spec).unwrap_or_else(|e| panic!("serve: {e}"));
+    // Someone else's target in our tgtd keeps `stop` from stopping it...
+    bench
+        .tgt()
+        .target_new(9, "iqn.2024-01.com.example:stray")
+        .unwrap_or_else(|e| panic!("{e}"));
+    target.stop(&spec).unwrap_or_else(|e| panic!("stop: {e}"));
+    assert!(
+        target
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .daemon_running
+    );
+    // ...but `shutdown` takes everything down.
+    target
+        .shutdown(&[spec])
+        .unwrap_or_else(|e| panic!("shutdown: {e}"));
+    assert!(
+        !target
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .daemon_running
+    );
+    assert!(target.managed().is_none());
+    assert!(!bench.client().socket().exists());
+}
