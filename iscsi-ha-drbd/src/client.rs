@@ -116,6 +116,49 @@ pub enum RoleRequest {
     Secondary,
 }
 
+/// The GET_STATUS dump request (8.4): every resource, or one (`CFG_CONTEXT` with its name).
+pub fn status_dump_message(resource: Option<&str>) -> DrbdMessage {
+    DrbdMessage {
+        cmd: DrbdCommand::GetStatus,
+        version: Dialect::V84.family_version(),
+        header: DrbdHeader {
+            minor: MINOR_NONE,
+            ret_code: 0,
+        },
+        attrs: DrbdAttrs {
+            cfg_context: resource.map(|name| CfgContext {
+                resource_name: Some(name.to_string()),
+                ..CfgContext::default()
+            }),
+            ..DrbdAttrs::default()
+        },
+    }
+}
+
+/// The PRIMARY/SECONDARY request for one minor (8.4), as drbdsetup sends it: no option set
+/// unless forced, then `SET_ROLE_PARMS{assume_uptodate}`.
+pub fn role_message(minor: u32, role: RoleRequest) -> DrbdMessage {
+    let (cmd, set_role_parms) = match role {
+        RoleRequest::Primary { force } => (
+            DrbdCommand::Primary,
+            force.then(|| SetRoleParms {
+                assume_uptodate: Some(true),
+                ..SetRoleParms::default()
+            }),
+        ),
+        RoleRequest::Secondary => (DrbdCommand::Secondary, None),
+    };
+    DrbdMessage {
+        cmd,
+        version: Dialect::V84.family_version(),
+        header: DrbdHeader { minor, ret_code: 0 },
+        attrs: DrbdAttrs {
+            set_role_parms,
+            ..DrbdAttrs::default()
+        },
+    }
+}
+
 /// A connection to the DRBD kernel module's generic netlink family.
 #[derive(Debug)]
 pub struct DrbdNetlink {
@@ -230,14 +273,7 @@ impl DrbdNetlink {
     fn status_messages(&mut self, resource: Option<&str>) -> Result<Vec<DrbdMessage>, DrbdError> {
         const OP: &str = "GET_STATUS dump";
         self.require_84("status through GET_STATUS")?;
-        let attrs = DrbdAttrs {
-            cfg_context: resource.map(|name| CfgContext {
-                resource_name: Some(name.to_string()),
-                ..CfgContext::default()
-            }),
-            ..DrbdAttrs::default()
-        };
-        let msg = self.message(DrbdCommand::GetStatus, MINOR_NONE, attrs);
+        let msg = status_dump_message(resource);
         let seq = self.send(OP, RequestFlags::Dump, &msg)?;
         let frames = self.collect(OP, seq, |f| {
             matches!(f, Frame::Done { .. } | Frame::Error { .. })
@@ -339,22 +375,11 @@ impl DrbdNetlink {
     /// Changes the role of one minor (8.4: roles are set per device).
     pub fn set_role(&mut self, minor: u32, role: RoleRequest) -> Result<(), DrbdError> {
         self.require_84("role changes")?;
-        let (op, cmd, attrs) = match role {
-            RoleRequest::Primary { force } => (
-                "primary",
-                DrbdCommand::Primary,
-                DrbdAttrs {
-                    // drbdsetup always sends the (possibly empty) option set.
-                    set_role_parms: Some(SetRoleParms {
-                        assume_uptodate: force.then_some(true),
-                        ..SetRoleParms::default()
-                    }),
-                    ..DrbdAttrs::default()
-                },
-            ),
-            RoleRequest::Secondary => ("secondary", DrbdCommand::Secondary, DrbdAttrs::default()),
+        let op = match role {
+            RoleRequest::Primary { .. } => "primary",
+            RoleRequest::Secondary => "secondary",
         };
-        let msg = self.message(cmd, minor, attrs);
+        let msg = role_message(minor, role);
         self.request(op, &msg).map(|_| ())
     }
 

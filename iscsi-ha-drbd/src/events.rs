@@ -207,7 +207,7 @@ fn notification(seq: u32, msg: &DrbdMessage, dialect: Dialect) -> Notification {
         Dialect::V9 => DrbdDiskState::from_wire_9(v),
     };
     let conn = |v: u32| match dialect {
-        Dialect::V84 => ConnState::from_wire_84(v),
+        Dialect::V84 => ConnState::from_wire_84_connection(v),
         Dialect::V9 => ConnState::from_wire_9_conn(v),
     };
     let repl = |v: u32| match dialect {

@@ -266,6 +266,17 @@ impl ConnState {
         lookup(&CONNS_84, v, ConnState::Other)
     }
 
+    /// Decodes the connection-level state of an 8.4 events2 CONNECTION_INFO. 8.4's connection
+    /// object stays at 9 (`C_WF_REPORT_PARAMS`) once the handshake is done, while each device
+    /// moves on to `C_CONNECTED`; drbdsetup-84 prints it as "Connected" (seen in the lab
+    /// captures, fixtures/drbd/genl/status-all-events2).
+    pub fn from_wire_84_connection(v: u32) -> Self {
+        match v {
+            9 => ConnState::Connected,
+            v => Self::from_wire_84(v),
+        }
+    }
+
     /// Decodes a DRBD 9 `enum drbd_conn_state` number (0-7 as 8.4, 8 Connecting, 9 Connected).
     pub fn from_wire_9_conn(v: u32) -> Self {
         match v {
