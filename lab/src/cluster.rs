@@ -167,7 +167,7 @@ impl<'a> Cluster<'a> {
     pub fn stop_daemon(&self, id: u8) -> Result<()> {
         self.lab
             .node(id)
-            .run("pkill -TERM -f 'iscsi-ha run' ; sleep 0.3; true")?;
+            .run("kill -TERM $(pidof iscsi-ha) 2>/dev/null; sleep 0.3; true")?;
         Ok(())
     }
 

@@ -1,0 +1,267 @@
+//! Failover end to end in the two-VM lab: the real DRBD 8.4 module, tgtd started by our daemon,
+//! the VIP moved by our daemon, and an initiator outside both VMs (qemu-io over iSCSI in the
+//! lab's initiator namespace) reading and writing through the VIP while roles flip and hosts
+//! die. One lab boot runs the scenarios of issue 7 in order; each prints what it measured.
+//! Needs root and the lab's prerequisites; fails with the lab's message when they are missing.
+
+#![allow(clippy::unwrap_used)]
+
+use iscsi_ha_lab::cluster::{Binaries, Cluster};
+use iscsi_ha_lab::{Lab, LabOptions};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Blocks written by the initiator: (offset, pattern). 64 KiB each, spread over the disk.
+const BLOCKS: [(u64, u8); 6] = [
+    (0, 0x11),
+    (1 << 20, 0x22),
+    (5 << 20, 0x33),
+    (17 << 20, 0x44),
+    (33 << 20, 0x55),
+    (60 << 20, 0x66),
+];
+const BLOCK: u64 = 64 * 1024;
+const SERVE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn binaries() -> Binaries {
+    Binaries {
+        iscsi_ha: PathBuf::from(env!("CARGO_BIN_EXE_iscsi-ha")),
+        iscsi_cfg: PathBuf::from(env!("CARGO_BIN_EXE_iscsi-cfg")),
+    }
+}
+
+fn step(name: &str) {
+    eprintln!("\n=== {name}");
+}
+
+fn write_blocks(c: &Cluster<'_>, xor: u8) {
+    for (offset, pattern) in BLOCKS {
+        c.write_pattern(pattern ^ xor, offset, BLOCK).unwrap();
+    }
+}
+
+fn assert_blocks(c: &Cluster<'_>, xor: u8, when: &str) {
+    for (offset, pattern) in BLOCKS {
+        assert!(
+            c.read_pattern(pattern ^ xor, offset, BLOCK, Duration::from_secs(30))
+                .unwrap(),
+            "{when}: block at {offset} does not read back as {:#04x}",
+            pattern ^ xor
+        );
+    }
+}
+
+fn holds(c: &Cluster<'_>, id: u8) -> Vec<String> {
+    c.status(id).unwrap()["holds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn alerts_matching(c: &Cluster<'_>, id: u8, needle: &str) -> usize {
+    c.status(id).unwrap()["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["message"].as_str().unwrap().contains(needle))
+        .count()
+}
+
+#[test]
+fn failover_end_to_end_in_the_lab() {
+    let started = Instant::now();
+    let lab =
+        Lab::up(LabOptions::default()).unwrap_or_else(|e| panic!("the lab did not come up: {e}"));
+    let c = Cluster::deploy(
+        &lab,
+        &binaries(),
+        "\n[monitor]\nmax_starts = 3\nretry_delay = \"500ms\"\n",
+    )
+    .unwrap();
+
+    step("1. cold start: node1 master, node2 slave");
+    c.set_role(1, "master").unwrap();
+    let t = c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    eprintln!("node1 serving {t:?} after its role file said master");
+    assert_eq!(c.status(2).unwrap()["resources"][0]["role"], "Secondary");
+    write_blocks(&c, 0);
+    assert_blocks(&c, 0, "after the cold start");
+
+    step("2. planned switch: node1 -> node2");
+    let f = c.failover(1, 2, BLOCKS[0].1, SERVE_TIMEOUT).unwrap();
+    eprintln!(
+        "planned switch: role change -> serving {:?} ({} reads; role writes took {:?})",
+        f.role_change_to_serving, f.attempts, f.role_write
+    );
+    assert_blocks(&c, 0, "after the planned switch");
+    assert_eq!(c.status(1).unwrap()["resources"][0]["role"], "Secondary");
+    assert_eq!(c.status(1).unwrap()["vip"]["here"], false);
+
+    step("3. the master (node2) dies; node1's role becomes master");
+    lab.node(2).kill().unwrap();
+    let t0 = Instant::now();
+    c.set_role(1, "master").unwrap();
+    c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    while !c
+        .read_pattern(BLOCKS[0].1, 0, 4096, Duration::from_secs(5))
+        .unwrap()
+    {
+        assert!(
+            t0.elapsed() < SERVE_TIMEOUT,
+            "node1 serves but the initiator cannot read"
+        );
+    }
+    eprintln!(
+        "survivor serving {:?} after its role change (DRBD had to notice the dead peer)",
+        t0.elapsed()
+    );
+    assert_blocks(&c, 0, "after the master died: no acknowledged write lost");
+    write_blocks(&c, 0xff);
+    lab.reboot_node(2).unwrap();
+    c.set_role(2, "slave").unwrap();
+    c.start_daemon(2).unwrap();
+    lab.node(2)
+        .wait_drbd(
+            "back as Secondary and resynced",
+            Duration::from_secs(120),
+            |m| {
+                m.first().is_some_and(|m| {
+                    m.is_healthy() && m.role == "Secondary" && m.peer_role == "Primary"
+                })
+            },
+        )
+        .unwrap();
+    let s2 = c.status(2).unwrap();
+    assert_eq!(
+        s2["resources"][0]["role"], "Secondary",
+        "the returning node stays Secondary: {s2}"
+    );
+    assert_eq!(s2["target"]["running"], false);
+
+    step("4. tgtd killed on the master (node1): restarted, until its budget runs out");
+    let t0 = Instant::now();
+    lab.node(1).run("kill -9 $(pidof tgtd)").unwrap();
+    c.wait(1, "tgtd restarted", SERVE_TIMEOUT, |c| {
+        let s = c.status(1)?;
+        Ok(s["target"]["running"] == true
+            && s["last_actions"].as_array().is_some_and(|a| a.len() > 3))
+    })
+    .unwrap();
+    eprintln!("tgtd restarted {:?} after it was killed", t0.elapsed());
+    assert_blocks(&c, 0xff, "after tgtd was restarted");
+    // max_starts = 3: the first serve as master and the restart above used two.
+    lab.node(1).run("kill -9 $(pidof tgtd)").unwrap();
+    c.wait(1, "the third start", SERVE_TIMEOUT, |c| {
+        Ok(c.status(1)?["target"]["running"] == true)
+    })
+    .unwrap();
+    lab.node(1).run("kill -9 $(pidof tgtd)").unwrap();
+    c.wait(1, "the budget to be used up", SERVE_TIMEOUT, |c| {
+        Ok(!c.status(1)?["exhausted"].as_array().unwrap().is_empty())
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let s1 = c.status(1).unwrap();
+    assert_eq!(
+        s1["target"]["running"], false,
+        "left alone once the budget is used up: {s1}"
+    );
+    assert_eq!(alerts_matching(&c, 1, "keeps failing"), 1);
+    let out = c.iscsi_cfg(1, "reset").unwrap();
+    assert!(out.success(), "{}", out.stderr_text());
+    c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    assert_blocks(&c, 0xff, "after the operator's reset");
+
+    step("5. role unknown on the master: nothing changes, one alert");
+    c.remove_role(1).unwrap();
+    c.wait(1, "role unknown", Duration::from_secs(10), |c| {
+        Ok(c.status(1)?["host_role"] == "unknown")
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let s1 = c.status(1).unwrap();
+    assert_eq!(s1["target"]["running"], true, "unknown holds: {s1}");
+    assert_eq!(s1["vip"]["here"], true);
+    assert_eq!(alerts_matching(&c, 1, "role unknown"), 1);
+    assert_blocks(&c, 0xff, "while the role is unknown");
+    c.set_role(1, "master").unwrap();
+
+    step("6. peer still Primary: promotion held until it demotes");
+    c.set_role(2, "master").unwrap();
+    c.wait(2, "the peer-Primary hold", Duration::from_secs(10), |c| {
+        Ok(holds(c, 2).iter().any(|h| h.contains("peer is Primary")))
+    })
+    .unwrap();
+    assert_eq!(c.status(2).unwrap()["resources"][0]["role"], "Secondary");
+    assert!(alerts_matching(&c, 2, "peer is Primary") >= 1);
+    let t0 = Instant::now();
+    c.set_role(1, "slave").unwrap();
+    c.wait_serving(2, SERVE_TIMEOUT).unwrap();
+    eprintln!(
+        "node2 serving {:?} after node1 was told to demote",
+        t0.elapsed()
+    );
+    assert_blocks(&c, 0xff, "after the held promotion went through");
+
+    step("7. someone deletes the VIP on the master (node2)");
+    let t0 = Instant::now();
+    lab.node(2)
+        .run("ip addr del 10.99.0.100/24 dev eth0")
+        .unwrap();
+    c.wait(2, "the VIP restored", Duration::from_secs(10), |c| {
+        Ok(c.daemon_log(2).matches("assign VIP: done").count() >= 2
+            && c.status(2)?["vip"]["here"] == true)
+    })
+    .unwrap();
+    eprintln!("VIP restored {:?} after it was deleted", t0.elapsed());
+    assert_blocks(&c, 0xff, "after the VIP was restored");
+
+    step("8. manual mode moves service away, with the original's refusals");
+    let out = c.iscsi_cfg(1, "become-primary").unwrap();
+    assert!(
+        !out.success() && out.stderr_text().contains("not in manual mode"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(c.iscsi_cfg(2, "manual-mode-enable").unwrap().success());
+    assert!(c.iscsi_cfg(1, "manual-mode-enable").unwrap().success());
+    let out = c.iscsi_cfg(1, "become-primary").unwrap();
+    assert!(!out.success(), "refused while node2 is Primary");
+    assert!(
+        out.stderr_text().contains("the peer is Primary"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        out.stderr_text().contains("become-secondary"),
+        "the refusal says what to do"
+    );
+    let out = c.iscsi_cfg(2, "become-secondary").unwrap();
+    assert!(out.success(), "{}{}", out.stdout_text(), out.stderr_text());
+    let out = c.iscsi_cfg(1, "become-primary").unwrap();
+    assert!(out.success(), "{}{}", out.stdout_text(), out.stderr_text());
+    c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    assert_blocks(&c, 0xff, "after the manual switch");
+    let out = c.iscsi_cfg(1, "manual-mode-disable").unwrap();
+    assert!(
+        !out.success(),
+        "node1's pool role (slave) contradicts its DRBD role (Primary)"
+    );
+    assert!(
+        out.stderr_text().contains("become-secondary first")
+            || out.stderr_text().contains("become-"),
+        "{}",
+        out.stderr_text()
+    );
+    c.set_role(1, "master").unwrap();
+    c.set_role(2, "slave").unwrap();
+    assert!(c.iscsi_cfg(1, "manual-mode-disable").unwrap().success());
+    assert!(c.iscsi_cfg(2, "manual-mode-disable").unwrap().success());
+    std::thread::sleep(Duration::from_secs(1));
+    c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    assert_blocks(&c, 0xff, "after manual mode was disabled");
+
+    eprintln!("\nall scenarios passed in {:?}", started.elapsed());
+}
