@@ -75,7 +75,9 @@ impl Client {
             .write_all(&request.encode())
             .map_err(|e| self.io_error(&what, e))?;
         let mut header = [0_u8; REPLY_HEADER_LEN];
-        read_full(&mut stream, &mut header).map_err(|e| self.read_error(&what, e))?;
+        stream
+            .read_exact(&mut header)
+            .map_err(|e| self.read_error(&what, e))?;
         let header = ReplyHeader::decode(&header).map_err(|e| TgtError::Malformed {
             request: what.clone(),
             reason: e.to_string(),
@@ -85,7 +87,9 @@ impl Client {
             reason: e.to_string(),
         })?;
         let mut body = vec![0_u8; text_len];
-        read_full(&mut stream, &mut body).map_err(|e| self.read_error(&what, e))?;
+        stream
+            .read_exact(&mut body)
+            .map_err(|e| self.read_error(&what, e))?;
         Ok(Reply {
             code: header.code,
             text: decode_text(&body),
@@ -157,10 +161,6 @@ impl Client {
             _ => self.io_error(what, source),
         }
     }
-}
-
-fn read_full(stream: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<()> {
-    stream.read_exact(buf)
 }
 
 /// A short description of a request for messages, e.g. `target delete tid 1 force`.

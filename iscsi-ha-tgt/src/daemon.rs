@@ -102,6 +102,9 @@ pub struct ManagedTgtd {
     pidfd: Option<OwnedFd>,
     exited: Option<ExitStatus>,
     socket: PathBuf,
+    /// Set once the child answered on the socket: only then are the socket files its own
+    /// (a child that lost the lock race must not remove the winner's socket).
+    owns_socket: bool,
 }
 
 impl ManagedTgtd {
@@ -163,11 +166,13 @@ impl ManagedTgtd {
             pidfd,
             exited: None,
             socket: socket_path(&command.socket_base, command.control_port),
+            owns_socket: false,
         };
         let waited = client.wait_until_answering(ready_timeout, || daemon.check_alive("starting"));
         waited?;
         // The socket answered; make sure it was our child and not a tgtd started meanwhile.
         daemon.check_alive("starting")?;
+        daemon.owns_socket = true;
         tracing::info!(pid = daemon.pid(), socket = %daemon.socket.display(), "tgtd started");
         Ok(daemon)
     }
@@ -255,6 +260,9 @@ impl ManagedTgtd {
 
     /// tgtd leaves `socket.N` and `socket.N.lock` behind on exit; ours are ours to remove.
     fn remove_socket_files(&self) {
+        if !self.owns_socket {
+            return;
+        }
         let mut lock = self.socket.as_os_str().to_owned();
         lock.push(".lock");
         for path in [self.socket.clone(), PathBuf::from(lock)] {

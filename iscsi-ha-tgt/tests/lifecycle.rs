@@ -174,3 +174,37 @@ fn shutdown_removes_every_target_then_stops_the_child() {
     assert!(target.managed().is_none());
     assert!(!bench.client().socket().exists());
 }
+
+#[test]
+fn a_child_losing_the_lock_race_leaves_the_winner_alone() {
+    let bench = Bench::new();
+    let winner = bench.start_tgtd();
+    // Skip the "already answers" check by asking another (silent) socket, so the child is
+    // really spawned and fails on the winner's lock file.
+    let elsewhere = iscsi_ha_tgt::client::Client::new(
+        bench.dir.path().join("nothing.0"),
+        Duration::from_secs(2),
+    );
+    let command = iscsi_ha_tgt::daemon::TgtdCommand {
+        binary: PathBuf::from("/usr/sbin/tgtd"),
+        control_port: bench.control_port,
+        socket_base: PathBuf::from(iscsi_ha_tgt::client::DEFAULT_SOCKET_BASE),
+        extra_args: bench.portal_args(),
+        log_file: None,
+    };
+    let loser = iscsi_ha_tgt::ManagedTgtd::start(&command, &elsewhere, Duration::from_secs(10));
+    match loser {
+        Err(iscsi_ha_tgt::TgtError::Daemon(e)) => {
+            let m = e.to_string();
+            assert!(m.contains("while starting") && m.contains("lock"), "{m}");
+        }
+        other => panic!("expected the second tgtd to exit, got {other:?}"),
+    }
+    assert!(
+        bench.client().socket().exists(),
+        "the winner's socket was removed"
+    );
+    assert!(bench.tgt().system_show().is_ok());
+    drop(winner);
+    assert!(!bench.client().socket().exists());
+}
