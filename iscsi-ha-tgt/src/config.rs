@@ -12,7 +12,8 @@ pub struct TgtConfig {
     /// tgtd's control port `N` (`tgtd -C N`, 0..=32767); the socket is `<socket_base>.<N>`.
     pub control_port: u32,
     /// The socket's base path, `/var/run/tgtd/socket` unless tgtd runs with
-    /// `TGT_IPC_SOCKET`.
+    /// `TGT_IPC_SOCKET`. An explicit socket path `/x/socket.N` is base `/x/socket` with
+    /// control port `N`; a managed tgtd is started with `TGT_IPC_SOCKET` set to the base.
     pub socket_base: PathBuf,
     /// Whether the adapter runs tgtd itself or uses one already running.
     pub lifecycle: Lifecycle,
