@@ -8,7 +8,7 @@ use iscsi_ha_core::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatu
 
 use crate::client::Client;
 use crate::config::{Lifecycle, TgtConfig};
-use crate::daemon::{DaemonError, ManagedTgtd};
+use crate::daemon::ManagedTgtd;
 use crate::error::TgtError;
 use crate::ops::{State, Tgt};
 use crate::plan::{self, fingerprint, Applied, Step};
@@ -87,10 +87,9 @@ impl TgtTarget {
         };
         if self.daemon.is_none() {
             let ready_timeout = m.ready_timeout;
-            let command = self
-                .config
-                .tgtd_command()
-                .ok_or_else(|| DaemonError::AlreadyRunning(self.config.socket_path()))?;
+            let Some(command) = self.config.tgtd_command() else {
+                return Ok(false);
+            };
             let child = ManagedTgtd::start(&command, self.tgt.client(), ready_timeout)?;
             self.applied = Applied::default();
             self.daemon = Some(child);

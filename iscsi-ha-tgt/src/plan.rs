@@ -69,6 +69,10 @@ pub fn fingerprint(secret: &str) -> u64 {
 
 /// The steps that make tgtd serve `spec`. `observed` is the target of that name if tgtd
 /// holds it; `accounts` are all account users tgtd has.
+///
+/// tgtd cannot show a CHAP secret, and its accounts are global: an existing account whose
+/// secret [`Applied`] does not vouch for is deleted and created again, which also unbinds it
+/// from any other target (relevant only for an adopted tgtd that shares account names).
 pub fn plan(
     spec: &TargetSpec,
     observed: Option<&TargetInfo>,
