@@ -6,7 +6,10 @@ pub mod config_file;
 pub mod control;
 pub mod daemon;
 pub mod log_alerts;
+pub mod logging;
+pub mod mail;
 pub mod manual_state;
+pub mod metrics;
 pub mod role;
 pub mod wiring;
 

@@ -3,13 +3,16 @@
 use crate::config_file::load;
 use crate::control::{ControlServer, SOCKET_NAME};
 use crate::daemon::{Daemon, DaemonParts};
+use crate::mail::{build_alerts, AlertStats};
 use crate::manual_state::{ManualState, DEFAULT_STATE_DIR};
+use crate::metrics::Metrics;
 use crate::wiring::build_host;
 use anyhow::{Context, Result};
 use clap::Args;
-use iscsi_ha_core::config::schema::LogLevel;
 use iscsi_ha_core::config::DEFAULT_CONFIG_PATH;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Arguments of `run`.
 #[derive(Debug, Args)]
@@ -26,13 +29,18 @@ pub struct RunArgs {
     /// This host's name in status and alerts (default: the kernel's host name).
     #[arg(long)]
     pub host_name: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off unless given; keep it on
+    /// loopback, e.g. 127.0.0.1:9725).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Loads the configuration (refusing to start on any error), wires the adapters and runs the
 /// loop until SIGTERM.
 pub fn run(args: &RunArgs) -> Result<()> {
     let config = load(&args.config).map_err(|e| anyhow::anyhow!("{e}\nrefusing to start"))?;
-    init_logging(config.file.logging.level);
+    let sink = crate::logging::init(&config.file.logging);
+    tracing::debug!("logging to {sink}");
     let host_name = match &args.host_name {
         Some(h) => h.clone(),
         None => nix::unistd::gethostname()
@@ -41,7 +49,18 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let control = ControlServer::bind(&args.run_dir.join(SOCKET_NAME))
         .context("cannot open the control socket")?;
-    let host = build_host(&config)?;
+    let mut host = build_host(&config)?;
+    let alert_stats = Arc::new(AlertStats::default());
+    host.alerts = build_alerts(&config, &host_name, alert_stats.clone())
+        .map_err(|e| anyhow::anyhow!("{e}\nrefusing to start"))?;
+    if let Some(addr) = args.metrics_listen {
+        let metrics = Arc::new(Metrics::new(alert_stats));
+        let bound = metrics
+            .serve(addr)
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        crate::metrics::install(metrics);
+        tracing::info!("metrics at http://{bound}/metrics");
+    }
     let mut daemon = Daemon::new(DaemonParts {
         config,
         config_path: args.config.clone(),
@@ -51,22 +70,4 @@ pub fn run(args: &RunArgs) -> Result<()> {
         manual: ManualState::new(&args.state_dir),
     })?;
     daemon.run()
-}
-
-fn init_logging(level: LogLevel) {
-    let default = match level {
-        LogLevel::Error => "error",
-        LogLevel::Warn => "warn",
-        LogLevel::Info => "info",
-        LogLevel::Debug => "debug",
-        LogLevel::Trace => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }

@@ -241,6 +241,7 @@ impl Daemon {
                 break;
             }
         }
+        crate::metrics::publish(self.status.as_ref(), &done);
         self.notifier.alive(&self.one_line_status());
         done
     }
