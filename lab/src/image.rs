@@ -336,7 +336,12 @@ fn remove_dir(dir: &Path) -> Result<()> {
 }
 
 fn check_qemu_libraries(qemu: &Path) -> Result<()> {
-    for bin in ["usr/bin/qemu-system-x86_64", "usr/bin/qemu-io"] {
+    for bin in [
+        "usr/bin/qemu-system-x86_64",
+        "usr/bin/qemu-io",
+        "usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so",
+        "usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so",
+    ] {
         let out = run_text(Command::new("ldd").arg(qemu.join(bin)))?;
         let missing: Vec<&str> = out
             .lines()
