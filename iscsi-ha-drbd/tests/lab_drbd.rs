@@ -26,6 +26,14 @@ fn assert_status_matches_witnesses(node: &Node, bin: &str) {
     let resources = ours.as_array().expect("a list of resources");
     assert_eq!(resources.len(), RESOURCES as usize, "{ours}");
     let proc = parse_proc_drbd(&node.run("cat /proc/drbd").expect("/proc/drbd"));
+    // Our own /proc parser agrees with our netlink status too (the adapter's cross-check).
+    let agree = node
+        .run(&format!("{bin} cross-check"))
+        .expect("cross-check");
+    assert!(
+        agree.contains(&format!("{RESOURCES} volumes agree")),
+        "{agree}"
+    );
     let drbdsetup_status = node.run("drbdsetup status").expect("drbdsetup status");
     for r in resources {
         let rname = r["name"].as_str().expect("name");

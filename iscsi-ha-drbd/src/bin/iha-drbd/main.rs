@@ -5,6 +5,7 @@
 //! iha-drbd family                          what nlctrl says about the drbd family
 //! iha-drbd status [RES] [--json]           GET_STATUS through netlink
 //! iha-drbd proc [--json] [--path P]        /proc/drbd parsed
+//! iha-drbd cross-check                     netlink status and /proc/drbd agree
 //! iha-drbd port-status RES                 the core's VolumeStatus (the port's view)
 //! iha-drbd primary RES [--force]           promote (through the port; typed errors)
 //! iha-drbd secondary RES                   demote
@@ -41,6 +42,8 @@ enum Command {
     Status(status::StatusArgs),
     /// /proc/drbd, parsed.
     Proc(status::ProcArgs),
+    /// Checks that the netlink status and /proc/drbd agree on every volume.
+    CrossCheck,
     /// The port's reduced view of one resource.
     PortStatus(role::ResourceArg),
     /// Makes this node Primary for a resource.
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Family => status::family(),
         Command::Status(a) => status::status(a),
         Command::Proc(a) => status::proc(a),
+        Command::CrossCheck => status::cross_check(),
         Command::PortStatus(a) => role::port_status(a),
         Command::Primary(a) => role::primary(a),
         Command::Secondary(a) => role::secondary(a),

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use iscsi_ha_drbd::adapter::proc_agrees;
 use iscsi_ha_drbd::procfs;
 use iscsi_ha_drbd::status::DrbdResource;
 use iscsi_ha_drbd::DrbdNetlink;
@@ -106,5 +107,37 @@ pub fn proc(args: ProcArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+pub fn cross_check() -> anyhow::Result<()> {
+    let mut nl = DrbdNetlink::connect().context("resolving the drbd family")?;
+    let resources = nl.status(None)?;
+    let proc = procfs::read(std::path::Path::new(procfs::PROC_DRBD))?;
+    let mut bad = 0;
+    let mut checked = 0;
+    for r in &resources {
+        for v in &r.volumes {
+            checked += 1;
+            match proc.minors.iter().find(|m| m.minor == v.minor) {
+                Some(m) if proc_agrees(v, m) => {}
+                Some(m) => {
+                    bad += 1;
+                    println!(
+                        "mismatch {} minor {}: netlink {v:?} /proc {m:?}",
+                        r.name, v.minor
+                    );
+                }
+                None => {
+                    bad += 1;
+                    println!("mismatch {} minor {}: not in /proc/drbd", r.name, v.minor);
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        anyhow::bail!("{bad} of {checked} volumes disagree");
+    }
+    println!("{checked} volumes agree");
     Ok(())
 }
