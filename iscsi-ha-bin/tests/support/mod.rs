@@ -130,12 +130,30 @@ impl Daemon {
         config_text: &str,
         args: &[&str],
     ) -> Self {
+        Self::start_with(
+            dir,
+            role,
+            config_text,
+            args,
+            &["ip", "netns", "exec", &ns.name],
+        )
+    }
+
+    /// As [`Daemon::start_in`], launched through `prefix` (e.g. nsenter, then ip netns exec).
+    pub fn start_with(
+        dir: tempfile::TempDir,
+        role: &str,
+        config_text: &str,
+        args: &[&str],
+        prefix: &[&str],
+    ) -> Self {
         fs::write(dir.path().join("role"), role).unwrap();
         let c = dir.path().join("c.toml");
         fs::write(&c, config_text).unwrap();
         fs::set_permissions(&c, fs::Permissions::from_mode(0o600)).unwrap();
-        let child = ns
-            .command(env!("CARGO_BIN_EXE_iscsi-ha"))
+        let child = Command::new(prefix[0])
+            .args(&prefix[1..])
+            .arg(env!("CARGO_BIN_EXE_iscsi-ha"))
             .args(["run", "-c"])
             .arg(&c)
             .arg("--run-dir")
