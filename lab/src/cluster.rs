@@ -398,3 +398,49 @@ mod tests {
         assert_eq!(percentile_ms(&d, 100), 200.0);
     }
 }
+
+/// The figures of `iha-lab bench failover`.
+#[derive(Debug, Clone)]
+pub struct FailoverBench {
+    /// Each run's measurement, in order (directions alternate 1→2, 2→1, ...).
+    pub runs: Vec<Failover>,
+}
+
+impl FailoverBench {
+    /// The one-line summary: `failover role-change->serving: p50=.. ms p99=.. ms max=.. ms (n=..)`.
+    pub fn summary(&self) -> String {
+        let mut d: Vec<Duration> = self.runs.iter().map(|r| r.role_change_to_serving).collect();
+        d.sort();
+        format!(
+            "failover role-change->serving: p50={:.0} ms p99={:.0} ms max={:.0} ms (n={})",
+            percentile_ms(&d, 50),
+            percentile_ms(&d, 99),
+            percentile_ms(&d, 100),
+            d.len()
+        )
+    }
+}
+
+impl Cluster<'_> {
+    /// Brings node 1 up as master with a pattern written through the VIP, then switches
+    /// roles `runs` times, measuring each switch with [`Cluster::failover`]. `report` is called
+    /// after each run.
+    pub fn bench_failover(
+        &self,
+        runs: usize,
+        mut report: impl FnMut(usize, &Failover),
+    ) -> Result<FailoverBench> {
+        const PATTERN: u8 = 0x5a;
+        self.set_role(1, "master")?;
+        self.wait_serving(1, Duration::from_secs(120))?;
+        self.write_pattern(PATTERN, 0, 4096)?;
+        let mut out = Vec::with_capacity(runs);
+        for i in 0..runs {
+            let (from, to) = if i % 2 == 0 { (1, 2) } else { (2, 1) };
+            let f = self.failover(from, to, PATTERN, Duration::from_secs(120))?;
+            report(i, &f);
+            out.push(f);
+        }
+        Ok(FailoverBench { runs: out })
+    }
+}

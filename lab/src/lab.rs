@@ -22,7 +22,7 @@ use crate::image::{self, Image};
 use crate::lock::LabLock;
 use crate::net::{self, Topology, INITIATOR_IP, INITIATOR_NS, VIP};
 use crate::node::{kill_and_wait, pid_alive, LabContext, Node};
-use crate::vm::Tether;
+use crate::vm::{Spawner, Tether};
 
 /// How to set up DRBD when the lab comes up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,8 +103,8 @@ enum Ownership {
 /// # Ok::<(), iscsi_ha_lab::LabError>(())
 /// ```
 /// Dropping it kills both VMs and removes the namespaces, disks and sockets, also when a test
-/// panics. Hold it in the thread that created it: its VMs die with that thread (they are
-/// started with `PR_SET_PDEATHSIG`), which is what makes a killed test leave nothing behind.
+/// panics. Its VMs are started with `PR_SET_PDEATHSIG` from a thread the lab owns, so even a
+/// test process killed outright takes them with it; the `Lab` itself may move between threads.
 #[derive(Debug)]
 pub struct Lab {
     // Field order is drop order: VMs first, then the network, then the lock.
@@ -176,6 +176,7 @@ impl Lab {
             boot_timeout: options.boot_timeout,
             resources: options.resources.clone(),
             tether,
+            spawner: Spawner::new()?,
         });
         let topology = Topology::create()?;
         let mut lab = Self {
@@ -244,6 +245,7 @@ impl Lab {
             boot_timeout: Duration::from_secs(120),
             resources: state.resources,
             tether: Tether::Detached(None),
+            spawner: Spawner::new()?,
         });
         let lab = Self {
             nodes: [Node::new(1, ctx.clone()), Node::new(2, ctx.clone())],

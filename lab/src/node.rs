@@ -18,7 +18,7 @@ use crate::host::tail;
 use crate::image::Image;
 use crate::net::{self, node_ip, tap_name, PREFIX_LEN};
 use crate::qmp;
-use crate::vm::{self, Tether, VmSpec};
+use crate::vm::{self, Spawner, Tether, VmSpec};
 
 /// Default timeout of a command run in a VM.
 pub const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,6 +34,8 @@ pub(crate) struct LabContext {
     pub resources: Vec<ResourceSpec>,
     /// How qemu processes this lab starts relate to the starter.
     pub tether: Tether,
+    /// The thread that forks them.
+    pub spawner: Spawner,
 }
 
 #[derive(Debug, Default)]
@@ -161,7 +163,10 @@ impl Node {
         }
         let netns = net::open_netns(net::NET_NS)?;
         let cmd = vm::command(&self.ctx.image, self.ctx.accel, &spec);
-        let child = vm::spawn(cmd, &spec, Some(&netns), self.ctx.tether)?;
+        let tether = self.ctx.tether;
+        let child = self.ctx.spawner.run(Box::new(move || {
+            vm::spawn(cmd, &spec, Some(&netns), tether)
+        }))?;
         vm.pid = i32::try_from(child.id()).ok();
         vm.child = Some(child);
         Ok(())

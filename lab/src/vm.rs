@@ -6,6 +6,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::thread::JoinHandle;
 
 use crate::accel::Accel;
 use crate::error::{LabError, Result};
@@ -41,7 +43,8 @@ pub(crate) struct VmSpec {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Tether {
     /// Killed (SIGKILL) when the thread that started it exits: a panicking or killed test
-    /// cannot leave it behind.
+    /// cannot leave it behind. A lab starts these from its [`Spawner`] thread, which lives as
+    /// long as the lab, because the signal follows the *thread* that forked, not the process.
     ToParent,
     /// Outlives the starter (`iha-lab up`); holds this descriptor (the lab lock), if any, while
     /// it runs.
@@ -147,4 +150,68 @@ pub(crate) fn spawn(
     }
     cmd.spawn()
         .map_err(|e| LabError::io(format!("starting `{line}`"), e))
+}
+
+type SpawnJob = Box<dyn FnOnce() -> Result<Child> + Send>;
+/// A job and where its result goes.
+type SpawnRequest = (SpawnJob, mpsc::Sender<Result<Child>>);
+
+/// A thread that starts a lab's qemu processes and lives exactly as long as the lab.
+///
+/// `PR_SET_PDEATHSIG` fires when the thread that forked the child exits. If a test started a VM
+/// from a short-lived helper thread (a reboot inside a scoped thread, say), the VM would die
+/// with that thread. Forking from this one thread ties every VM to the lab instead: the VMs die
+/// when the lab is dropped or the process dies, and not before.
+#[derive(Debug)]
+pub(crate) struct Spawner {
+    jobs: Mutex<Option<mpsc::Sender<SpawnRequest>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Spawner {
+    /// Starts the thread.
+    pub(crate) fn new() -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        let thread = std::thread::Builder::new()
+            .name("iha-lab-spawner".into())
+            .spawn(move || {
+                for (job, reply) in rx {
+                    let _ = reply.send(job());
+                }
+            })
+            .map_err(|e| LabError::io("starting the lab's spawner thread", e))?;
+        Ok(Self {
+            jobs: Mutex::new(Some(tx)),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `job` (a [`spawn`]) on the spawner thread.
+    pub(crate) fn run(&self, job: SpawnJob) -> Result<Child> {
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let gone = || LabError::Invalid("the lab's spawner thread is gone".into());
+        {
+            let jobs = self
+                .jobs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            jobs.as_ref()
+                .ok_or_else(gone)?
+                .send((job, reply_tx))
+                .map_err(|_| gone())?;
+        }
+        reply_rx.recv().map_err(|_| gone())?
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

@@ -292,9 +292,18 @@ fn a_panicking_test_leaves_nothing_behind() {
 }
 
 /// `iha-lab capture-drbd` end to end: every scenario yields a capture with drbd messages.
+/// The lab is created in a thread that ends before it is used: its VMs must not die with
+/// that thread.
 #[test]
 fn drbd_genl_capture_regenerates_every_scenario() {
-    let lab = Lab::up(LabOptions::default()).expect("the lab comes up");
+    let lab = std::thread::spawn(|| Lab::up(LabOptions::default()).expect("the lab comes up"))
+        .join()
+        .expect("the lab thread");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        lab.nodes().iter().all(|n| n.is_running()),
+        "VMs outlive the creating thread"
+    );
     let out = std::env::temp_dir().join(format!("iha-lab-capture-{}", std::process::id()));
     let fixtures = capture::capture_drbd(&lab, &out).unwrap();
     assert_eq!(fixtures.len(), capture::SCENARIOS.len());
