@@ -439,13 +439,13 @@ fn run_scenario(lab: &Lab, s: &Scenario, out: &Path) -> Result<Fixture> {
     let pcap_path = lab.share_dir().join("capture/cap.pcap");
     let pcap = std::fs::read(&pcap_path)
         .map_err(|e| LabError::io(format!("reading {}", pcap_path.display()), e))?;
-    let packets =
-        parse_pcap(&pcap).map_err(|e| LabError::Invalid(format!("capture {}: {e}", s.name)))?;
-    let family = drbd_family_id(&packets).ok_or_else(|| {
-        LabError::Invalid(format!(
-            "capture {}: no nlctrl reply naming the drbd family",
-            s.name
-        ))
+    let packets = parse_pcap(&pcap).map_err(|e| LabError::Capture {
+        scenario: s.name.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let family = drbd_family_id(&packets).ok_or_else(|| LabError::Capture {
+        scenario: s.name.to_owned(),
+        reason: "no nlctrl reply naming the drbd family".into(),
     })?;
     let nlhex = render_nlhex(
         &format!("{} (captured on node{})", s.title, s.capture_on),

@@ -108,6 +108,17 @@ pub enum LabError {
     /// A caller passed something the lab cannot use (bad node number, bad option).
     #[error("invalid lab request: {0}")]
     Invalid(String),
+    /// A DRBD genl capture could not be read or lacks what it must contain.
+    #[error("capture {scenario}: {reason}")]
+    Capture {
+        /// The scenario's name.
+        scenario: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A thread of the lab itself failed (a panic in a bring-up thread, a lost spawner).
+    #[error("lab internal failure: {0}")]
+    Internal(String),
     /// The operation needs a node that is not running (killed, not yet rebooted).
     #[error("{0} is not running")]
     NodeDown(String),

@@ -446,7 +446,7 @@ impl Lab {
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        Err(LabError::Invalid("bring-up thread panicked".into()))
+                        Err(LabError::Internal("a DRBD bring-up thread panicked".into()))
                     })
                 })
                 .collect::<Result<Vec<_>>>()
@@ -491,7 +491,7 @@ impl Lab {
             owner_pid: std::process::id(),
         };
         let json = serde_json::to_vec_pretty(&state)
-            .map_err(|e| LabError::Invalid(format!("serialising the lab state: {e}")))?;
+            .map_err(|e| LabError::Internal(format!("serialising the lab state: {e}")))?;
         write(&self.ctx.dirs.run().join("state.json"), &json)
     }
 }

@@ -189,7 +189,7 @@ impl Spawner {
     /// Runs `job` (a [`spawn`]) on the spawner thread.
     pub(crate) fn run(&self, job: SpawnJob) -> Result<Child> {
         let (reply_tx, reply_rx) = mpsc::channel();
-        let gone = || LabError::Invalid("the lab's spawner thread is gone".into());
+        let gone = || LabError::Internal("the lab's spawner thread is gone".into());
         {
             let jobs = self
                 .jobs

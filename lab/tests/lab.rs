@@ -228,7 +228,10 @@ fn every_fault_has_the_effect_it_claims() {
     let pid = lab.node(1).pid().expect("node1 runs");
     lab.node(1).kill().unwrap();
     assert!(!lab.node(1).is_running());
-    assert!(!Path::new(&format!("/proc/{pid}")).exists() || !lab.node(1).is_running());
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "qemu {pid} is gone (reaped)"
+    );
     let took = wait_peer_lost(&lab, 2, "node1 (Primary) killed");
     assert!(took < Duration::from_secs(15), "took {took:?}");
     lab.node(2).run("drbdadm primary r0").unwrap();
