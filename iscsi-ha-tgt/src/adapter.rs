@@ -21,6 +21,9 @@ pub struct TgtTarget {
     config: TgtConfig,
     tgt: Tgt,
     daemon: Option<ManagedTgtd>,
+    /// A managed configuration found tgtd already answering on its socket (left running by
+    /// a previous daemon instance) and uses it instead of starting a second one.
+    adopted: bool,
     applied: Applied,
 }
 
@@ -33,6 +36,7 @@ impl TgtTarget {
             config,
             tgt: Tgt::new(client),
             daemon: None,
+            adopted: false,
             applied: Applied::default(),
         }
     }
@@ -90,11 +94,34 @@ impl TgtTarget {
             let Some(command) = self.config.tgtd_command() else {
                 return Ok(false);
             };
+            // A tgtd already answering on our socket was left running by a previous daemon
+            // instance (its exit leaves the storage as it is): use it rather than disturb it.
+            match self.tgt.system_show() {
+                Ok(_) => {
+                    if !self.adopted {
+                        tracing::info!(socket = %self.config.socket_path().display(), "adopting the tgtd already running on our control port");
+                        self.adopted = true;
+                        self.applied = Applied::default();
+                    }
+                    return Ok(true);
+                }
+                Err(TgtError::NotRunning { .. }) => self.adopted = false,
+                Err(e) => return Err(e),
+            }
             let child = ManagedTgtd::start(&command, self.tgt.client(), ready_timeout)?;
             self.applied = Applied::default();
             self.daemon = Some(child);
         }
         Ok(true)
+    }
+
+    /// Lets a managed tgtd run on after this adapter is dropped (the daemon's exit leaves the
+    /// storage as it is; the next instance adopts the tgtd).
+    pub fn detach(&mut self) {
+        if let Some(child) = self.daemon.take() {
+            tracing::info!(pid = child.pid(), "leaving tgtd running");
+            child.detach();
+        }
     }
 
     /// Takes everything down, for the daemon's own exit: every target offline and removed
@@ -121,7 +148,7 @@ impl TgtTarget {
         };
         let stop_timeout = m.stop_timeout;
         let Some(mut child) = self.daemon.take() else {
-            return Ok(());
+            return self.stop_adopted(stop_timeout);
         };
         if child.try_wait()?.is_some() {
             return Ok(());
@@ -141,6 +168,28 @@ impl TgtTarget {
             child.kill()?;
         }
         self.applied = Applied::default();
+        Ok(())
+    }
+
+    /// Stops an adopted tgtd: `system delete`, then waits until its socket stops answering.
+    fn stop_adopted(&mut self, stop_timeout: std::time::Duration) -> Result<(), TgtError> {
+        if !self.adopted {
+            return Ok(());
+        }
+        match self.tgt.system_delete() {
+            Ok(()) | Err(TgtError::NotRunning { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < stop_timeout {
+            if let Err(TgtError::NotRunning { .. }) = self.tgt.system_show() {
+                self.adopted = false;
+                self.applied = Applied::default();
+                return Ok(());
+            }
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+        tracing::warn!("the adopted tgtd still answers after system delete");
         Ok(())
     }
 
@@ -231,7 +280,7 @@ impl TgtTarget {
         self.applied.inquiry.retain(|(t, _, _), _| t != &iqn);
         self.delete_accounts(spec)?;
         let others = self.tgt.targets()?;
-        if others.is_empty() {
+        if others.is_empty() && !self.config.keep_daemon_running {
             self.stop_daemon()?;
         } else if self.daemon.is_some() {
             let names: Vec<&str> = others.iter().map(|t| t.name.as_str()).collect();
@@ -292,9 +341,8 @@ impl TgtTarget {
     /// What tgtd exports now (the port's `status`, with this crate's error).
     pub fn target_status(&mut self) -> Result<TargetStatus, TgtError> {
         self.reap_exited()?;
-        if matches!(self.config.lifecycle, Lifecycle::Managed(_)) && self.daemon.is_none() {
-            return Ok(TargetStatus::default());
-        }
+        // Without a child of ours, a tgtd answering on our socket is still the truth (one
+        // left running by a previous daemon instance, adopted at the next serve).
         match self.tgt.targets() {
             Ok(targets) => Ok(TargetStatus {
                 daemon_running: true,

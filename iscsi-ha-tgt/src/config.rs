@@ -25,6 +25,10 @@ pub struct TgtConfig {
     pub stop_retry_interval: Duration,
     /// How new logical units are backed.
     pub backing: BackingDefaults,
+    /// Keep a managed tgtd running (with no target) after `stop`, so the next `serve` need
+    /// not wait for it to start: a faster failover back. Off: `stop` stops it, as the
+    /// original add-on stopped the tgtd service on the slave.
+    pub keep_daemon_running: bool,
 }
 
 /// Whether tgtd is the adapter's child or someone else's.
@@ -105,6 +109,7 @@ impl TgtConfig {
             stop_retries: 50,
             stop_retry_interval: Duration::from_millis(100),
             backing: BackingDefaults::default(),
+            keep_daemon_running: false,
         }
     }
 

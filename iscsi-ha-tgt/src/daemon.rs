@@ -105,6 +105,8 @@ pub struct ManagedTgtd {
     /// Set once the child answered on the socket: only then are the socket files its own
     /// (a child that lost the lock race must not remove the winner's socket).
     owns_socket: bool,
+    /// Left running on drop (see [`ManagedTgtd::detach`]).
+    detached: bool,
 }
 
 impl ManagedTgtd {
@@ -167,6 +169,7 @@ impl ManagedTgtd {
             exited: None,
             socket: socket_path(&command.socket_base, command.control_port),
             owns_socket: false,
+            detached: false,
         };
         let waited = client.wait_until_answering(ready_timeout, || daemon.check_alive("starting"));
         waited?;
@@ -275,8 +278,20 @@ impl ManagedTgtd {
     }
 }
 
+impl ManagedTgtd {
+    /// Lets the child run on without us: it is neither killed nor reaped when this value is
+    /// dropped. For the daemon's own exit, which leaves the storage as it is; the next daemon
+    /// adopts the running tgtd.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+}
+
 impl Drop for ManagedTgtd {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         if let Err(e) = self.kill() {
             tracing::warn!(%e, "reaping tgtd on drop failed");
         }

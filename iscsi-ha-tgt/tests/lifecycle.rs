@@ -80,21 +80,89 @@ fn a_crashed_child_is_noticed_and_replaced() {
 }
 
 #[test]
-fn a_second_tgtd_on_the_same_port_is_refused() {
+fn a_tgtd_left_running_on_our_port_is_adopted_not_doubled() {
     let bench = Bench::new();
-    let _other = bench.start_tgtd();
+    let mut other = bench.start_tgtd();
     let mut target = bench.managed_target();
-    let err = target.serve(&spec("twice", &[bench.disk("t.img", 1)]));
-    match err {
-        Err(TargetError::Refused(m)) => assert!(m.contains("already answers"), "{m}"),
-        other => panic!("expected Refused, got {other:?}"),
-    }
-    // The running tgtd was not touched.
-    assert!(bench
+    let spec = spec("adopted", &[bench.disk("t.img", 1)]);
+    target
+        .serve(&spec)
+        .unwrap_or_else(|e| panic!("serve on the running tgtd: {e}"));
+    assert!(target.managed().is_none(), "no second tgtd was started");
+    let names: Vec<String> = bench
         .tgt()
         .targets()
         .unwrap_or_else(|e| panic!("{e}"))
-        .is_empty());
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec![spec.iqn.to_string()],
+        "served by the running tgtd"
+    );
+    target.stop(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let exited = other
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(exited.is_some(), "stop made the adopted tgtd exit");
+}
+
+#[test]
+fn a_detached_tgtd_outlives_its_adapter_and_the_next_one_adopts_it() {
+    let bench = Bench::new();
+    let spec = spec("survivor", &[bench.disk("s.img", 1)]);
+    let mut first = bench.managed_target();
+    first.serve(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let pid = first
+        .managed()
+        .map(|m| m.pid())
+        .unwrap_or_else(|| panic!("no child"));
+    first.detach();
+    drop(first);
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "tgtd still runs after its adapter is gone"
+    );
+    let mut second = bench.managed_target();
+    let status = second.status().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        spec.is_served_by(&status),
+        "the next adapter sees the target still served"
+    );
+    second.serve(&spec).unwrap_or_else(|e| panic!("{e}"));
+    assert!(second.managed().is_none(), "adopted, not restarted");
+    second.stop(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}/status")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .contains("State:\tZ")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the adopted tgtd did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn keep_daemon_running_leaves_an_idle_tgtd_after_stop() {
+    let bench = Bench::new();
+    let spec = spec("idle", &[bench.disk("i.img", 1)]);
+    let mut config = bench.managed_config();
+    config.keep_daemon_running = true;
+    let mut target = TgtTarget::new(config);
+    target.serve(&spec).unwrap_or_else(|e| panic!("{e}"));
+    target.stop(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let status = target.status().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        status.daemon_running && status.targets.is_empty(),
+        "{status:?}"
+    );
+    assert!(target.managed().is_some());
+    target.stop_daemon().unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
