@@ -271,29 +271,35 @@ impl DrbdNetlink {
 
     /// The raw GET_STATUS dump messages, for every resource or one.
     fn status_messages(&mut self, resource: Option<&str>) -> Result<Vec<DrbdMessage>, DrbdError> {
-        const OP: &str = "GET_STATUS dump";
         self.require_84("status through GET_STATUS")?;
-        let msg = status_dump_message(resource);
-        let seq = self.send(OP, RequestFlags::Dump, &msg)?;
-        let frames = self.collect(OP, seq, |f| {
+        self.dump("GET_STATUS dump", &status_dump_message(resource), resource)
+    }
+
+    /// Runs one dump and returns its messages (those of the request's command).
+    fn dump(
+        &mut self,
+        op: &'static str,
+        msg: &DrbdMessage,
+        resource: Option<&str>,
+    ) -> Result<Vec<DrbdMessage>, DrbdError> {
+        let seq = self.send(op, RequestFlags::Dump, msg)?;
+        let frames = self.collect(op, seq, |f| {
             matches!(f, Frame::Done { .. } | Frame::Error { .. })
         })?;
         let mut out = Vec::new();
         for frame in frames {
             match frame {
-                Frame::Drbd { message, .. } if message.cmd == DrbdCommand::GetStatus => {
-                    out.push(*message)
-                }
+                Frame::Drbd { message, .. } if message.cmd == msg.cmd => out.push(*message),
                 Frame::Drbd { message, .. } => {
                     return Err(DrbdError::malformed(
-                        OP,
+                        op,
                         format!("unexpected {:?} in dump", message.cmd),
                     ))
                 }
                 Frame::Done { code, .. } | Frame::Error { code, .. } if code != 0 => {
                     return Err(match (code.saturating_neg(), resource) {
                         (libc::ENODEV, Some(name)) => DrbdError::NoSuchResource(name.to_string()),
-                        _ => DrbdError::errno(OP, code),
+                        _ => DrbdError::errno(op, code),
                     });
                 }
                 _ => {}
@@ -302,8 +308,50 @@ impl DrbdNetlink {
         Ok(out)
     }
 
-    /// Status of every resource (or of one), through the 8.4 GET_STATUS dump.
+    /// Status of every resource (or of one): GET_STATUS on 8.4, the events2-era dumps on
+    /// DRBD 9.
     pub fn status(&mut self, resource: Option<&str>) -> Result<Vec<DrbdResource>, DrbdError> {
+        match self.dialect {
+            Dialect::V84 => self.status_get_status(resource),
+            Dialect::V9 => self.status_via_dumps(resource),
+        }
+    }
+
+    /// Status through GET_RESOURCES/DEVICES/CONNECTIONS/PEER_DEVICES (DRBD 9's way; 8.4
+    /// kernels with the events2 backport answer them too).
+    pub fn status_via_dumps(
+        &mut self,
+        resource: Option<&str>,
+    ) -> Result<Vec<DrbdResource>, DrbdError> {
+        const OP: &str = "events2 status dumps";
+        let mut messages = Vec::new();
+        for cmd in crate::dumps::DUMP_COMMANDS {
+            if !self.family.offers(cmd) {
+                return Err(DrbdError::Config {
+                    op: OP,
+                    code: ErrCode::Other(0),
+                    info: Some(format!("the kernel does not offer {cmd:?}")),
+                });
+            }
+            let mut msg = status_dump_message(resource);
+            msg.cmd = cmd;
+            msg.version = self.dialect.family_version();
+            messages.extend(self.dump(OP, &msg, resource)?);
+        }
+        let resources = crate::dumps::resources_from_dumps(self.dialect, &messages);
+        if let Some(name) = resource {
+            if !resources.iter().any(|r| r.name == name) {
+                return Err(DrbdError::NoSuchResource(name.to_string()));
+            }
+        }
+        Ok(resources)
+    }
+
+    /// Status through the 8.4 GET_STATUS dump.
+    pub fn status_get_status(
+        &mut self,
+        resource: Option<&str>,
+    ) -> Result<Vec<DrbdResource>, DrbdError> {
         let messages = self.status_messages(resource)?;
         let replies = messages
             .iter()

@@ -11,13 +11,16 @@
 //! - [`socket`], [`family`]: the netlink socket and family resolution through nlctrl (id,
 //!   version = dialect, `events` group, offered commands; "module not loaded" as a typed state).
 //! - [`client`]: GET_STATUS dumps, PRIMARY/SECONDARY (optionally forced), DISCONNECT.
+//! - [`dumps`]: status from the events2-era dumps (30-33), DRBD 9's way, also offered by 8.4.
 //! - [`status`]: the adapter's rich per-volume status and its reduction to the core's.
 //! - [`events`]: the `events` multicast group as a pollable fd yielding typed events.
 //! - [`procfs`]: `/proc/drbd` (8.3, 8.4, and DRBD 9's version-only output).
 //! - [`adapter`]: [`DrbdVolumes`], the port implementation.
 //!
-//! DRBD 9 (family version 2) is detected; its status and role commands are not implemented
-//! yet and fail with an explicit "DRBD 9 not supported yet" error.
+//! DRBD 9 (family version 2) is detected. Its status is read through the dumps of [`dumps`]
+//! with DRBD 9's enum tables (the same commands are proven against the 8.4 module in the lab;
+//! no DRBD 9 kernel has been available). Its role changes and events are not implemented yet
+//! and fail with an explicit "DRBD 9 not supported yet" error.
 //!
 //! # Why rust-netlink's packet crates and not neli
 //!
@@ -33,6 +36,7 @@
 
 pub mod adapter;
 pub mod client;
+pub mod dumps;
 pub mod events;
 pub mod family;
 pub mod procfs;

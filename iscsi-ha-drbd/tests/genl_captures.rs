@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use iscsi_ha_core::ports::VolumeError;
 use iscsi_ha_drbd::adapter::volume_error;
 use iscsi_ha_drbd::client::{role_message, status_dump_message};
+use iscsi_ha_drbd::dumps::resources_from_dumps;
 use iscsi_ha_drbd::events::{event_from_message, DrbdEvent, NotifyKind};
 use iscsi_ha_drbd::family::{parse_getfamily_reply, FamilyInfo};
 use iscsi_ha_drbd::retcode::{ReplyCode, StateRv};
@@ -380,4 +381,39 @@ fn events2_notifications_follow_the_role_change() {
         .filter_map(|n| n.role)
         .collect();
     assert_eq!(roles, vec![R::Primary, R::Secondary]);
+}
+
+#[test]
+fn events2_dumps_give_the_same_status_as_get_status() {
+    let (_, decoded) = drbd_messages("status-all-events2");
+    let replies: Vec<DrbdMessage> = decoded
+        .into_iter()
+        .filter(|(u, _, _)| !u)
+        .map(|(_, _, m)| m)
+        .collect();
+    let via_dumps = resources_from_dumps(Dialect::V84, &replies);
+    // drbdsetup printed: r0 role:Secondary, volume:0 minor:1 disk:UpToDate size:65496,
+    // peer connection:Connected role:Secondary, replication:Established peer-disk:UpToDate.
+    assert_eq!(via_dumps.len(), 1);
+    assert_eq!(via_dumps[0].name, "r0");
+    let v = &via_dumps[0].volumes[0];
+    assert_eq!((v.minor, v.volume), (1, 0));
+    assert_eq!((v.role, v.peer_role), (R::Secondary, R::Secondary));
+    assert_eq!(v.cstate, ConnState::Connected);
+    assert_eq!((v.disk, v.peer_disk), (D::UpToDate, D::UpToDate));
+    assert_eq!(v.capacity_kib, Some(65496));
+    assert_eq!(v.out_of_sync_kib, Some(0));
+    assert!(!v.suspended.any());
+
+    // The GET_STATUS doit of the same steady state reads the same.
+    let (_, minor) = drbd_messages("status-minor");
+    let (_, _, reply) = minor
+        .iter()
+        .find(|(user, _, m)| !user && m.cmd == DrbdCommand::GetStatus)
+        .expect("reply");
+    let from_get_status = StatusReply::from_message(reply)
+        .expect("status")
+        .volume
+        .expect("volume");
+    assert_eq!(*v, from_get_status);
 }

@@ -429,3 +429,119 @@ fn drbd9_family_is_detected_and_refused_explicitly() {
     let err = volume_error(DrbdError::Drbd9Unsupported("status"));
     assert!(matches!(err, VolumeError::Unsupported(t) if t.contains("DRBD 9 not supported yet")));
 }
+
+#[test]
+fn drbd9_dumps_use_drbd9_tables() {
+    use iscsi_ha_drbd::dumps::resources_from_dumps;
+    use iscsi_ha_drbd::wire::sets::{
+        ConnectionInfo, DeviceInfo, DeviceStatistics, PeerDeviceInfo, PeerDeviceStatistics,
+        ResourceInfo,
+    };
+    let ctx = |volume: Option<u32>| CfgContext {
+        resource_name: Some("r0".to_string()),
+        volume,
+        ..CfgContext::default()
+    };
+    let msg = |cmd: DrbdCommand, minor: u32, attrs: DrbdAttrs| DrbdMessage {
+        cmd,
+        version: 2,
+        header: DrbdHeader {
+            minor,
+            ret_code: 101,
+        },
+        attrs,
+    };
+    let messages = vec![
+        msg(
+            DrbdCommand::GetResources,
+            MINOR_NONE,
+            DrbdAttrs {
+                cfg_context: Some(ctx(None)),
+                resource_info: Some(ResourceInfo {
+                    res_role: Some(1),
+                    res_susp_fen: Some(true),
+                    ..ResourceInfo::default()
+                }),
+                ..DrbdAttrs::default()
+            },
+        ),
+        msg(
+            DrbdCommand::GetDevices,
+            5,
+            DrbdAttrs {
+                cfg_context: Some(ctx(Some(0))),
+                device_info: Some(DeviceInfo {
+                    dev_disk_state: Some(9), // UpToDate in DRBD 9 (8.4: 9 is out of range)
+                    ..DeviceInfo::default()
+                }),
+                device_statistics: Some(DeviceStatistics {
+                    dev_size: Some(2048),
+                    ..DeviceStatistics::default()
+                }),
+                ..DrbdAttrs::default()
+            },
+        ),
+        msg(
+            DrbdCommand::GetConnections,
+            MINOR_NONE,
+            DrbdAttrs {
+                cfg_context: Some(ctx(None)),
+                connection_info: Some(ConnectionInfo {
+                    conn_connection_state: Some(9), // Connected in DRBD 9
+                    conn_role: Some(2),
+                    ..ConnectionInfo::default()
+                }),
+                ..DrbdAttrs::default()
+            },
+        ),
+        msg(
+            DrbdCommand::GetPeerDevices,
+            MINOR_NONE,
+            DrbdAttrs {
+                cfg_context: Some(ctx(Some(0))),
+                peer_device_info: Some(PeerDeviceInfo {
+                    peer_repl_state: Some(16), // SyncSource
+                    peer_disk_state: Some(5),  // Inconsistent in DRBD 9 (8.4: Outdated)
+                    ..PeerDeviceInfo::default()
+                }),
+                peer_device_statistics: Some(PeerDeviceStatistics {
+                    peer_dev_out_of_sync: Some(800),
+                    peer_dev_rs_total: Some(1600),
+                    ..PeerDeviceStatistics::default()
+                }),
+                ..DrbdAttrs::default()
+            },
+        ),
+    ];
+    // Every message also survives the wire.
+    for m in &messages {
+        let bytes = encode_request(FAMILY, 1, RequestFlags::Request, m).unwrap();
+        let frames = decode_datagram(&bytes, FAMILY).unwrap();
+        assert!(matches!(&frames[0], Frame::Drbd { message, .. } if **message == *m));
+    }
+    let r = resources_from_dumps(Dialect::V9, &messages);
+    let v = &r[0].volumes[0];
+    assert_eq!(v.minor, 5);
+    assert_eq!(
+        (v.role, v.peer_role),
+        (DrbdRole::Primary, DrbdRole::Secondary)
+    );
+    assert_eq!(v.cstate, ConnState::SyncSource);
+    assert_eq!(
+        (v.disk, v.peer_disk),
+        (DrbdDiskState::UpToDate, DrbdDiskState::Inconsistent)
+    );
+    assert!(v.suspended.fencing);
+    assert_eq!(v.capacity_kib, Some(1024));
+    assert_eq!(v.out_of_sync_kib, Some(400));
+    let p = v.resync.unwrap();
+    assert_eq!((p.total_kib, p.left_kib), (800, 400));
+    // Without a connection the resource is StandAlone with an unknown peer.
+    let alone: Vec<DrbdMessage> = messages
+        .into_iter()
+        .filter(|m| m.cmd != DrbdCommand::GetConnections)
+        .collect();
+    let r = resources_from_dumps(Dialect::V9, &alone);
+    assert_eq!(r[0].volumes[0].cstate, ConnState::StandAlone);
+    assert_eq!(r[0].volumes[0].peer_role, DrbdRole::Unknown);
+}

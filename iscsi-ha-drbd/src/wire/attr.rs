@@ -168,9 +168,16 @@ fn fixed<const N: usize>(
 
 impl FieldType for bool {
     fn decode(set: &'static str, field: &'static str, value: &[u8]) -> Result<Self, WireError> {
-        // DRBD's __flg_field is NLA_U8 holding 0 or 1.
-        let [b] = fixed::<1>(set, field, value)?;
-        Ok(b != 0)
+        // DRBD's __flg_field is NLA_U8 holding 0 or 1. A few yes/no fields are u32 in one
+        // dialect and flags in the other (the peer device's resync-suspended reasons), so
+        // four bytes are read as a flag too.
+        match value.len() {
+            4 => Ok(u32::decode(set, field, value)? != 0),
+            _ => {
+                let [b] = fixed::<1>(set, field, value)?;
+                Ok(b != 0)
+            }
+        }
     }
     fn encode(&self) -> FieldValue {
         FieldValue::U8(u8::from(*self))

@@ -127,6 +127,10 @@ pub mod tla {
     pub const CONNECTION_INFO: u16 = 17;
     /// `DRBD_NLA_PEER_DEVICE_INFO`.
     pub const PEER_DEVICE_INFO: u16 = 18;
+    /// `DRBD_NLA_DEVICE_STATISTICS`.
+    pub const DEVICE_STATISTICS: u16 = 20;
+    /// `DRBD_NLA_PEER_DEVICE_STATISTICS`.
+    pub const PEER_DEVICE_STATISTICS: u16 = 22;
     /// `DRBD_NLA_NOTIFICATION_HEADER`.
     pub const NOTIFICATION_HEADER: u16 = 23;
     /// `DRBD_NLA_HELPER`.

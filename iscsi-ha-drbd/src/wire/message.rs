@@ -6,8 +6,9 @@ use netlink_packet_generic::{GenlFamily, GenlHeader};
 use super::attr::{emit_fields, parse_attrs, Field, FieldValue, RawAttr, NLA_F_NESTED};
 use super::cmd::{tla, DrbdCommand};
 use super::sets::{
-    CfgContext, CfgReply, ConnectionInfo, DeviceInfo, DisconnectParms, HelperInfo,
-    NotificationHeader, PeerDeviceInfo, ResourceInfo, SetRoleParms, StateInfo,
+    CfgContext, CfgReply, ConnectionInfo, DeviceInfo, DeviceStatistics, DisconnectParms,
+    HelperInfo, NotificationHeader, PeerDeviceInfo, PeerDeviceStatistics, ResourceInfo,
+    SetRoleParms, StateInfo,
 };
 use super::WireError;
 
@@ -108,6 +109,10 @@ pub struct DrbdAttrs {
     pub connection_info: Option<ConnectionInfo>,
     /// `PEER_DEVICE_INFO`.
     pub peer_device_info: Option<PeerDeviceInfo>,
+    /// `DEVICE_STATISTICS`.
+    pub device_statistics: Option<DeviceStatistics>,
+    /// `PEER_DEVICE_STATISTICS`.
+    pub peer_device_statistics: Option<PeerDeviceStatistics>,
     /// `NOTIFICATION_HEADER`.
     pub notification_header: Option<NotificationHeader>,
     /// `HELPER`.
@@ -132,6 +137,12 @@ impl DrbdAttrs {
                 tla::DEVICE_INFO => out.device_info = Some(DeviceInfo::decode(v)?),
                 tla::CONNECTION_INFO => out.connection_info = Some(ConnectionInfo::decode(v)?),
                 tla::PEER_DEVICE_INFO => out.peer_device_info = Some(PeerDeviceInfo::decode(v)?),
+                tla::DEVICE_STATISTICS => {
+                    out.device_statistics = Some(DeviceStatistics::decode(v)?)
+                }
+                tla::PEER_DEVICE_STATISTICS => {
+                    out.peer_device_statistics = Some(PeerDeviceStatistics::decode(v)?)
+                }
                 tla::NOTIFICATION_HEADER => {
                     out.notification_header = Some(NotificationHeader::decode(v)?)
                 }
@@ -203,6 +214,20 @@ impl DrbdAttrs {
             &mut out,
             tla::PEER_DEVICE_INFO,
             self.peer_device_info.as_ref().map(PeerDeviceInfo::fields),
+        );
+        nest(
+            &mut out,
+            tla::DEVICE_STATISTICS,
+            self.device_statistics
+                .as_ref()
+                .map(DeviceStatistics::fields),
+        );
+        nest(
+            &mut out,
+            tla::PEER_DEVICE_STATISTICS,
+            self.peer_device_statistics
+                .as_ref()
+                .map(PeerDeviceStatistics::fields),
         );
         nest(
             &mut out,

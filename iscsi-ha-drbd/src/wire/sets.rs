@@ -144,12 +144,12 @@ drbd_set! {
         peer_repl_state: u32 = 1, 0;
         /// The peer's disk state.
         peer_disk_state: u32 = 2, 0;
-        /// Resync paused by the user.
-        peer_resync_susp_user: u32 = 3, 0;
+        /// Resync paused by the user (8.4: u32, DRBD 9: flag).
+        peer_resync_susp_user: bool = 3, 0;
         /// Resync paused by the peer.
-        peer_resync_susp_peer: u32 = 4, 0;
+        peer_resync_susp_peer: bool = 4, 0;
         /// Resync paused by a dependency.
-        peer_resync_susp_dependency: u32 = 5, 0;
+        peer_resync_susp_dependency: bool = 5, 0;
     }
 }
 
@@ -168,5 +168,49 @@ drbd_set! {
         helper_name: String = 1, M;
         /// Its exit status (on the response).
         helper_status: u32 = 2, M;
+    }
+}
+
+drbd_set! {
+    /// `DRBD_NLA_DEVICE_STATISTICS` (events2 dumps and notifications).
+    pub struct DeviceStatistics = "DEVICE_STATISTICS" {
+        /// Device size, sectors.
+        dev_size: u64 = 1, 0;
+        /// Read, sectors.
+        dev_read: u64 = 2, 0;
+        /// Written, sectors.
+        dev_write: u64 = 3, 0;
+        /// Activity-log writes.
+        dev_al_writes: u64 = 4, 0;
+        /// Bitmap writes.
+        dev_bm_writes: u64 = 5, 0;
+        /// Application requests in progress.
+        dev_upper_pending: u32 = 6, 0;
+        /// Backing-device requests in progress.
+        dev_lower_pending: u32 = 7, 0;
+    }
+}
+
+drbd_set! {
+    /// `DRBD_NLA_PEER_DEVICE_STATISTICS` (events2 dumps and notifications).
+    pub struct PeerDeviceStatistics = "PEER_DEVICE_STATISTICS" {
+        /// Received, sectors.
+        peer_dev_received: u64 = 1, 0;
+        /// Sent, sectors.
+        peer_dev_sent: u64 = 2, 0;
+        /// Requests pending.
+        peer_dev_pending: u32 = 3, 0;
+        /// Requests unacknowledged.
+        peer_dev_unacked: u32 = 4, 0;
+        /// Out of sync with this peer, sectors.
+        peer_dev_out_of_sync: u64 = 5, 0;
+        /// Failed to resync, sectors.
+        peer_dev_resync_failed: u64 = 6, 0;
+        /// The bitmap UUID.
+        peer_dev_bitmap_uuid: u64 = 7, 0;
+        /// Flags.
+        peer_dev_flags: u32 = 9, 0;
+        /// DRBD 9: sectors to resync in the running resync.
+        peer_dev_rs_total: u64 = 10, 0;
     }
 }

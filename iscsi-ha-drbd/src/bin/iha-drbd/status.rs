@@ -16,6 +16,9 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Read the events2-era dumps (GET_RESOURCES..GET_PEER_DEVICES, DRBD 9's way) even on 8.4.
+    #[arg(long)]
+    via_dumps: bool,
 }
 
 #[derive(Debug, Args)]
@@ -80,7 +83,11 @@ pub fn format_resources(resources: &[DrbdResource]) -> String {
 
 pub fn status(args: StatusArgs) -> anyhow::Result<()> {
     let mut nl = DrbdNetlink::connect().context("resolving the drbd family")?;
-    let resources = nl.status(args.resource.as_deref())?;
+    let resources = if args.via_dumps {
+        nl.status_via_dumps(args.resource.as_deref())?
+    } else {
+        nl.status(args.resource.as_deref())?
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&resources)?);
     } else {
