@@ -5,6 +5,7 @@
 //! iha-lab status
 //! iha-lab exec <node> -- <command...>      (runs in node 1 or 2, exits with its status)
 //! iha-lab initiator -- <command...>        (runs in the initiator namespace)
+//! iha-lab fault <node> kill|pause|resume|cut-link|restore-link|reboot
 //! iha-lab down
 //! iha-lab capture-drbd [--out fixtures/drbd/genl]
 //! ```
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 mod capture;
 mod down;
 mod exec;
+mod fault;
 mod initiator;
 mod status;
 mod up;
@@ -45,6 +47,8 @@ enum Verb {
     Exec(exec::ExecArgs),
     /// Run a command in the initiator namespace (10.99.0.10).
     Initiator(initiator::InitiatorArgs),
+    /// Inflict a fault on node 1 or 2: kill, pause, resume, cut-link, restore-link, reboot.
+    Fault(fault::FaultArgs),
     /// Boot a lab and record DRBD's generic-netlink traffic (fixtures/drbd/genl/).
     CaptureDrbd(capture::CaptureArgs),
 }
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Verb::Status => status::run(),
         Verb::Exec(args) => exec::run(&args),
         Verb::Initiator(args) => initiator::run(&args),
+        Verb::Fault(args) => fault::run(&args),
         Verb::CaptureDrbd(args) => capture::run(&args),
     };
     match result {
