@@ -23,7 +23,15 @@ fn help_lists_every_verb() {
     let out = iha_lab(&dir, &["--help"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for verb in ["up", "down", "status", "exec", "initiator", "fault", "capture-drbd"] {
+    for verb in [
+        "up",
+        "down",
+        "status",
+        "exec",
+        "initiator",
+        "fault",
+        "capture-drbd",
+    ] {
         assert!(text.contains(verb), "{verb} missing from:\n{text}");
     }
 }
