@@ -1,7 +1,7 @@
 //! `iha-lab up`.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use iscsi_ha_lab::{DrbdOptions, Lab, LabOptions, ResourceSpec};
@@ -24,6 +24,9 @@ pub struct UpArgs {
     /// Boot the VMs without configuring DRBD.
     #[arg(long)]
     no_drbd: bool,
+    /// Seconds to wait for another lab user (a test run, a lab already up) to finish.
+    #[arg(long, default_value_t = 10)]
+    wait: u64,
 }
 
 pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
@@ -38,6 +41,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
             ..DrbdOptions::default()
         }),
         detached: true,
+        lock_wait: Duration::from_secs(args.wait),
         ..LabOptions::default()
     };
     let lab = Lab::up(options).context("bringing the lab up")?;
