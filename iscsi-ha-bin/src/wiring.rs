@@ -28,7 +28,9 @@ pub fn tgt_config(config: &Config) -> TgtConfig {
         }
         let mut managed = ManagedDaemon::new(extra);
         managed.binary = PathBuf::from(&d.program);
-        TgtConfig::managed(u32::from(d.control_port), managed)
+        let mut config = TgtConfig::managed(u32::from(d.control_port), managed);
+        config.keep_daemon_running = d.keep_running;
+        config
     } else {
         TgtConfig::adopt(u32::from(d.control_port))
     }
@@ -51,6 +53,14 @@ pub fn net_config(config: &Config) -> FloatingIpConfig {
 pub fn build_host(config: &Config) -> anyhow::Result<Host> {
     let role = role::from_config(&config.file.role).context("cannot watch the role source")?;
     let target = Rc::new(RefCell::new(TgtTarget::new(tgt_config(config))));
+    let daemon = &config.file.target.daemon;
+    if daemon.managed && daemon.keep_running {
+        // Start (or adopt) tgtd now, with no target, so a takeover need not wait for it.
+        if let Err(e) = target.borrow_mut().ensure_daemon() {
+            tracing::warn!("cannot start tgtd ahead of need ({e}); it is started when serving");
+        }
+    }
+    let detach = target.clone();
     let vip =
         NetFloatingIp::new(net_config(config)).context("cannot open rtnetlink for the VIP")?;
     let mut events: Vec<Box<dyn EventSource>> = vec![
@@ -74,6 +84,9 @@ pub fn build_host(config: &Config) -> anyhow::Result<Host> {
         vip: Box::new(vip),
         alerts: Box::new(LogAlerts),
         events,
+        // The daemon's exit leaves the storage as it is: a managed tgtd keeps serving, and the
+        // next daemon adopts it.
+        at_exit: vec![Box::new(move || detach.borrow_mut().detach())],
     })
 }
 

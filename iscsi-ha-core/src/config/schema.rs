@@ -185,6 +185,11 @@ pub struct DaemonSection {
     /// Portal to listen on when managed (`address:port`); default: every address, port 3260.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portal: Option<String>,
+    /// Keep the managed daemon running, with no target, while this host does not serve: it
+    /// exports nothing, and a takeover does not wait for it to start (a faster failover).
+    /// `false` stops it on release, as the original stopped the tgtd service on the slave.
+    #[serde(default = "default_true")]
+    pub keep_running: bool,
 }
 
 impl Default for DaemonSection {
@@ -194,6 +199,7 @@ impl Default for DaemonSection {
             control_port: 0,
             program: default_tgtd(),
             portal: None,
+            keep_running: true,
         }
     }
 }

@@ -236,6 +236,21 @@ fn build_target(
             "no initiator may log in: list initiators = [\"10.10.10.0/24\"] or initiator_names, or set allow_all = true",
         );
     }
+    for (i, range) in access.initiators.iter().enumerate() {
+        if range.prefix() == 0 {
+            p.add(
+                &access_at.key("initiators").index(i),
+                format!("{range} admits every address: say so with allow_all = true instead"),
+            );
+        }
+    }
+    let daemon = &file.target.daemon;
+    if daemon.control_port > 32767 {
+        p.add(
+            &at.key("daemon").key("control_port"),
+            "must be 0..=32767 (tgtd keeps it in a C short)",
+        );
+    }
     let mut incoming = Vec::new();
     for (i, chap) in access.incoming.iter().enumerate() {
         let here = access_at.key("incoming").index(i);
@@ -247,6 +262,17 @@ fn build_target(
         .outgoing
         .as_ref()
         .and_then(|chap| chap_credentials(chap, secrets, &access_at.key("outgoing"), p));
+    if let Some(out) = &access.outgoing {
+        if access.incoming.iter().any(|c| c.user == out.user) {
+            p.add(
+                &access_at.key("outgoing").key("user"),
+                format!(
+                    "{:?} is also an incoming user; the target's own account must be another",
+                    out.user
+                ),
+            );
+        }
+    }
     Some(TargetSpec {
         iqn,
         luns,
