@@ -1,7 +1,8 @@
 //! `iscsi-ha`: the daemon and its commands.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use iscsi_ha_bin::commands::{check_config, import_legacy, log, run, status};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Two-node highly available iSCSI storage: makes DRBD, the iSCSI target and the floating IP
@@ -25,6 +26,40 @@ enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Convert the original add-on's iscsi-ha.conf to TOML.
     ImportLegacy(import_legacy::ImportLegacyArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true)]
+    GenerateAssets(GenerateArgs),
+}
+
+/// Arguments of `generate-assets`.
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Directory to write `man/` and `completions/` into.
+    out: PathBuf,
+}
+
+/// Man pages (`iscsi-ha.1` and one per command) and bash, zsh and fish completions.
+fn generate_assets(args: &GenerateArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let man = args.out.join("man");
+    let completions = args.out.join("completions");
+    for dir in [&man, &completions] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    clap_mangen::generate_to(Cli::command(), &man)
+        .with_context(|| format!("cannot write man pages to {}", man.display()))?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        let mut cmd = Cli::command();
+        let written = clap_complete::generate_to(shell, &mut cmd, "iscsi-ha", &completions)
+            .with_context(|| format!("cannot write {shell} completions"))?;
+        println!("{}", written.display());
+    }
+    println!("{}", Path::new(&man).display());
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -35,6 +70,7 @@ fn main() -> ExitCode {
         Command::Log(args) => log::run(&args),
         Command::CheckConfig(args) => return check_config::run(&args),
         Command::ImportLegacy(args) => import_legacy::run(&args),
+        Command::GenerateAssets(args) => generate_assets(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,8 +18,9 @@ fn unit_text() -> String {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} ({e}); this test needs systemd (scripts/packages.d/ops.txt)"))
+    cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?} ({e}); this test needs systemd (scripts/packages.d/ops.txt)")
+    })
 }
 
 fn text(o: &Output) -> String {

@@ -1,0 +1,189 @@
+//! What the packages are made of, checked without building them (scripts/suites.d/40-ops
+//! builds the .deb and .rpm and inspects them): every asset the package metadata names exists
+//! or is produced by `iscsi-ha generate-assets`, both packages ship the same files, the example
+//! configuration is valid, and the man pages and completions cover every command.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn metadata() -> toml::Table {
+    let text = fs::read_to_string(crate_dir().join("Cargo.toml")).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    table["package"]["metadata"].as_table().unwrap().clone()
+}
+
+/// (source, destination) of the .deb's assets, destinations absolute.
+fn deb_assets() -> Vec<(String, String)> {
+    metadata()["deb"]["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let a = a.as_array().unwrap();
+            let src = a[0].as_str().unwrap().to_string();
+            let mut dest = format!("/{}", a[1].as_str().unwrap());
+            if dest.ends_with('/') {
+                let name = Path::new(&src).file_name().unwrap().to_string_lossy();
+                dest.push_str(&name);
+            }
+            (src, dest)
+        })
+        .collect()
+}
+
+fn rpm_assets() -> Vec<(String, String)> {
+    metadata()["generate-rpm"]["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let src = a["source"].as_str().unwrap().to_string();
+            let mut dest = a["dest"].as_str().unwrap().to_string();
+            if dest.ends_with('/') {
+                let name = Path::new(&src).file_name().unwrap().to_string_lossy();
+                dest.push_str(&name);
+            }
+            (src, dest)
+        })
+        .collect()
+}
+
+#[test]
+fn every_asset_exists_or_is_generated() {
+    let generated = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_iscsi-ha"))
+        .arg("generate-assets")
+        .arg(generated.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for (src, _) in deb_assets().into_iter().chain(rpm_assets()) {
+        if let Some(rest) = src.strip_prefix("target/release/") {
+            if let Some(asset) = rest.strip_prefix("assets/") {
+                // Man pages are gzipped by the suite script.
+                let asset = asset.replace("*.1.gz", "iscsi-ha.1");
+                assert!(
+                    generated.path().join(&asset).exists(),
+                    "generate-assets does not write {asset}"
+                );
+            } else {
+                assert!(
+                    ["iscsi-ha", "iscsi-cfg"].contains(&rest),
+                    "unknown binary {rest}"
+                );
+            }
+        } else {
+            assert!(crate_dir().join(&src).exists(), "{src} is missing");
+        }
+    }
+    // The unit comes from systemd-units in the .deb.
+    let units = &metadata()["deb"]["systemd-units"];
+    let dir = crate_dir().join(units["unit-scripts"].as_str().unwrap());
+    assert!(dir.join("iscsi-ha.service").exists());
+}
+
+#[test]
+fn both_packages_ship_the_same_files() {
+    let norm = |d: &str| d.replace("/zsh/site-functions/", "/zsh/vendor-completions/");
+    let deb: BTreeSet<String> = deb_assets()
+        .into_iter()
+        .map(|(_, d)| norm(&d))
+        .chain(["/usr/lib/systemd/system/iscsi-ha.service".to_string()])
+        .collect();
+    let rpm: BTreeSet<String> = rpm_assets().into_iter().map(|(_, d)| norm(&d)).collect();
+    assert_eq!(deb, rpm);
+}
+
+#[test]
+fn the_packaged_example_configuration_is_valid() {
+    let example = crate_dir().join("../packaging/iscsi-ha.toml.example");
+    let out = Command::new(env!("CARGO_BIN_EXE_iscsi-ha"))
+        .arg("check-config")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn man_pages_and_completions_cover_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_iscsi-ha"))
+        .arg("generate-assets")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut pages: Vec<String> = fs::read_dir(dir.path().join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    assert_eq!(
+        pages,
+        [
+            "iscsi-ha-check-config.1",
+            "iscsi-ha-import-legacy.1",
+            "iscsi-ha-log.1",
+            "iscsi-ha-run.1",
+            "iscsi-ha-status.1",
+            "iscsi-ha.1"
+        ]
+    );
+    let run = fs::read_to_string(dir.path().join("man/iscsi-ha-run.1")).unwrap();
+    assert!(run.contains("metrics\\-listen"), "{run}");
+    let top = fs::read_to_string(dir.path().join("man/iscsi-ha.1")).unwrap();
+    assert!(!top.contains("generate"), "the packaging command is hidden");
+    let bash = fs::read_to_string(dir.path().join("completions/iscsi-ha.bash")).unwrap();
+    for word in ["check-config", "import-legacy", "--metrics-listen"] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    let fish = fs::read_to_string(dir.path().join("completions/iscsi-ha.fish")).unwrap();
+    assert!(fish.contains("metrics-listen"));
+    let zsh = fs::read_to_string(dir.path().join("completions/_iscsi-ha")).unwrap();
+    assert!(zsh.starts_with("#compdef iscsi-ha"));
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = Command::new(env!("CARGO_BIN_EXE_iscsi-ha"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let v = String::from_utf8(out.stdout).unwrap();
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(crate_dir())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_string());
+    assert!(
+        v.starts_with(&format!("iscsi-ha {} (", env!("CARGO_PKG_VERSION"))),
+        "{v}"
+    );
+    if let Some(c) = commit {
+        // Built from this checkout (the build script records HEAD at build time, which may be
+        // an older commit while one is being made): a 12-digit hash, not "unknown commit".
+        let inner = v
+            .split('(')
+            .nth(1)
+            .unwrap()
+            .trim_end()
+            .trim_end_matches(')');
+        assert_eq!(inner.len(), c.len(), "{v}");
+        assert!(inner.chars().all(|ch| ch.is_ascii_hexdigit()), "{v}");
+    }
+}
