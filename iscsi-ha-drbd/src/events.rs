@@ -31,6 +31,9 @@ pub enum DrbdEvent {
     Notification(Notification),
     /// The socket's receive buffer overflowed: events were lost; re-read the status.
     Overrun,
+    /// nlctrl announced that the `drbd` family is gone: the module was unloaded. No more
+    /// events will come on this subscription; subscribe again once the module is back.
+    ModuleUnloaded,
     /// A broadcast that could not be decoded (the stream goes on).
     Malformed {
         /// What was wrong.
@@ -262,7 +265,11 @@ fn notification(seq: u32, msg: &DrbdMessage, dialect: Dialect) -> Notification {
     }
 }
 
-/// Decodes one datagram received on the events group into events (pure).
+/// nlctrl's fixed family id.
+const GENL_ID_CTRL: u16 = 16;
+
+/// Decodes one datagram received on the events group (or nlctrl's notify group) into events
+/// (pure).
 pub fn events_from_datagram(bytes: &[u8], family_id: u16, dialect: Dialect) -> Vec<DrbdEvent> {
     match decode_datagram(bytes, family_id) {
         Ok(frames) => frames
@@ -271,6 +278,13 @@ pub fn events_from_datagram(bytes: &[u8], family_id: u16, dialect: Dialect) -> V
                 Frame::Drbd { seq, message, .. } => {
                     Some(event_from_message(seq, &message, dialect))
                 }
+                Frame::Other {
+                    message_type: GENL_ID_CTRL,
+                    bytes,
+                    ..
+                } => family::family_removed(&bytes)
+                    .filter(|(id, name)| *id == family_id || name == family::FAMILY_NAME)
+                    .map(|_| DrbdEvent::ModuleUnloaded),
                 _ => None,
             })
             .collect(),
@@ -303,7 +317,17 @@ impl DrbdEvents {
             op: "subscribe to drbd events",
             reason: "the drbd family has no \"events\" multicast group".to_string(),
         })?;
+        // nlctrl's notify group tells when the module goes away (drbdsetup does the same).
+        // Resolved before joining anything, so no broadcast can come between request and reply.
+        let nlctrl = family::resolve_named(&mut sock, "nlctrl", Duration::from_secs(5))?;
         sock.join_group(group).map_err(io_err)?;
+        if let Some((_, notify)) = nlctrl
+            .groups
+            .iter()
+            .find(|(name, _)| name == family::NLCTRL_NOTIFY_GROUP)
+        {
+            sock.join_group(*notify).map_err(io_err)?;
+        }
         sock.set_non_blocking(true).map_err(io_err)?;
         Ok(DrbdEvents {
             sock,

@@ -16,6 +16,8 @@ use crate::wire::{DrbdCommand, DRBD_HEADER_LEN};
 pub const FAMILY_NAME: &str = "drbd";
 /// The multicast group DRBD broadcasts on.
 pub const EVENTS_GROUP: &str = "events";
+/// nlctrl's own multicast group, where it announces families coming and going.
+pub const NLCTRL_NOTIFY_GROUP: &str = "notify";
 
 /// What nlctrl says about the `drbd` family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct FamilyInfo {
     pub hdrsize: u32,
     /// The id of the `events` multicast group, if registered.
     pub events_group: Option<u32>,
+    /// Every multicast group of the family, by name.
+    pub groups: Vec<(String, u32)>,
     /// The command numbers the kernel accepts (doit or dumpit).
     pub ops: Vec<u32>,
 }
@@ -74,9 +78,14 @@ impl FamilyInfo {
 
 /// Encodes `CTRL_CMD_GETFAMILY name=drbd`.
 pub fn getfamily_request(seq: u32) -> Vec<u8> {
+    getfamily_request_for(FAMILY_NAME, seq)
+}
+
+/// Encodes `CTRL_CMD_GETFAMILY` for any family (`nlctrl` itself, for its notify group).
+pub fn getfamily_request_for(name: &str, seq: u32) -> Vec<u8> {
     let genl = GenlMessage::from_payload(GenlCtrl {
         cmd: GenlCtrlCmd::GetFamily,
-        nlas: vec![GenlCtrlAttrs::FamilyName(FAMILY_NAME.to_string())],
+        nlas: vec![GenlCtrlAttrs::FamilyName(name.to_string())],
     });
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST;
@@ -113,6 +122,7 @@ pub fn parse_getfamily_reply(bytes: &[u8]) -> Result<FamilyInfo, FamilyError> {
     let mut version = None;
     let mut hdrsize = 0;
     let mut events_group = None;
+    let mut all_groups = Vec::new();
     let mut ops = Vec::new();
     for nla in ctrl.nlas {
         match nla {
@@ -132,6 +142,9 @@ pub fn parse_getfamily_reply(bytes: &[u8]) -> Result<FamilyInfo, FamilyError> {
                     if name == Some(EVENTS_GROUP) {
                         events_group = gid;
                     }
+                    if let (Some(name), Some(gid)) = (name, gid) {
+                        all_groups.push((name.to_string(), gid));
+                    }
                 }
             }
             GenlCtrlAttrs::Ops(list) => {
@@ -150,14 +163,49 @@ pub fn parse_getfamily_reply(bytes: &[u8]) -> Result<FamilyInfo, FamilyError> {
         version: version.ok_or_else(|| FamilyError::Malformed("no family version".into()))?,
         hdrsize,
         events_group,
+        groups: all_groups,
         ops,
     })
 }
 
+/// What an nlctrl broadcast says about the families, if it is about one going away.
+pub fn family_removed(bytes: &[u8]) -> Option<(u16, String)> {
+    let msg = NetlinkMessage::<GenlMessage<GenlCtrl>>::deserialize(bytes).ok()?;
+    let NetlinkPayload::InnerMessage(genl) = msg.payload else {
+        return None;
+    };
+    if genl.payload.cmd != GenlCtrlCmd::DelFamily {
+        return None;
+    }
+    let id = genl.payload.nlas.iter().find_map(|a| match a {
+        GenlCtrlAttrs::FamilyId(i) => Some(*i),
+        _ => None,
+    })?;
+    let name = genl
+        .payload
+        .nlas
+        .iter()
+        .find_map(|a| match a {
+            GenlCtrlAttrs::FamilyName(n) => Some(n.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Some((id, name))
+}
+
 /// Asks nlctrl about the `drbd` family.
 pub fn resolve(sock: &mut GenlSocket, timeout: Duration) -> Result<FamilyInfo, FamilyError> {
+    resolve_named(sock, FAMILY_NAME, timeout)
+}
+
+/// Asks nlctrl about a family by name.
+pub fn resolve_named(
+    sock: &mut GenlSocket,
+    name: &str,
+    timeout: Duration,
+) -> Result<FamilyInfo, FamilyError> {
     let seq = sock.next_seq();
-    sock.send(&getfamily_request(seq))
+    sock.send(&getfamily_request_for(name, seq))
         .map_err(|e| FamilyError::Recv(RecvError::Io(e)))?;
     let reply = sock.recv(timeout)?;
     parse_getfamily_reply(reply)

@@ -545,3 +545,24 @@ fn drbd9_dumps_use_drbd9_tables() {
     assert_eq!(r[0].volumes[0].cstate, ConnState::StandAlone);
     assert_eq!(r[0].volumes[0].peer_role, DrbdRole::Unknown);
 }
+
+#[test]
+fn nlctrl_delfamily_of_drbd_is_module_unloaded() {
+    use iscsi_ha_drbd::events::events_from_datagram;
+    let mut payload = vec![2, 2, 0, 0]; // CTRL_CMD_DELFAMILY
+    payload.extend(nla(1, &FAMILY.to_le_bytes()));
+    payload.extend(nla(2, b"drbd\0"));
+    let datagram = nlmsg(0x10, 0, 0, &payload);
+    assert_eq!(
+        events_from_datagram(&datagram, FAMILY, Dialect::V84),
+        vec![DrbdEvent::ModuleUnloaded]
+    );
+    // Another family going away is not ours.
+    let mut other = vec![2, 2, 0, 0];
+    other.extend(nla(1, &0x33u16.to_le_bytes()));
+    other.extend(nla(2, b"nl80211\0"));
+    assert!(events_from_datagram(&nlmsg(0x10, 0, 0, &other), FAMILY, Dialect::V84).is_empty());
+    // A new family (NEWFAMILY) is not an unload either.
+    payload[0] = 1;
+    assert!(events_from_datagram(&nlmsg(0x10, 0, 0, &payload), FAMILY, Dialect::V84).is_empty());
+}

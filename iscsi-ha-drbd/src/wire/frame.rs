@@ -39,12 +39,14 @@ pub enum Frame {
         /// 0 or `-errno`.
         code: i32,
     },
-    /// A message of another type (another family, `NLMSG_NOOP`, ...).
+    /// A message of another type (another family such as nlctrl, `NLMSG_NOOP`, ...).
     Other {
         /// `nlmsg_seq`.
         seq: u32,
         /// `nlmsg_type`.
         message_type: u16,
+        /// The whole message, header included, for a caller that knows the family.
+        bytes: Vec<u8>,
     },
 }
 
@@ -92,7 +94,11 @@ pub fn decode_datagram(bytes: &[u8], drbd_family: u16) -> Result<Vec<Frame>, Wir
                     message: Box::new(message),
                 }
             }
-            message_type => Frame::Other { seq, message_type },
+            message_type => Frame::Other {
+                seq,
+                message_type,
+                bytes: rest.get(..len).unwrap_or(rest).to_vec(),
+            },
         };
         out.push(frame);
         // Messages are aligned to 4 bytes; a length of 16..=len was checked above.

@@ -55,6 +55,7 @@ pub fn describe(e: &DrbdEvent) -> String {
             n.peer_disk
         ),
         DrbdEvent::Overrun => "overrun: events lost".to_string(),
+        DrbdEvent::ModuleUnloaded => "module-unloaded".to_string(),
         DrbdEvent::Malformed { reason } => format!("malformed: {reason}"),
     }
 }
