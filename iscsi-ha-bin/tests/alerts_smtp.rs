@@ -21,8 +21,13 @@ const SINK: &str = r#"
 import os, sys, time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-out, port = sys.argv[1], int(sys.argv[2])
+import ssl
+out, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 count = [0]
+context = None
+if mode != "plain":
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(sys.argv[4], sys.argv[5])
 def write(name, data):
     tmp = os.path.join(out, "." + name)
     with open(tmp, "wb") as f:
@@ -36,10 +41,15 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 class Handler:
     async def handle_DATA(self, server, session, envelope):
         count[0] += 1
-        head = "X-Envelope-From: %s\r\nX-Envelope-To: %s\r\n" % (envelope.mail_from, ",".join(envelope.rcpt_tos))
+        head = "X-Envelope-From: %s\r\nX-Envelope-To: %s\r\nX-Sink-TLS: %s\r\n" % (envelope.mail_from, ",".join(envelope.rcpt_tos), "yes" if (session.ssl or server.transport.get_extra_info("ssl_object")) else "no")
         write("%04d.eml" % count[0], head.encode() + envelope.original_content)
         return "250 OK"
-c = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=authenticator, auth_require_tls=False)
+extra = {}
+if mode == "starttls":
+    extra = dict(tls_context=context, require_starttls=True)
+elif mode == "tls":
+    extra = dict(ssl_context=context)
+c = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=authenticator, auth_require_tls=False, **extra)
 c.start()
 write("ready", b"")
 while True:
@@ -58,12 +68,27 @@ fn require_aiosmtpd() {
 }
 
 fn start_sink(ns: &Netns, dir: &Path, port: u16) -> Guard {
+    start_sink_mode(ns, dir, port, "plain", None)
+}
+
+/// `mode`: plain, starttls (required) or tls (implicit); `cert`: the server's chain and key.
+fn start_sink_mode(
+    ns: &Netns,
+    dir: &Path,
+    port: u16,
+    mode: &str,
+    cert: Option<(&Path, &Path)>,
+) -> Guard {
     fs::create_dir_all(dir).unwrap();
-    let child = ns
-        .command(PYTHON)
-        .args(["-c", SINK])
+    let mut cmd = ns.command(PYTHON);
+    cmd.args(["-c", SINK])
         .arg(dir)
         .arg(port.to_string())
+        .arg(mode);
+    if let Some((chain, key)) = cert {
+        cmd.arg(chain).arg(key);
+    }
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(fs::File::create(dir.join("../smtp.log")).unwrap())
         .spawn()
@@ -90,6 +115,10 @@ fn messages(dir: &Path) -> Vec<String> {
 }
 
 fn mail_config(dir: &Path, port: u16) -> String {
+    mail_config_tls(dir, port, "none")
+}
+
+fn mail_config_tls(dir: &Path, port: u16, tls: &str) -> String {
     config(
         dir,
         &format!(
@@ -103,6 +132,7 @@ to = ["ops@storage.example", "Oncall <oncall@storage.example>"]
 subject = "[HA] {{host}}: storage alert"
 server = "127.0.0.1"
 port = {port}
+tls = "{tls}"
 user = "alerter"
 password = "smtp-Pa55-word"
 "#
@@ -255,6 +285,127 @@ fn a_mail_server_that_is_down_or_mute_never_holds_up_the_daemon() {
                 .any(|l| l.contains("ALERT: role unknown") && l.contains("not-a-role-4")),
             "every alert is logged whatever happens to the mail: {}",
             d.log()
+        );
+    }
+}
+
+/// A private CA and a server certificate for 127.0.0.1 signed by it (openssl).
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let script = "set -e
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=iscsi-ha-test-ca \
+  -keyout ca.key -out ca.pem -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out server.pem 2>/dev/null
+cat server.pem ca.pem > chain.pem";
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir.path())
+            .output()
+            .expect("these tests need openssl");
+        assert!(out.status.success(), "{out:?}");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Starts a sink in `mode` and a daemon with `tls`, trusting the test CA when `trust`, and
+/// makes it raise one alert. Returns the inbox's messages and the daemon's log.
+fn tls_case(tag: &str, port: u16, mode: &str, tls: &str, trust: bool) -> (Vec<String>, String) {
+    let pki = Pki::new();
+    let ns = Netns::new(tag);
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let cert = (pki.path("chain.pem"), pki.path("server.key"));
+    let _sink = start_sink_mode(
+        &ns,
+        &inbox,
+        port,
+        mode,
+        Some((cert.0.as_path(), cert.1.as_path())),
+    );
+    let text = mail_config_tls(dir.path(), port, tls);
+    let ca = format!("SSL_CERT_FILE={}", pki.path("ca.pem").display());
+    // Without trust, an empty CA file: the system's store must not vouch for the test server.
+    let empty = dir.path().join("empty.pem");
+    fs::write(&empty, "").unwrap();
+    let none = format!("SSL_CERT_FILE={}", empty.display());
+    let env = if trust { ca.as_str() } else { none.as_str() };
+    let d = Daemon::start_with(
+        dir,
+        "slave\n",
+        &text,
+        &[],
+        &["env", env, "ip", "netns", "exec", &ns.name],
+    );
+    d.set_role(None);
+    d.wait_for(
+        Duration::from_secs(20),
+        "the alert mail to be sent or fail",
+        |d| {
+            d.log().lines().any(|l| {
+                l.contains("role unknown")
+                    && (l.contains("cannot mail alert") || l.contains("alert mailed via"))
+            })
+        },
+    );
+    (messages(&inbox), d.log())
+}
+
+#[test]
+fn starttls_and_implicit_tls_carry_the_mail() {
+    require_root();
+    require_aiosmtpd();
+    for (tag, port, mode, tls) in [
+        ("t", 2531, "starttls", "starttls"),
+        ("u", 2532, "tls", "tls"),
+    ] {
+        let (inbox, log) = tls_case(tag, port, mode, tls, true);
+        let mail: Vec<_> = inbox
+            .iter()
+            .filter(|m| m.contains("role unknown"))
+            .collect();
+        assert_eq!(mail.len(), 1, "{tls}: {inbox:#?}\n{log}");
+        assert!(
+            mail[0].contains("X-Sink-TLS: yes\r\n"),
+            "{tls}: {}",
+            mail[0]
+        );
+        assert!(!log.contains("smtp-Pa55-word"), "{log}");
+    }
+}
+
+#[test]
+fn tls_is_never_given_up_for_plaintext_or_an_unknown_certificate() {
+    require_root();
+    require_aiosmtpd();
+    // STARTTLS asked for, the server does not offer it: no plaintext fallback.
+    let (inbox, log) = tls_case("v", 2533, "plain", "starttls", true);
+    assert!(inbox.is_empty(), "{inbox:#?}");
+    assert!(
+        log.contains("cannot mail alert via 127.0.0.1:2533"),
+        "{log}"
+    );
+    // A certificate nobody vouches for is refused, STARTTLS or implicit.
+    for (tag, port, mode) in [("w", 2534, "starttls"), ("x", 2535, "tls")] {
+        let (inbox, log) = tls_case(tag, port, mode, mode, false);
+        assert!(inbox.is_empty(), "{mode}: {inbox:#?}");
+        assert!(
+            log.contains(&format!("cannot mail alert via 127.0.0.1:{port}")),
+            "{mode}: {log}"
+        );
+        assert!(
+            log.to_lowercase().contains("certificate"),
+            "{mode}: the refusal names the certificate: {log}"
         );
     }
 }
