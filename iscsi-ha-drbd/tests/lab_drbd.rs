@@ -270,4 +270,41 @@ fn drbd_adapter_against_the_real_module() {
     lab.wait_healthy(Duration::from_secs(60))
         .expect("healthy again");
     assert_status_matches_witnesses(n2, &bin);
+
+    eprintln!("== unloading the module: an event, then the typed 'not loaded' state");
+    n2.run(&format!(
+        "{bin} events --json --timeout-ms 30000 >/tmp/events2.log 2>&1 &"
+    ))
+    .expect("start events");
+    wait_for(
+        n2,
+        "events subscribed",
+        "grep -q subscribed /tmp/events2.log",
+        Duration::from_secs(10),
+    );
+    n2.run("drbdadm down all && rmmod drbd")
+        .expect("drbdadm down all; rmmod drbd");
+    wait_for(
+        n2,
+        "the module-unloaded event",
+        r#"grep -q '"type":"module-unloaded"' /tmp/events2.log"#,
+        Duration::from_secs(10),
+    );
+    let gone = n2.exec(&format!("{bin} port-status r0")).expect("exec");
+    assert!(!gone.success());
+    assert!(
+        gone.stderr_text().contains("error-kind: Unavailable")
+            && gone
+                .stderr_text()
+                .contains("the drbd kernel module is not loaded"),
+        "{}",
+        gone.stderr_text()
+    );
+    let family = n2.exec(&format!("{bin} family")).expect("exec");
+    assert!(!family.success());
+    assert!(
+        family.stderr_text().contains("not loaded"),
+        "{}",
+        family.stderr_text()
+    );
 }
