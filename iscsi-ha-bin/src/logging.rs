@@ -44,17 +44,66 @@ impl std::fmt::Display for LogSink {
     }
 }
 
-/// Which sink `to` asks for on this machine; `auto` looks for the journal's socket, then
-/// syslog's.
+/// Which sink `to` asks for on this machine. `auto`: the journal when standard error already
+/// goes to it (systemd's `JOURNAL_STREAM`), standard error when it is a terminal (someone runs
+/// the daemon by hand), else the journal when its socket exists, else syslog when `/dev/log`
+/// exists, else standard error.
 pub fn choose(to: LogTarget) -> LogSink {
     match to {
         LogTarget::Journald => LogSink::Journald,
         LogTarget::Syslog => LogSink::Syslog,
         LogTarget::Stderr => LogSink::Stderr,
-        LogTarget::Auto if Path::new(JOURNAL_SOCKET).exists() => LogSink::Journald,
-        LogTarget::Auto if Path::new(SYSLOG_SOCKET).exists() => LogSink::Syslog,
-        LogTarget::Auto => LogSink::Stderr,
+        LogTarget::Auto => auto_choice(Surroundings {
+            stderr_is_journal: stderr_is_journal(),
+            stderr_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            journal_socket: Path::new(JOURNAL_SOCKET).exists(),
+            syslog_socket: Path::new(SYSLOG_SOCKET).exists(),
+        }),
     }
+}
+
+/// What `auto` looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Surroundings {
+    /// Standard error is connected to the journal.
+    pub stderr_is_journal: bool,
+    /// Standard error is a terminal.
+    pub stderr_is_terminal: bool,
+    /// journald's socket exists.
+    pub journal_socket: bool,
+    /// `/dev/log` exists.
+    pub syslog_socket: bool,
+}
+
+/// The `auto` rule (see [`choose`]).
+pub fn auto_choice(s: Surroundings) -> LogSink {
+    if s.stderr_is_journal {
+        LogSink::Journald
+    } else if s.stderr_is_terminal {
+        LogSink::Stderr
+    } else if s.journal_socket {
+        LogSink::Journald
+    } else if s.syslog_socket {
+        LogSink::Syslog
+    } else {
+        LogSink::Stderr
+    }
+}
+
+/// Whether standard error is the journal stream systemd connected (`JOURNAL_STREAM` holds its
+/// device and inode numbers).
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(value) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| m.dev() == dev && m.ino() == ino)
 }
 
 /// The filter directive for a configured level.
@@ -140,14 +189,33 @@ mod tests {
     }
 
     #[test]
-    fn auto_follows_what_this_machine_has() {
-        let expected = if Path::new(JOURNAL_SOCKET).exists() {
-            LogSink::Journald
-        } else if Path::new(SYSLOG_SOCKET).exists() {
-            LogSink::Syslog
-        } else {
-            LogSink::Stderr
+    fn auto_prefers_the_journal_then_a_terminal_then_syslog() {
+        let none = Surroundings {
+            stderr_is_journal: false,
+            stderr_is_terminal: false,
+            journal_socket: false,
+            syslog_socket: false,
         };
-        assert_eq!(choose(LogTarget::Auto), expected);
+        assert_eq!(auto_choice(none), LogSink::Stderr);
+        let syslog = Surroundings {
+            syslog_socket: true,
+            ..none
+        };
+        assert_eq!(auto_choice(syslog), LogSink::Syslog);
+        let journal = Surroundings {
+            journal_socket: true,
+            ..syslog
+        };
+        assert_eq!(auto_choice(journal), LogSink::Journald);
+        let by_hand = Surroundings {
+            stderr_is_terminal: true,
+            ..journal
+        };
+        assert_eq!(auto_choice(by_hand), LogSink::Stderr);
+        let service = Surroundings {
+            stderr_is_journal: true,
+            ..by_hand
+        };
+        assert_eq!(auto_choice(service), LogSink::Journald);
     }
 }

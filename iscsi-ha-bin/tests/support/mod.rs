@@ -78,8 +78,20 @@ impl Drop for Guard {
     }
 }
 
-/// The base configuration: a slave by a role file, no DRBD, an adopted (absent) tgtd.
+/// The base configuration: a slave by a role file, no DRBD, an adopted (absent) tgtd, logging
+/// to standard error (the tests read it) unless `extra` has a `[logging]` section.
 pub fn config(dir: &Path, extra: &str) -> String {
+    let logging = if extra.contains("[logging]") {
+        ""
+    } else {
+        "[logging]\nto = \"stderr\"\n"
+    };
+    let mut text = base_config(dir, extra);
+    text.push_str(logging);
+    text
+}
+
+fn base_config(dir: &Path, extra: &str) -> String {
     format!(
         r#"
 [role]
