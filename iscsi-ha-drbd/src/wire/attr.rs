@@ -2,9 +2,10 @@
 //! every set holds typed fields, and field types carry DRBD's "mandatory" bit.
 //!
 //! Framing (length, alignment, the type word) is read through `netlink-packet-core`'s checked
-//! [`NlaBuffer`] views and written through its [`Nla`] trait; this module adds what DRBD needs
-//! on top: masking the flag bits off the type, skipping the u64 pad attributes, and turning the
-//! value bytes into typed fields with an error, never a panic, when they do not fit.
+//! [`NlaBuffer`](netlink_packet_core::NlaBuffer) views and written through its [`Nla`] trait;
+//! this module adds what DRBD needs on top: masking the flag bits off the type, skipping the
+//! u64 pad attributes, and turning the value bytes into typed fields with an error, never a
+//! panic, when they do not fit.
 
 use netlink_packet_core::{Emitable, Nla, NlasIterator};
 
