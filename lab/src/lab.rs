@@ -376,7 +376,8 @@ impl Lab {
         self.initiator_timeout(script, Duration::from_secs(60))
     }
 
-    /// [`Lab::initiator`] with its own timeout (the script is killed when it expires).
+    /// [`Lab::initiator`] with its own timeout: the script is killed when it expires and this
+    /// returns [`LabError::CommandTimeout`].
     pub fn initiator_timeout(&self, script: &str, timeout: Duration) -> Result<CommandOutput> {
         let mut cmd = self.initiator_command("timeout")?;
         cmd.args([
@@ -387,13 +388,23 @@ impl Lab {
             "-c",
             script,
         ]);
+        let started = Instant::now();
         let out = cmd
             .output()
             .map_err(|e| LabError::io(format!("running `{}`", describe(&cmd)), e))?;
+        // With SIGKILL, timeout(1) kills its whole process group, itself included.
+        let status = out.status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
+        });
+        if status == 137 && started.elapsed() >= timeout {
+            return Err(LabError::CommandTimeout {
+                node: "the initiator namespace".into(),
+                timeout,
+                command: script.to_owned(),
+            });
+        }
         Ok(CommandOutput {
-            status: out.status.code().unwrap_or_else(|| {
-                128 + std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(0)
-            }),
+            status,
             stdout: out.stdout,
             stderr: out.stderr,
         })

@@ -138,6 +138,13 @@ fn replication_share_target_and_initiator() {
         lab.node(1).run("echo still-there").unwrap(),
         "still-there\n"
     );
+    let err = lab
+        .initiator_timeout("sleep 30", Duration::from_secs(1))
+        .unwrap_err();
+    assert!(
+        matches!(err, iscsi_ha_lab::LabError::CommandTimeout { .. }),
+        "{err}"
+    );
 
     // A target set up by hand with tgtd on the floating address, read by the initiator.
     let vip = lab.vip();
