@@ -220,9 +220,27 @@ impl Daemon {
         self.wake_at = None;
         let mut done = Vec::new();
         for pass in 0..MAX_PASSES {
+            let started = Instant::now();
             let observation = self.observe();
+            let observed = started.elapsed();
             let now = moment();
             let report = self.act(&observation, now);
+            if !report.actions.is_empty() {
+                tracing::info!(
+                    reason,
+                    pass,
+                    observe_ms = observed.as_millis(),
+                    act_ms = started.elapsed().saturating_sub(observed).as_millis(),
+                    "pass: {}",
+                    report
+                        .plan
+                        .steps
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             self.log_report(reason, pass, &report);
             self.wake_at = report.wake_at;
             self.status = Some(Status::build(

@@ -246,7 +246,9 @@ fn default_announce_interval() -> ConfigDuration {
 }
 
 fn default_probe_timeout() -> ConfigDuration {
-    ConfigDuration::new(Duration::from_millis(200))
+    // An owner on the same segment answers an ARP probe within a millisecond; 100 ms is ample
+    // and is spent on every takeover.
+    ConfigDuration::new(Duration::from_millis(100))
 }
 
 /// `[monitor]`: timers and restart budgets.
