@@ -16,7 +16,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod capture;
+mod cluster_args;
+mod demo;
 mod down;
 mod exec;
 mod fault;
@@ -51,6 +54,13 @@ enum Verb {
     Fault(fault::FaultArgs),
     /// Boot a lab and record DRBD's generic-netlink traffic (fixtures/drbd/genl/).
     CaptureDrbd(capture::CaptureArgs),
+    /// The main job: iscsi-ha on both nodes, statuses, a role switch, the failover time.
+    Demo(demo::DemoArgs),
+    /// Measure iscsi-ha in the lab.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchWhat,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +73,8 @@ fn main() -> ExitCode {
         Verb::Initiator(args) => initiator::run(&args),
         Verb::Fault(args) => fault::run(&args),
         Verb::CaptureDrbd(args) => capture::run(&args),
+        Verb::Demo(args) => demo::run(&args),
+        Verb::Bench { what } => bench::run(&what),
     };
     match result {
         Ok(code) => code,
