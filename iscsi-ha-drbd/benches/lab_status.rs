@@ -64,6 +64,9 @@ fn main() {
     n1.run("cp /host/bin/iha-drbd-stripped /tmp/iha-drbd-stripped")
         .expect("copy stripped to tmpfs");
     let stripped_ms = per_run_ms(n1, "/tmp/iha-drbd-stripped status");
+    // Process start alone (argument parsing, no netlink), to separate it from the dump.
+    let startup_ms = per_run_ms(n1, "/tmp/iha-drbd-stripped --version");
+    let c_startup_ms = per_run_ms(n1, "drbdsetup --version");
     let proc_ms = per_run_ms(n1, "cat /proc/drbd");
     n1.run(&format!("{bin} secondary r0")).expect("free r0");
     n1.run(&format!(
@@ -89,6 +92,8 @@ fn main() {
                 "iha-drbd status (binary in tmpfs)": ours_ms,
                 "iha-drbd status (binary on the 9p share)": ours_from_share_ms,
                 "iha-drbd status (stripped, tmpfs)": stripped_ms,
+                "iha-drbd --version (stripped, tmpfs)": startup_ms,
+                "drbdsetup --version": c_startup_ms,
                 "cat /proc/drbd": proc_ms,
             },
             "peer_role_change_to_event": serde_json::from_str::<serde_json::Value>(&latency).expect("json"),

@@ -27,6 +27,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "iha-drbd",
+    version,
     about = "DRBD over generic netlink, for the iscsi-ha lab"
 )]
 struct Cli {
