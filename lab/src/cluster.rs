@@ -20,6 +20,9 @@ pub const ROLE_FILE: &str = "/run/iha/role";
 /// Where each guest's daemon logs.
 pub const DAEMON_LOG: &str = "/run/iha/daemon.log";
 
+/// How long one read attempt of [`Cluster::failover`] may take before it is abandoned.
+pub const PROBE_READ_TIMEOUT: Duration = Duration::from_millis(400);
+
 /// The configuration file, in the share (`/host/etc/iscsi-ha.toml` in the guests).
 const CONFIG_NAME: &str = "iscsi-ha.toml";
 
@@ -322,7 +325,10 @@ impl<'a> Cluster<'a> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            if self.read_pattern(pattern, 0, 4096, Duration::from_secs(5))?
+            // Short attempts, as an initiator polling every few hundred milliseconds: one
+            // whose first TCP SYN went to the old owner would otherwise wait out TCP's 1 s
+            // retransmission and measure that instead of the failover.
+            if self.read_pattern(pattern, 0, 4096, PROBE_READ_TIMEOUT)?
                 && self.initiator_vip_mac()?.as_deref() == Some(to_mac.as_str())
             {
                 return Ok(Failover {
