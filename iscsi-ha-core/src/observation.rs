@@ -3,7 +3,7 @@
 use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::target::TargetStatus;
-use crate::volume::VolumeStatus;
+use crate::volume::{SplitBrain, VolumeStatus};
 use serde::{Deserialize, Serialize};
 
 /// The operator's manual mode (the original's `iscsi-cfg manual-mode-enable`): while it is on,
@@ -34,6 +34,9 @@ pub struct VolumeObservation {
     pub name: ResourceName,
     /// Its status, or why it could not be read.
     pub status: Result<VolumeStatus, String>,
+    /// A split brain, when the adapter recognises one.
+    #[serde(default)]
+    pub split_brain: Option<SplitBrain>,
 }
 
 /// Everything observed in one wake-up.

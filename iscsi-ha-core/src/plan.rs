@@ -115,6 +115,12 @@ pub enum Hold {
         /// The resource.
         resource: ResourceName,
     },
+    /// A split brain: nothing is promoted, the VIP does not move; an operator must pick the
+    /// survivor.
+    SplitBrain {
+        /// The resource.
+        resource: ResourceName,
+    },
     /// Something needed for a safe decision could not be observed.
     Unobservable {
         /// What.
@@ -133,6 +139,10 @@ impl fmt::Display for Hold {
             Hold::PeerPrimary { resource } => write!(
                 f,
                 "{resource}: the peer is Primary; not promoting until it demotes (no dual-primary)"
+            ),
+            Hold::SplitBrain { resource } => write!(
+                f,
+                "{resource}: split brain; nothing is promoted and the VIP stays where it is until an operator resolves it (iscsi-cfg split-brain)"
             ),
             Hold::Unobservable { what, reason } => write!(f, "cannot observe {what}: {reason}"),
         }
@@ -165,8 +175,28 @@ impl Plan {
 ///
 /// Release order: release the VIP → stop the target → demote every Primary resource. When a
 /// state cannot be observed the step is planned anyway, since each is harmless when already done.
+///
+/// A split brain on any resource holds everything: nothing is promoted, the VIP neither comes
+/// nor goes, and what serves keeps serving until an operator resolves it.
 pub fn plan(config: &Config, observation: &Observation) -> Plan {
     let intent = intent(observation);
+    let split: Vec<Hold> = observation
+        .volumes
+        .iter()
+        .filter(|v| v.split_brain.is_some() && config.resources.contains(&v.name))
+        .map(|v| Hold::SplitBrain {
+            resource: v.name.clone(),
+        })
+        .collect();
+    if !split.is_empty() && !matches!(intent, Intent::Hold(_)) {
+        // Whatever the role says, a split brain freezes promotion and the VIP: the two data
+        // sets differ, and only an operator can say which one survives.
+        return Plan {
+            intent,
+            steps: Vec::new(),
+            holds: split,
+        };
+    }
     let (steps, holds) = match &intent {
         Intent::Hold(reason) => (
             Vec::new(),

@@ -9,7 +9,7 @@ use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::target::{TargetSpec, TargetStatus};
 use crate::vip::{Vip, VipProbe};
-use crate::volume::VolumeStatus;
+use crate::volume::{SplitBrain, VolumeStatus};
 
 /// Whether a failed request may succeed if repeated later without anyone changing the setup.
 pub trait RetryHint {
@@ -53,6 +53,24 @@ pub trait ReplicatedVolume {
     fn promote(&mut self, resource: &ResourceName, force: bool) -> Result<(), VolumeError>;
     /// Makes this host Secondary.
     fn demote(&mut self, resource: &ResourceName) -> Result<(), VolumeError>;
+    /// Whether the resource is in split brain, with what each side is known to hold. Adapters
+    /// that cannot tell answer `None`.
+    fn split_brain(&mut self, resource: &ResourceName) -> Result<Option<SplitBrain>, VolumeError> {
+        let _ = resource;
+        Ok(None)
+    }
+    /// Connects to the peer again; `discard_local_data` throws this side's changes away so the
+    /// peer's data wins (split-brain recovery on the victim). An operator-only path.
+    fn connect(
+        &mut self,
+        resource: &ResourceName,
+        discard_local_data: bool,
+    ) -> Result<(), VolumeError> {
+        let _ = (resource, discard_local_data);
+        Err(VolumeError::Unsupported(
+            "reconnecting is not supported by this adapter".into(),
+        ))
+    }
 }
 
 /// Why a replicated-volume request failed.

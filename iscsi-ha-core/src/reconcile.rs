@@ -279,7 +279,7 @@ impl Reconciler {
         };
         for hold in &plan.holds {
             let severity = match hold {
-                Hold::RoleUnknown { .. } => Severity::Error,
+                Hold::RoleUnknown { .. } | Hold::SplitBrain { .. } => Severity::Error,
                 Hold::PeerPrimary { .. } | Hold::Unobservable { .. } => Severity::Warning,
             };
             let key = match hold {

@@ -6,7 +6,7 @@ use crate::plan::{Intent, Plan};
 use crate::reconcile::{ActionRecord, AlertRecord, Reconciler};
 use crate::time::Moment;
 use crate::time::Timestamp;
-use crate::volume::{Connection, DiskState, SyncProgress, VolumeRole};
+use crate::volume::{Connection, DiskState, SplitBrain, SyncProgress, VolumeRole};
 use serde::{Deserialize, Serialize};
 
 /// Everything an operator or a tool wants to know about this host's storage.
@@ -63,6 +63,21 @@ pub struct ResourceView {
     /// Why the status could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A split brain on this resource: what each side holds and how to recover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_brain: Option<SplitBrainView>,
+}
+
+/// A split brain as shown in status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitBrainView {
+    /// What the adapter knows of both sides.
+    #[serde(flatten)]
+    pub detail: SplitBrain,
+    /// Whether this host serves now (then it is the natural survivor).
+    pub serving_here: bool,
+    /// What to run, and where.
+    pub recovery: String,
 }
 
 /// The target as shown in status.
@@ -116,6 +131,28 @@ impl Status {
         reconciler: &Reconciler,
         now: Moment,
     ) -> Self {
+        let serving_here = observation.vip_here == Ok(true)
+            || observation
+                .target
+                .as_ref()
+                .is_ok_and(|t| config.target.is_served_by(t));
+        let split_view = |v: &crate::observation::VolumeObservation| {
+            v.split_brain.as_ref().map(|detail| SplitBrainView {
+                detail: detail.clone(),
+                serving_here,
+                recovery: if serving_here {
+                    format!(
+                        "this host serves and keeps its data: on the OTHER host run `iscsi-cfg split-brain resolve --discard-local-data --yes` to throw its changes to {} away, then here `iscsi-cfg split-brain reconnect`",
+                        v.name
+                    )
+                } else {
+                    format!(
+                        "if the other host serves, its data should win: run here `iscsi-cfg split-brain resolve --discard-local-data --yes` (throws this host's changes to {} away), then on the other host `iscsi-cfg split-brain reconnect`",
+                        v.name
+                    )
+                },
+            })
+        };
         let resources = observation
             .volumes
             .iter()
@@ -130,6 +167,7 @@ impl Status {
                     peer_disk: Some(s.peer_disk),
                     sync: s.sync,
                     error: None,
+                    split_brain: split_view(v),
                 },
                 Err(e) => ResourceView {
                     name: v.name.to_string(),
@@ -141,6 +179,7 @@ impl Status {
                     peer_disk: None,
                     sync: None,
                     error: Some(e.clone()),
+                    split_brain: split_view(v),
                 },
             })
             .collect();

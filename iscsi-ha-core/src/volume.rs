@@ -129,3 +129,29 @@ impl fmt::Display for Connection {
         fmt::Debug::fmt(self, f)
     }
 }
+
+/// One side of a split brain, as far as it is known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitBrainSide {
+    /// Its role.
+    pub role: VolumeRole,
+    /// Its disk.
+    pub disk: DiskState,
+    /// Data it holds that the other side lacks, in KiB, when known.
+    pub out_of_sync_kib: Option<u64>,
+    /// Its current data-generation identifier, when known (hex).
+    pub current_uuid: Option<String>,
+}
+
+/// A split brain on one resource: both sides changed the data while disconnected, and the
+/// replication layer refuses to resynchronise until an operator picks the survivor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitBrain {
+    /// How it was recognised (the replication layer's split-brain handler, its data
+    /// generation identifiers, ...).
+    pub evidence: String,
+    /// This host's side.
+    pub local: SplitBrainSide,
+    /// The peer's side as last known.
+    pub peer: Option<SplitBrainSide>,
+}

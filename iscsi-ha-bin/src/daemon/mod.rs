@@ -288,6 +288,13 @@ impl Daemon {
             .map(|name| VolumeObservation {
                 name: name.clone(),
                 status: self.host.volumes.status(name).map_err(|e| e.to_string()),
+                split_brain: match self.host.volumes.split_brain(name) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::debug!("{name}: cannot tell whether it is in split brain: {e}");
+                        None
+                    }
+                },
             })
             .collect();
         Observation {

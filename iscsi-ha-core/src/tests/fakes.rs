@@ -14,7 +14,7 @@ use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatus};
 use crate::vip::{Vip, VipProbe};
-use crate::volume::{Connection, DiskState, VolumeRole, VolumeStatus};
+use crate::volume::{Connection, DiskState, SplitBrain, SplitBrainSide, VolumeRole, VolumeStatus};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -95,6 +95,7 @@ pub struct World {
     pub alerts: Vec<Alert>,
     pub unobservable_target: bool,
     pub unobservable_vip: bool,
+    pub split_brain: BTreeMap<String, SplitBrain>,
 }
 
 impl World {
@@ -127,6 +128,7 @@ impl World {
                         sync: None,
                         suspended: false,
                     }),
+                    split_brain: self.split_brain.get(name).cloned(),
                 }
             })
             .collect();
@@ -349,5 +351,19 @@ impl Alerts for Handle {
     fn deliver(&mut self, alert: &Alert) -> Result<(), AlertError> {
         self.0.borrow_mut().alerts.push(alert.clone());
         Ok(())
+    }
+}
+
+/// A split brain as an adapter would report it.
+pub fn split_brain() -> SplitBrain {
+    SplitBrain {
+        evidence: "the split-brain handler ran".into(),
+        local: SplitBrainSide {
+            role: VolumeRole::Primary,
+            disk: DiskState::UpToDate,
+            out_of_sync_kib: Some(4),
+            current_uuid: None,
+        },
+        peer: None,
     }
 }

@@ -291,3 +291,46 @@ fn unobservable_vip_on_master_holds_before_assigning() {
     assert_eq!(p.steps, vec![Step::Promote(r("r0")), Step::ServeTarget]);
     assert!(matches!(p.holds[0], Hold::Unobservable { .. }));
 }
+
+#[test]
+fn split_brain_freezes_everything_and_alerts_once_as_an_error() {
+    let cfg = config(&["r0", "r1"]);
+    let mut f = Fakes::new(&["r0", "r1"]);
+    {
+        let mut w = f.world.borrow_mut();
+        w.roles.insert("r0".into(), VolumeRole::Primary);
+        w.target_served = true;
+        w.split_brain
+            .insert("r1".into(), super::fakes::split_brain());
+    }
+    let mut rec = Reconciler::new(&cfg);
+    let t0 = Instant::now();
+    for (i, role) in [Role::Master, Role::Slave, Role::Master]
+        .into_iter()
+        .enumerate()
+    {
+        let obs = f
+            .world
+            .borrow_mut()
+            .observe(role, ManualMode::Off, &cfg.target);
+        let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, i as u64));
+        assert!(report.plan.steps.is_empty(), "{:?}", report.plan);
+        assert_eq!(
+            report.plan.holds,
+            vec![Hold::SplitBrain { resource: r("r1") }]
+        );
+    }
+    let w = f.world.borrow();
+    assert!(
+        w.calls.is_empty(),
+        "nothing promoted, demoted, started, stopped or moved: {:?}",
+        w.calls
+    );
+    let errors: Vec<_> = w
+        .alerts
+        .iter()
+        .filter(|a| a.message.contains("split brain"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{:?}", w.alerts);
+    assert_eq!(errors[0].severity, Severity::Error);
+}

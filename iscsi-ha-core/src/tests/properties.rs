@@ -276,6 +276,24 @@ proptest! {
         }
     }
 
+    /// While a resource is in split brain, nothing is promoted and the VIP neither comes nor
+    /// goes, whatever the role sequence.
+    #[test]
+    fn split_brain_never_promotes_or_moves_the_vip(s in start(), roles in prop::collection::vec((role(), manual()), 1..8)) {
+        let cfg = config(&RESOURCES);
+        let mut f = setup(&s);
+        f.world.borrow_mut().split_brain.insert("r0".into(), super::fakes::split_brain());
+        let mut rec = Reconciler::new(&cfg);
+        let t0 = Instant::now();
+        for (i, (role, manual)) in roles.into_iter().enumerate() {
+            let obs = f.world.borrow_mut().observe(role, manual, &cfg.target);
+            rec.reconcile(&cfg, &obs, &mut f.ports(), at(t0, i as u64 * 5));
+        }
+        let w = f.world.borrow();
+        let moved = w.calls.iter().any(|c| matches!(c, super::fakes::Call::Promote(_) | super::fakes::Call::Assign | super::fakes::Call::Release));
+        prop_assert!(!moved, "{:?}", w.calls);
+    }
+
     /// A component that keeps failing is started at most max_starts times in its window, and
     /// its exhaustion is alerted once.
     #[test]
