@@ -67,7 +67,13 @@ fn every_asset_exists_or_is_generated() {
     assert!(out.status.success(), "{out:?}");
     for (src, _) in deb_assets().into_iter().chain(rpm_assets()) {
         if let Some(rest) = src.strip_prefix("target/release/") {
-            if let Some(asset) = rest.strip_prefix("assets/") {
+            if let Some(binary) = rest.strip_prefix("assets/bin/") {
+                // Copied without debug sections by the suite script.
+                assert!(
+                    ["iscsi-ha", "iscsi-cfg"].contains(&binary),
+                    "unknown binary {binary}"
+                );
+            } else if let Some(asset) = rest.strip_prefix("assets/") {
                 // Man pages are gzipped by the suite script.
                 let asset = asset.replace("*.1.gz", "iscsi-ha.1");
                 assert!(
