@@ -366,3 +366,32 @@ fn sigterm_stops_cleanly_and_status_then_says_not_running() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("daemon is not running"));
 }
+
+#[test]
+fn split_brain_recovery_is_refused_without_both_flags_or_a_split_brain() {
+    require_root();
+    let ns = Netns::new("f");
+    let d = Daemon::start(&ns, "slave\n", "1h");
+    let out = d.cfg(&["split-brain"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("no split brain on local-test"),
+        "{}",
+        text(&out)
+    );
+    let out = d.cfg(&["split-brain", "resolve", "--discard-local-data"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("with both --discard-local-data and --yes"),
+        "{}",
+        text(&out)
+    );
+    let out = d.cfg(&["split-brain", "resolve", "--discard-local-data", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("no resource is in split brain"),
+        "{}",
+        text(&out)
+    );
+    assert!(d.log().contains("operator request"), "requests are logged");
+}

@@ -1,7 +1,7 @@
 //! `iscsi-cfg`: the operator's tool, keeping the original add-on's verbs.
 
 use clap::{Parser, Subcommand};
-use iscsi_ha_bin::commands::{default_socket, log, operator, status};
+use iscsi_ha_bin::commands::{default_socket, log, operator, split_brain, status};
 use iscsi_ha_bin::control::Request;
 use iscsi_ha_core::config::DEFAULT_CONFIG_PATH;
 use std::path::PathBuf;
@@ -49,13 +49,38 @@ enum Verb {
     /// Follow the pool role again (refused while the DRBD role contradicts it).
     ManualModeDisable,
     /// In manual mode: serve from this host (refused while the peer is Primary or the VIP answers elsewhere).
-    BecomePrimary,
+    BecomePrimary {
+        /// Promote even a disk not known to be current (the peer is gone for good). Can
+        /// cause a split brain if the peer was Primary meanwhile.
+        #[arg(long)]
+        force: bool,
+    },
     /// In manual mode: stop serving from this host.
     BecomeSecondary,
     /// Forget restart budgets after fixing what kept failing.
     Reset,
     /// Make the daemon re-read its configuration.
     Reload,
+    /// Show a DRBD split brain and how to recover; `resolve` and `reconnect` do it.
+    SplitBrain {
+        #[command(subcommand)]
+        action: Option<SplitBrainAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SplitBrainAction {
+    /// On the host whose changes are to be thrown away: demote and reconnect discarding them.
+    Resolve {
+        /// Throw this host's changes to the split-brained resources away.
+        #[arg(long)]
+        discard_local_data: bool,
+        /// Confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// On the surviving host: reconnect, keeping its data (the peer resyncs from it).
+    Reconnect,
 }
 
 fn main() -> ExitCode {
@@ -85,9 +110,26 @@ fn main() -> ExitCode {
         },
         Verb::ManualModeEnable => operator::send(&socket, &Request::ManualModeEnable),
         Verb::ManualModeDisable => operator::send(&socket, &Request::ManualModeDisable),
-        Verb::BecomePrimary => operator::send(&socket, &Request::BecomePrimary),
+        Verb::BecomePrimary { force } => operator::send(&socket, &Request::BecomePrimary { force }),
         Verb::BecomeSecondary => operator::send(&socket, &Request::BecomeSecondary),
         Verb::Reset => operator::send(&socket, &Request::Reset),
         Verb::Reload => operator::send(&socket, &Request::Reload),
+        Verb::SplitBrain { action: None } => split_brain::show(&socket),
+        Verb::SplitBrain {
+            action:
+                Some(SplitBrainAction::Resolve {
+                    discard_local_data,
+                    yes,
+                }),
+        } => operator::send(
+            &socket,
+            &Request::SplitBrainResolve {
+                discard_local_data,
+                yes,
+            },
+        ),
+        Verb::SplitBrain {
+            action: Some(SplitBrainAction::Reconnect),
+        } => operator::send(&socket, &Request::SplitBrainReconnect),
     }
 }

@@ -5,6 +5,7 @@ pub mod import_legacy;
 pub mod log;
 pub mod operator;
 pub mod run;
+pub mod split_brain;
 pub mod status;
 
 use crate::control::{DEFAULT_RUN_DIR, SOCKET_NAME};

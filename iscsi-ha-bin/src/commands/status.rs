@@ -135,6 +135,9 @@ pub fn render(s: &Status, now: SystemTime) -> String {
                     );
                 }
                 o.push('\n');
+                if let Some(sb) = &r.split_brain {
+                    let _ = writeln!(o, "  SPLIT BRAIN ({}): {}", sb.detail.evidence, sb.recovery);
+                }
             }
         }
     }

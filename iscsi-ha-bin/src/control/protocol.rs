@@ -14,14 +14,29 @@ pub enum Request {
     ManualModeEnable,
     /// Manual mode off: follow the pool role again.
     ManualModeDisable,
-    /// In manual mode: serve here.
-    BecomePrimary,
+    /// In manual mode: serve here. `force` promotes even a disk not known to be current (the
+    /// operator's path for a peer that is gone); a peer seen Primary is still refused.
+    BecomePrimary {
+        /// Promote with force.
+        #[serde(default)]
+        force: bool,
+    },
     /// In manual mode: stop serving here.
     BecomeSecondary,
     /// Reload the configuration file (like SIGHUP).
     Reload,
     /// Forget restart budgets and retry delays (an operator has fixed the cause).
     Reset,
+    /// Split-brain recovery on the victim: demote, then reconnect throwing this host's
+    /// changes away. Both flags must be set.
+    SplitBrainResolve {
+        /// The operator says this host's changes are to be discarded.
+        discard_local_data: bool,
+        /// The operator confirmed.
+        yes: bool,
+    },
+    /// Split-brain recovery on the survivor: reconnect, keeping this host's data.
+    SplitBrainReconnect,
 }
 
 /// The daemon's answer.

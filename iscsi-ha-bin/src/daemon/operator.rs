@@ -38,7 +38,12 @@ impl Daemon {
             }
             Request::ManualModeEnable => self.manual_mode_enable(),
             Request::ManualModeDisable => self.manual_mode_disable(),
-            Request::BecomePrimary => self.become_primary(),
+            Request::BecomePrimary { force } => self.become_primary(force),
+            Request::SplitBrainResolve {
+                discard_local_data,
+                yes,
+            } => self.split_brain_resolve(discard_local_data, yes),
+            Request::SplitBrainReconnect => self.split_brain_reconnect(),
             Request::BecomeSecondary => self.become_secondary(),
         }
     }
@@ -137,7 +142,7 @@ impl Daemon {
         }
     }
 
-    fn become_primary(&mut self) -> Response {
+    fn become_primary(&mut self, force: bool) -> Response {
         if !self.manual.is_on() {
             return Response::Refused {
                 reason: "not in manual mode".into(),
@@ -184,7 +189,127 @@ impl Daemon {
                 }
             }
         }
+        if force {
+            // The planner never forces; the operator may, for resources not yet Primary.
+            let names: Vec<_> = o
+                .volumes
+                .iter()
+                .filter(|v| {
+                    !v.status
+                        .as_ref()
+                        .is_ok_and(|s| s.role == VolumeRole::Primary)
+                })
+                .map(|v| v.name.clone())
+                .collect();
+            for name in names {
+                tracing::warn!(resource = %name, "operator forces promotion");
+                if let Err(e) = self.host.volumes.promote(&name, true) {
+                    return Response::Error {
+                        message: format!("forced promotion of {name} failed: {e}"),
+                    };
+                }
+            }
+        }
         self.switch(ManualMode::BecomePrimary)
+    }
+
+    fn split_brain_resolve(&mut self, discard_local_data: bool, yes: bool) -> Response {
+        if !(discard_local_data && yes) {
+            return Response::Refused {
+                reason: "this throws away every change this host made to the split-brained resources".into(),
+                hint: "run it on the host whose changes are to be lost, with both --discard-local-data and --yes".into(),
+            };
+        }
+        let o = self.fresh_observation();
+        let victims: Vec<_> = o
+            .volumes
+            .iter()
+            .filter(|v| v.split_brain.is_some())
+            .map(|v| v.name.clone())
+            .collect();
+        if victims.is_empty() {
+            return Response::Refused {
+                reason: "no resource is in split brain here".into(),
+                hint: "iscsi-cfg split-brain shows what each host knows".into(),
+            };
+        }
+        let serving = o.vip_here == Ok(true)
+            || o.target
+                .as_ref()
+                .is_ok_and(|t| self.config.target.is_served_by(t));
+        if serving {
+            return Response::Refused {
+                reason: "this host serves the target: its data is the one initiators use".into(),
+                hint: "run `iscsi-cfg split-brain resolve --discard-local-data --yes` on the other host, then `iscsi-cfg split-brain reconnect` here".into(),
+            };
+        }
+        let mut done = Vec::new();
+        for name in victims {
+            tracing::warn!(resource = %name, "split-brain recovery: demoting and reconnecting, discarding this host's changes");
+            if let Err(e) = self.host.volumes.demote(&name) {
+                return Response::Error {
+                    message: format!(
+                        "{name}: demote failed: {e} (done so far: {})",
+                        done.join(", ")
+                    ),
+                };
+            }
+            if let Err(e) = self.host.volumes.connect(&name, true) {
+                return Response::Error {
+                    message: format!(
+                        "{name}: reconnect discarding local data failed: {e} (done so far: {})",
+                        done.join(", ")
+                    ),
+                };
+            }
+            done.push(name.to_string());
+        }
+        let _ = self.wake("split-brain resolve");
+        Response::Ok {
+            message: format!(
+                "{}: Secondary, reconnecting with this host's changes discarded. Now on the surviving host run: iscsi-cfg split-brain reconnect",
+                done.join(", ")
+            ),
+        }
+    }
+
+    fn split_brain_reconnect(&mut self) -> Response {
+        let o = self.fresh_observation();
+        let names: Vec<_> = o
+            .volumes
+            .iter()
+            .filter(|v| {
+                v.split_brain.is_some()
+                    || v.status.as_ref().is_ok_and(|s| {
+                        s.connection == iscsi_ha_core::volume::Connection::StandAlone
+                    })
+            })
+            .map(|v| v.name.clone())
+            .collect();
+        if names.is_empty() {
+            return Response::Ok {
+                message: "nothing to reconnect: no resource is StandAlone".into(),
+            };
+        }
+        for name in &names {
+            tracing::warn!(resource = %name, "split-brain recovery: reconnecting, keeping this host's data");
+            if let Err(e) = self.host.volumes.connect(name, false) {
+                return Response::Error {
+                    message: format!("{name}: reconnect failed: {e}"),
+                };
+            }
+        }
+        let _ = self.wake("split-brain reconnect");
+        Response::Ok {
+            message: format!(
+                "{}: reconnecting, keeping this host's data; the peer resynchronises from here",
+                names
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
     }
 
     fn become_secondary(&mut self) -> Response {
