@@ -274,3 +274,44 @@ fn syslog_gets_the_log_with_its_tag() {
     assert_no_secret("syslog", &all);
     drop(d);
 }
+
+#[test]
+fn the_level_comes_from_the_configuration_and_rust_log_overrides_it() {
+    require_root();
+    let ns = Netns::new("l");
+    let logging = "[logging]\nlevel = \"warn\"\nto = \"stderr\"\n";
+    // No RUST_LOG: the configured level (warn) holds.
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), logging);
+    let quiet = Daemon::start_with(
+        dir,
+        "slave\n",
+        &text,
+        &[],
+        &["env", "-u", "RUST_LOG", "ip", "netns", "exec", &ns.name],
+    );
+    quiet.set_role(None);
+    quiet.wait_for(Duration::from_secs(5), "the alert at warn level", |d| {
+        d.log().contains("ALERT: role unknown")
+    });
+    let log = quiet.log();
+    assert!(
+        !log.contains(" INFO ") && !log.contains(" DEBUG "),
+        "level warn lets no info or debug line through:\n{log}"
+    );
+    drop(quiet);
+    // RUST_LOG=info overrides it.
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), logging);
+    let loud = Daemon::start_with(
+        dir,
+        "slave\n",
+        &text,
+        &[],
+        &["env", "RUST_LOG=info", "ip", "netns", "exec", &ns.name],
+    );
+    loud.wait_for(Duration::from_secs(5), "info lines", |d| {
+        d.log().contains(" INFO ") && d.log().contains("iscsi-ha daemon starting")
+    });
+    assert!(!loud.log().contains(" DEBUG "), "{}", loud.log());
+}
