@@ -1,0 +1,177 @@
+//! The role sources against real files, real inotify and real processes. XAPI cannot run
+//! here, so the `xe` cross-check is exercised with a small script standing in for `xe`
+//! (printing what XAPI would), as the measurements of the original add-on did.
+
+#![allow(clippy::unwrap_used)]
+
+use iscsi_ha_bin::role::{CommandRole, FileRole, PoolConfRole, RoleSource, XapiCheck};
+use iscsi_ha_core::ports::{PoolRole, RoleError};
+use iscsi_ha_core::role::Role;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn readable_within(source: &dyn RoleSource, ms: u16) -> bool {
+    let fd = source.change_fd().unwrap();
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::from(ms)).unwrap() > 0
+}
+
+fn unknown(role: Result<Role, RoleError>) -> String {
+    match role {
+        Ok(Role::Unknown(reason)) => reason,
+        other => panic!("expected unknown, got {other:?}"),
+    }
+}
+
+#[test]
+fn pool_conf_is_read_in_every_form_and_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pool.conf");
+    let mut source = PoolConfRole::new(path.clone(), None).unwrap();
+    assert!(
+        unknown(source.role()).contains("No such file"),
+        "missing pool.conf is unknown"
+    );
+    fs::write(dir.path().join("pool.conf.tmp"), "slave:10.0.0.1\n").unwrap();
+    fs::rename(dir.path().join("pool.conf.tmp"), &path).unwrap();
+    assert!(
+        readable_within(&source, 1000),
+        "a rename over pool.conf wakes the watch"
+    );
+    source.drain_changes();
+    assert_eq!(source.role().unwrap(), Role::Slave);
+    fs::write(&path, "master").unwrap();
+    assert!(readable_within(&source, 1000), "a rewrite wakes the watch");
+    source.drain_changes();
+    assert_eq!(source.role().unwrap(), Role::Master);
+    fs::write(&path, "broken").unwrap();
+    assert!(unknown(source.role()).contains("says broken"));
+    fs::write(&path, "sideways").unwrap();
+    assert!(unknown(source.role()).contains("not master, slave:<address> or broken"));
+}
+
+#[test]
+fn role_file_accepts_master_and_slave_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("role");
+    fs::write(&path, " MASTER \n").unwrap();
+    let mut source = FileRole::new(path.clone()).unwrap();
+    assert_eq!(source.role().unwrap(), Role::Master);
+    fs::write(&path, "slave").unwrap();
+    assert_eq!(source.role().unwrap(), Role::Slave);
+    fs::write(&path, "").unwrap();
+    assert!(unknown(source.role()).contains("not master or slave"));
+    assert!(
+        FileRole::new(Path::new("/nonexistent-dir/role").to_path_buf()).is_err(),
+        "its directory must exist"
+    );
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn command_role_reads_output_then_exit_code_and_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Duration::from_secs(5);
+    let said_master = script(dir.path(), "a", "echo master");
+    assert_eq!(
+        CommandRole::new(vec![said_master], t).role().unwrap(),
+        Role::Master
+    );
+    let exit1 = script(dir.path(), "b", "exit 1");
+    assert_eq!(
+        CommandRole::new(vec![exit1], t).role().unwrap(),
+        Role::Slave
+    );
+    let exit0 = script(dir.path(), "c", "echo ok; exit 0");
+    assert_eq!(
+        CommandRole::new(vec![exit0], t).role().unwrap(),
+        Role::Master
+    );
+    let odd = script(dir.path(), "d", "echo maybe; exit 7");
+    assert!(matches!(
+        CommandRole::new(vec![odd], t).role(),
+        Err(RoleError::Malformed(_))
+    ));
+    let slow = script(dir.path(), "e", "sleep 5; echo master");
+    let started = Instant::now();
+    let err = CommandRole::new(vec![slow], Duration::from_millis(200)).role();
+    assert!(matches!(err, Err(RoleError::Timeout(200))), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the slow command was killed"
+    );
+    let missing = CommandRole::new(vec!["/nonexistent/role-cmd".into()], t).role();
+    assert!(
+        matches!(missing, Err(RoleError::Unreadable(_))),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn xapi_cross_check_agrees_or_makes_the_role_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("xensource-inventory");
+    fs::write(
+        &inventory,
+        "PRIMARY_DISK='/dev/sda'\nINSTALLATION_UUID='aaaa-1111'\n",
+    )
+    .unwrap();
+    let xe = script(
+        dir.path(),
+        "xe",
+        r#"case "$1" in
+  pool-list) cat "$(dirname "$0")/master-uuid" ;;
+  host-param-get) echo 10.0.0.1 ;;
+  *) exit 2 ;;
+esac"#,
+    );
+    let pool = dir.path().join("pool.conf");
+    let check = || {
+        Some(XapiCheck::with_paths(
+            Duration::from_secs(5),
+            &xe,
+            inventory.to_str().unwrap(),
+        ))
+    };
+    fs::write(dir.path().join("master-uuid"), "aaaa-1111\n").unwrap();
+    fs::write(&pool, "master").unwrap();
+    let mut source = PoolConfRole::new(pool.clone(), check()).unwrap();
+    assert_eq!(
+        source.role().unwrap(),
+        Role::Master,
+        "XAPI agrees this host is master"
+    );
+    fs::write(dir.path().join("master-uuid"), "bbbb-2222\n").unwrap();
+    assert!(unknown(source.role()).contains("XAPI's pool master is bbbb-2222"));
+    fs::write(&pool, "slave:10.0.0.1").unwrap();
+    assert_eq!(
+        source.role().unwrap(),
+        Role::Slave,
+        "XAPI's master is at the address pool.conf names"
+    );
+    fs::write(&pool, "slave:10.0.0.9").unwrap();
+    assert!(unknown(source.role()).contains("XAPI's pool master is at 10.0.0.1"));
+    let hung = script(dir.path(), "xe-hung", "sleep 5");
+    let mut slow = PoolConfRole::new(
+        pool,
+        Some(XapiCheck::with_paths(
+            Duration::from_millis(200),
+            &hung,
+            inventory.to_str().unwrap(),
+        )),
+    )
+    .unwrap();
+    assert!(
+        unknown(slow.role()).contains("did not answer"),
+        "an xe that hangs makes the role unknown"
+    );
+}
