@@ -346,6 +346,18 @@ fn render_status(o: &mut Out, s: &Status) {
         );
     }
     o.family(
+        "iscsi_ha_drbd_split_brain",
+        "gauge",
+        "1 when a split brain was detected on the resource (see iscsi-cfg status).",
+    );
+    for r in &s.resources {
+        o.sample(
+            "iscsi_ha_drbd_split_brain",
+            &[("resource", &r.name)],
+            flag(r.split_brain.is_some()),
+        );
+    }
+    o.family(
         "iscsi_ha_drbd_sync_percent",
         "gauge",
         "Resync progress of resources that are resynchronising.",
@@ -447,5 +459,84 @@ mod tests {
         assert!(text.contains("iscsi_ha_actions_total{step=\"assign_vip\",outcome=\"done\"} 1\n"));
         assert!(!text.contains("outcome=\"deferred\""));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn a_serving_master_with_a_resyncing_resource() {
+        use iscsi_ha_core::observation::ManualMode;
+        use iscsi_ha_core::status::{ResourceView, TargetView, VipView};
+        use iscsi_ha_core::volume::{Connection, DiskState, SyncProgress, VolumeRole};
+        let resource = |name: &str, sync: Option<SyncProgress>| ResourceView {
+            name: name.into(),
+            role: Some(VolumeRole::Primary),
+            peer_role: Some(VolumeRole::Secondary),
+            connection: Some("SyncSource".into()),
+            connection_state: Some(Connection::SyncSource),
+            disk: Some(DiskState::UpToDate),
+            peer_disk: Some(DiskState::Inconsistent),
+            sync,
+            error: None,
+            split_brain: None,
+        };
+        let status = Status {
+            host: "xcp1".into(),
+            host_role: "master".into(),
+            role_reason: None,
+            intent: Intent::Serve,
+            manual_mode: ManualMode::Off,
+            resources: vec![
+                resource(
+                    "r0",
+                    Some(SyncProgress {
+                        percent_done: 42.5,
+                        out_of_sync_kib: 1024,
+                    }),
+                ),
+                ResourceView {
+                    error: Some("unavailable".into()),
+                    role: None,
+                    ..resource("r1", None)
+                },
+            ],
+            target: TargetView {
+                running: true,
+                iqn: "iqn.2024-01.com.example:t".into(),
+                luns: Vec::new(),
+                sessions: 2,
+                daemon_running: true,
+                error: None,
+            },
+            vip: VipView {
+                address: "10.0.0.3/24".into(),
+                interface: "xenbr1".into(),
+                here: Some(true),
+                error: None,
+            },
+            holds: Vec::new(),
+            exhausted: vec!["target".into()],
+            last_actions: Vec::new(),
+            alerts: Vec::new(),
+            updated_at: Timestamp::from_system_time(SystemTime::now()),
+        };
+        let m = Metrics::new(Arc::new(AlertStats::default()));
+        m.record(Some(&status), &[]);
+        let text = m.render();
+        for line in [
+            "iscsi_ha_role{role=\"master\"} 1\n",
+            "iscsi_ha_intent{intent=\"serve\"} 1\n",
+            "iscsi_ha_drbd_state{resource=\"r0\",role=\"Primary\",peer_role=\"Secondary\",connection=\"SyncSource\",disk=\"UpToDate\",peer_disk=\"Inconsistent\"} 1\n",
+            "iscsi_ha_drbd_primary{resource=\"r0\"} 1\n",
+            "iscsi_ha_drbd_primary{resource=\"r1\"} 0\n",
+            "iscsi_ha_drbd_observable{resource=\"r1\"} 0\n",
+            "iscsi_ha_drbd_sync_percent{resource=\"r0\"} 42.5\n",
+            "iscsi_ha_drbd_split_brain{resource=\"r0\"} 0\n",
+            "iscsi_ha_target_up 1\n",
+            "iscsi_ha_target_sessions 2\n",
+            "iscsi_ha_vip_here{address=\"10.0.0.3/24\"} 1\n",
+            "iscsi_ha_budget_exhausted 1\n",
+        ] {
+            assert!(text.contains(line), "missing {line}in:\n{text}");
+        }
+        assert!(!text.contains("resource=\"r1\",role="), "{text}");
     }
 }
