@@ -1,25 +1,40 @@
 //! The [`ReplicatedVolume`] port over DRBD: generic netlink when the kernel has the `drbd`
 //! family, `/proc/drbd` (read-only) when it does not (8.3 kernels).
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use iscsi_ha_core::ports::{ReplicatedVolume, VolumeError};
 use iscsi_ha_core::resource::ResourceName;
-use iscsi_ha_core::volume::VolumeStatus;
+use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
 
-use crate::client::{DrbdError, DrbdNetlink, RoleRequest};
+use crate::client::{resources_from_status_messages, DrbdError, DrbdNetlink, RoleRequest};
+use crate::events::{DrbdEvent, DrbdEvents};
 use crate::family::FamilyError;
+use crate::netconf::NetConfig;
 use crate::procfs::{self, ProcDrbd, ProcMinor};
 use crate::retcode::StateRv;
+use crate::split_brain::{assess, facts_from_messages, is_connected, SplitBrainLog, VolumeFacts};
+use crate::state::Dialect;
 use crate::state::{ConnState, DrbdDiskState, DrbdRole};
 use crate::status::{DrbdResource, DrbdVolume, ResyncPause, ResyncProgress, Suspension};
+use crate::wire::DrbdMessage;
 
 /// DRBD resources through the kernel module.
+///
+/// Besides the port's requests it keeps two things across calls: the split-brain helper
+/// calls seen on its own subscription to DRBD's events (or handed in with
+/// [`DrbdVolumes::note_events`]), and each resource's network configuration as last reported
+/// by the kernel, which [`ReplicatedVolume::connect`] replays once DRBD has forgotten it.
 #[derive(Debug)]
 pub struct DrbdVolumes {
     netlink: Option<DrbdNetlink>,
     proc_path: PathBuf,
     by_res_dir: PathBuf,
+    events: Option<DrbdEvents>,
+    split_brains: SplitBrainLog,
+    net_configs: HashMap<String, NetConfig>,
+    net_config_dir: Option<PathBuf>,
 }
 
 impl Default for DrbdVolumes {
@@ -32,11 +47,10 @@ impl DrbdVolumes {
     /// An adapter on the standard paths; the netlink connection opens on first use and
     /// reopens after a failure (a reloaded module gets a new family id).
     pub fn new() -> Self {
-        DrbdVolumes {
-            netlink: None,
-            proc_path: PathBuf::from(procfs::PROC_DRBD),
-            by_res_dir: PathBuf::from("/dev/drbd/by-res"),
-        }
+        Self::with_paths(
+            PathBuf::from(procfs::PROC_DRBD),
+            PathBuf::from("/dev/drbd/by-res"),
+        )
     }
 
     /// Uses other locations for `/proc/drbd` and udev's `/dev/drbd/by-res` (tests).
@@ -45,7 +59,117 @@ impl DrbdVolumes {
             netlink: None,
             proc_path,
             by_res_dir,
+            events: None,
+            split_brains: SplitBrainLog::new(),
+            net_configs: HashMap::new(),
+            net_config_dir: None,
         }
+    }
+
+    /// Also keeps each resource's network configuration as `<dir>/<resource>.net.json`
+    /// (written when it changes, read by [`ReplicatedVolume::connect`] when this process has
+    /// not seen the connection configured), so another process, or the daemon after a
+    /// restart, can reconnect a resource DRBD has forgotten the configuration of.
+    pub fn keep_net_config_in(mut self, dir: PathBuf) -> Self {
+        self.net_config_dir = Some(dir);
+        self
+    }
+
+    /// Takes events read elsewhere (e.g. the daemon's own subscription) into account, in the
+    /// order received. The adapter also reads its own subscription before each status and
+    /// split-brain query; an event seen twice changes nothing.
+    pub fn note_events(&mut self, events: &[DrbdEvent]) {
+        for e in events {
+            self.split_brains.note(e);
+        }
+    }
+
+    /// The network configuration of `resource` as last reported by the kernel (or loaded).
+    pub fn net_config(&self, resource: &ResourceName) -> Option<&NetConfig> {
+        self.net_configs.get(resource.as_str())
+    }
+
+    /// Provides a resource's network configuration (e.g. restored by the caller).
+    pub fn set_net_config(&mut self, config: NetConfig) {
+        self.net_configs.insert(config.resource.clone(), config);
+    }
+
+    /// Reads what the adapter's event subscription holds, subscribing first if needed. A
+    /// failure only means fewer events: the state-based rule still applies.
+    fn pump_events(&mut self) {
+        if self.events.is_none() {
+            self.events = DrbdEvents::subscribe().ok();
+        }
+        let Some(sub) = self.events.as_mut() else {
+            return;
+        };
+        match sub.read() {
+            Ok(list) => {
+                if list.contains(&DrbdEvent::ModuleUnloaded) {
+                    self.events = None;
+                }
+                self.note_events(&list);
+            }
+            Err(_) => self.events = None,
+        }
+    }
+
+    /// The GET_STATUS dump of one resource (8.4), or `None` on a kernel that answers status
+    /// another way; remembers the resource's network configuration on the way.
+    fn status_messages(
+        &mut self,
+        resource: &ResourceName,
+    ) -> Result<Option<Vec<DrbdMessage>>, DrbdError> {
+        let messages = self.with_netlink(|nl| match nl.dialect() {
+            Dialect::V84 => nl.status_messages(Some(resource.as_str())).map(Some),
+            Dialect::V9 => Ok(None),
+        })?;
+        if let Some(messages) = &messages {
+            if let Some(config) = NetConfig::from_messages(resource.as_str(), messages) {
+                self.remember_net_config(config);
+            }
+        }
+        Ok(messages)
+    }
+
+    fn remember_net_config(&mut self, config: NetConfig) {
+        if self.net_configs.get(&config.resource) == Some(&config) {
+            return;
+        }
+        if let Some(dir) = &self.net_config_dir {
+            // Best effort: the in-memory copy still serves this process.
+            let _ = store_net_config(dir, &config);
+        }
+        self.net_configs.insert(config.resource.clone(), config);
+    }
+
+    fn known_net_config(&self, resource: &ResourceName) -> Option<NetConfig> {
+        if let Some(c) = self.net_configs.get(resource.as_str()) {
+            return Some(c.clone());
+        }
+        let dir = self.net_config_dir.as_ref()?;
+        load_net_config(dir, resource.as_str())
+    }
+
+    /// The volumes of a resource with their UUIDs (8.4), `None` on other kernels.
+    fn volume_facts(
+        &mut self,
+        resource: &ResourceName,
+    ) -> Result<Option<Vec<VolumeFacts>>, VolumeError> {
+        let messages = match self.status_messages(resource) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(None),
+            Err(DrbdError::Family(FamilyError::ModuleNotLoaded)) if self.proc_path.exists() => {
+                return Ok(None)
+            }
+            Err(e) => return Err(volume_error(e)),
+        };
+        let facts = facts_from_messages(resource.as_str(), &messages)
+            .map_err(|e| VolumeError::Malformed(e.to_string()))?;
+        if facts.is_empty() {
+            return Err(VolumeError::NoSuchResource(resource.to_string()));
+        }
+        Ok(Some(facts))
     }
 
     fn netlink(&mut self) -> Result<&mut DrbdNetlink, DrbdError> {
@@ -217,9 +341,47 @@ pub fn volume_error(e: DrbdError) -> VolumeError {
     }
 }
 
+fn net_config_path(dir: &Path, resource: &str) -> PathBuf {
+    dir.join(format!("{resource}.net.json"))
+}
+
+fn store_net_config(dir: &Path, config: &NetConfig) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    let path = net_config_path(dir, &config.resource);
+    let tmp = path.with_extension("json.tmp");
+    let json = serde_json::to_vec(config).map_err(std::io::Error::other)?;
+    // It may hold the shared secret: owner-only.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&json)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
+}
+
+fn load_net_config(dir: &Path, resource: &str) -> Option<NetConfig> {
+    let bytes = std::fs::read(net_config_path(dir, resource)).ok()?;
+    serde_json::from_slice::<NetConfig>(&bytes)
+        .ok()
+        .filter(|c| c.resource == resource)
+}
+
 impl ReplicatedVolume for DrbdVolumes {
     fn status(&mut self, resource: &ResourceName) -> Result<VolumeStatus, VolumeError> {
-        match self.with_netlink(|nl| nl.status(Some(resource.as_str()))) {
+        self.pump_events();
+        let status = match self.status_messages(resource) {
+            Ok(Some(messages)) => {
+                resources_from_status_messages(&messages, Some(resource.as_str()))
+            }
+            Ok(None) => self.with_netlink(|nl| nl.status(Some(resource.as_str()))),
+            Err(e) => Err(e),
+        };
+        match status {
             Ok(resources) => resources
                 .into_iter()
                 .find(|r| r.name == resource.as_str())
@@ -242,6 +404,66 @@ impl ReplicatedVolume for DrbdVolumes {
 
     fn demote(&mut self, resource: &ResourceName) -> Result<(), VolumeError> {
         self.with_netlink(|nl| nl.set_resource_role(resource.as_str(), RoleRequest::Secondary))
+            .map_err(volume_error)
+    }
+
+    fn split_brain(&mut self, resource: &ResourceName) -> Result<Option<SplitBrain>, VolumeError> {
+        self.pump_events();
+        let Some(facts) = self.volume_facts(resource)? else {
+            return Ok(None);
+        };
+        let minors: Vec<u32> = facts.iter().map(|f| f.volume.minor).collect();
+        if facts.iter().any(|f| is_connected(f.volume.cstate)) {
+            self.split_brains.forget(resource.as_str(), &minors);
+            return Ok(None);
+        }
+        let seen = self.split_brains.for_resource(resource.as_str(), &minors);
+        Ok(assess(resource.as_str(), &facts, &seen))
+    }
+
+    fn connect(
+        &mut self,
+        resource: &ResourceName,
+        discard_local_data: bool,
+    ) -> Result<(), VolumeError> {
+        self.pump_events();
+        let Some(facts) = self.volume_facts(resource)? else {
+            return Err(VolumeError::Unsupported(
+                "connect needs the DRBD 8.4 generic netlink family".to_string(),
+            ));
+        };
+        if let Some(busy) = facts
+            .iter()
+            .find(|f| f.volume.cstate != ConnState::StandAlone)
+        {
+            // Already configured: DRBD connects by itself. Discarding data needs the fresh
+            // handshake of a new connection, so that is refused rather than ignored.
+            return if discard_local_data {
+                Err(VolumeError::Refused(format!(
+                    "{resource} is {} (not StandAlone): disconnect it before connecting with \
+                     its local data discarded",
+                    busy.volume.cstate.name()
+                )))
+            } else {
+                Ok(())
+            };
+        }
+        if discard_local_data && facts.iter().any(|f| f.volume.role == DrbdRole::Primary) {
+            return Err(VolumeError::Refused(format!(
+                "{resource} is Primary here: make it Secondary before discarding its data"
+            )));
+        }
+        let config = self.known_net_config(resource).ok_or_else(|| {
+            VolumeError::Refused(format!(
+                "the network configuration of {resource} is not known: DRBD forgets it when \
+                 the connection goes StandAlone and it was not seen configured{}",
+                self.net_config_dir
+                    .as_ref()
+                    .map(|d| format!(" (nor kept in {})", d.display()))
+                    .unwrap_or_default()
+            ))
+        })?;
+        self.with_netlink(|nl| nl.connect_peer(&config, discard_local_data))
             .map_err(volume_error)
     }
 }

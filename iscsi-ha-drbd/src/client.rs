@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::family::{self, FamilyError, FamilyInfo};
+use crate::netconf::{connect_message, NetConfig};
 use crate::retcode::{ErrCode, ReplyCode, StateRv};
 use crate::socket::{GenlSocket, RecvError};
 use crate::state::Dialect;
@@ -269,8 +270,12 @@ impl DrbdNetlink {
         }
     }
 
-    /// The raw GET_STATUS dump messages, for every resource or one.
-    fn status_messages(&mut self, resource: Option<&str>) -> Result<Vec<DrbdMessage>, DrbdError> {
+    /// The raw GET_STATUS dump messages, for every resource or one (8.4 only): each carries
+    /// the minor's STATE_INFO and, while configured, the resource's NET_CONF.
+    pub fn status_messages(
+        &mut self,
+        resource: Option<&str>,
+    ) -> Result<Vec<DrbdMessage>, DrbdError> {
         self.require_84("status through GET_STATUS")?;
         self.dump("GET_STATUS dump", &status_dump_message(resource), resource)
     }
@@ -353,6 +358,30 @@ impl DrbdNetlink {
         resource: Option<&str>,
     ) -> Result<Vec<DrbdResource>, DrbdError> {
         let messages = self.status_messages(resource)?;
+        resources_from_status_messages(&messages, resource)
+    }
+
+    /// Connects a resource to its peer again with a known configuration (8.4 CONNECT);
+    /// `discard_my_data` makes this side the split-brain victim.
+    pub fn connect_peer(
+        &mut self,
+        config: &NetConfig,
+        discard_my_data: bool,
+    ) -> Result<(), DrbdError> {
+        const OP: &str = "connect";
+        self.require_84("connect")?;
+        let msg =
+            connect_message(config, discard_my_data).map_err(|e| DrbdError::malformed(OP, e))?;
+        self.request(OP, &msg).map(|_| ())
+    }
+}
+
+/// Groups GET_STATUS dump messages into resources; with `resource`, it must be among them.
+pub fn resources_from_status_messages(
+    messages: &[DrbdMessage],
+    resource: Option<&str>,
+) -> Result<Vec<DrbdResource>, DrbdError> {
+    {
         let replies = messages
             .iter()
             .map(StatusReply::from_message)
@@ -366,7 +395,9 @@ impl DrbdNetlink {
         }
         Ok(resources)
     }
+}
 
+impl DrbdNetlink {
     /// Status of one minor (GET_STATUS doit).
     pub fn status_minor(&mut self, minor: u32) -> Result<StatusReply, DrbdError> {
         const OP: &str = "GET_STATUS";

@@ -10,7 +10,10 @@
 //! - [`retcode`]: reply return codes (`NO_ERROR`, `SS_*`, `ERR_*`) classified as drbdsetup does.
 //! - [`socket`], [`family`]: the netlink socket and family resolution through nlctrl (id,
 //!   version = dialect, `events` group, offered commands; "module not loaded" as a typed state).
-//! - [`client`]: GET_STATUS dumps, PRIMARY/SECONDARY (optionally forced), DISCONNECT.
+//! - [`client`]: GET_STATUS dumps, PRIMARY/SECONDARY (optionally forced), DISCONNECT,
+//!   CONNECT.
+//! - [`netconf`]: a connection's running configuration, kept to connect again.
+//! - [`split_brain`]: split-brain recognition from helper events, state and UUIDs.
 //! - [`dumps`]: status from the events2-era dumps (30-33), DRBD 9's way, also offered by 8.4.
 //! - [`status`]: the adapter's rich per-volume status and its reduction to the core's.
 //! - [`events`]: the `events` multicast group as a pollable fd yielding typed events.
@@ -39,9 +42,11 @@ pub mod client;
 pub mod dumps;
 pub mod events;
 pub mod family;
+pub mod netconf;
 pub mod procfs;
 pub mod retcode;
 pub mod socket;
+pub mod split_brain;
 pub mod state;
 pub mod status;
 pub mod wire;

@@ -14,6 +14,8 @@ pub enum DrbdCommand {
     Primary,
     /// 15: become Secondary.
     Secondary,
+    /// 10: connect to the peer (8.4: CFG_CONTEXT with both addresses, NET_CONF).
+    Connect,
     /// 11: disconnect from the peer.
     Disconnect,
     /// 30: dump of resources (events2 era).
@@ -50,6 +52,7 @@ impl DrbdCommand {
         match self {
             DrbdCommand::Event => 1,
             DrbdCommand::GetStatus => 2,
+            DrbdCommand::Connect => 10,
             DrbdCommand::Disconnect => 11,
             DrbdCommand::Primary => 14,
             DrbdCommand::Secondary => 15,
@@ -75,6 +78,7 @@ impl From<u8> for DrbdCommand {
         match n {
             1 => DrbdCommand::Event,
             2 => DrbdCommand::GetStatus,
+            10 => DrbdCommand::Connect,
             11 => DrbdCommand::Disconnect,
             14 => DrbdCommand::Primary,
             15 => DrbdCommand::Secondary,

@@ -1,0 +1,314 @@
+//! Recognising a DRBD split brain from what the kernel says, not from its log.
+//!
+//! DRBD 8.4 compares the data-generation UUIDs of both sides in its connection handshake.
+//! When both changed the data since they last agreed and no automatic recovery policy
+//! applies, it calls its user-mode helper `split-brain` (broadcast on the `events` group as a
+//! DRBD_EVENT with `sib_reason` HELPER_PRE and, with the events2 backport, as a DRBD_HELPER
+//! notification) and drops the connection to StandAlone. It forgets the peer's UUIDs then, so
+//! two kinds of evidence are used:
+//!
+//! - **confirmed**: the helper call was seen (by [`SplitBrainLog::note`]) and the connection
+//!   has not been up since;
+//! - **probable**, when the call was missed (the daemon restarted): StandAlone, the peer
+//!   unknown, a bitmap UUID set (this side's data went its own way since the last contact)
+//!   and blocks out of sync. A plain `disconnect` leaves nothing out of sync and is not
+//!   reported; one side that kept writing after a `disconnect` looks the same from here, which
+//!   the evidence says.
+//!
+//! Once a volume of the resource is connected again, the split brain is over.
+
+use iscsi_ha_core::volume::{SplitBrain, SplitBrainSide};
+
+use crate::events::{DrbdEvent, StateEvent};
+use crate::state::{ConnState, DrbdRole};
+use crate::status::{DrbdVolume, StatusError, StatusReply};
+use crate::wire::{DrbdMessage, SibReason, MINOR_NONE};
+
+/// The helper DRBD calls on an unresolved split brain.
+pub const SPLIT_BRAIN_HELPER: &str = "split-brain";
+
+/// The four data-generation UUIDs of a volume (`T_uuids`: current, bitmap, two history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DataUuids {
+    /// The current UUID: the generation of the data this side holds.
+    pub current: u64,
+    /// The bitmap UUID: non-zero while this side tracks changes the peer lacks.
+    pub bitmap: u64,
+    /// The history UUIDs.
+    pub history: [u64; 2],
+}
+
+impl DataUuids {
+    /// Reads the 32-byte `uuids` field (four host-order u64); `None` when it is shorter.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let word = |i: usize| -> Option<u64> {
+            let b: [u8; 8] = bytes.get(i * 8..i * 8 + 8)?.try_into().ok()?;
+            Some(u64::from_ne_bytes(b))
+        };
+        Some(DataUuids {
+            current: word(0)?,
+            bitmap: word(1)?,
+            history: [word(2)?, word(3)?],
+        })
+    }
+}
+
+/// A volume as the split-brain rules need it: its status and its UUIDs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeFacts {
+    /// The status.
+    pub volume: DrbdVolume,
+    /// The data-generation UUIDs, when the reply carried them (a local disk is attached).
+    pub uuids: Option<DataUuids>,
+}
+
+/// The volumes of `resource` in a GET_STATUS dump.
+pub fn facts_from_messages(
+    resource: &str,
+    messages: &[DrbdMessage],
+) -> Result<Vec<VolumeFacts>, StatusError> {
+    let mut out = Vec::new();
+    for msg in messages {
+        if msg.header.minor == MINOR_NONE {
+            continue;
+        }
+        let reply = StatusReply::from_message(msg)?;
+        if reply.resource != resource {
+            continue;
+        }
+        if let Some(volume) = reply.volume {
+            let uuids = msg
+                .attrs
+                .state_info
+                .as_ref()
+                .and_then(|i| i.uuids.as_deref())
+                .and_then(DataUuids::from_bytes);
+            out.push(VolumeFacts { volume, uuids });
+        }
+    }
+    out.sort_by_key(|f| f.volume.minor);
+    Ok(out)
+}
+
+/// A split-brain helper call as seen on the events group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenSplitBrain {
+    /// The resource, when the event named it.
+    pub resource: Option<String>,
+    /// The minor.
+    pub minor: u32,
+    /// The kernel's sequence number of the event.
+    pub seq: u32,
+    /// The volume's state when the helper was called (8.4 DRBD_EVENT).
+    pub state: Option<DrbdVolume>,
+}
+
+/// The split-brain helper calls seen, until the resource connects again.
+#[derive(Debug, Clone, Default)]
+pub struct SplitBrainLog {
+    seen: Vec<SeenSplitBrain>,
+}
+
+impl SplitBrainLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes one event into account, in the order the kernel sent them: a split-brain helper
+    /// call is recorded, a connection coming up clears its minor's record.
+    pub fn note(&mut self, event: &DrbdEvent) {
+        match event {
+            DrbdEvent::State(e) => self.note_state(e),
+            DrbdEvent::Notification(n) => {
+                if n.helper.as_deref() == Some(SPLIT_BRAIN_HELPER)
+                    && n.kind == Some(crate::events::NotifyKind::Call)
+                {
+                    self.record(SeenSplitBrain {
+                        resource: n.resource.clone(),
+                        minor: n.minor,
+                        seq: n.seq,
+                        state: None,
+                    });
+                }
+                let up = n.connection.or(n.replication).is_some_and(is_connected);
+                if up {
+                    // Connection notifications address the resource (minor ~0).
+                    self.seen.retain(|s| {
+                        !(s.resource.is_some() && s.resource == n.resource
+                            || n.minor != MINOR_NONE && s.minor == n.minor)
+                    });
+                }
+            }
+            DrbdEvent::Overrun | DrbdEvent::ModuleUnloaded | DrbdEvent::Malformed { .. } => {}
+        }
+    }
+
+    fn note_state(&mut self, e: &StateEvent) {
+        match e.reason {
+            SibReason::HelperPre if e.helper.as_deref() == Some(SPLIT_BRAIN_HELPER) => {
+                self.record(SeenSplitBrain {
+                    resource: e.resource.clone(),
+                    minor: e.minor,
+                    seq: e.seq,
+                    state: e.volume.clone(),
+                });
+            }
+            SibReason::StateChange | SibReason::GetStatusReply => {
+                let conn = e
+                    .new
+                    .map(|w| w.conn())
+                    .or_else(|| e.volume.as_ref().map(|v| v.cstate));
+                if conn.is_some_and(is_connected) {
+                    self.seen.retain(|s| s.minor != e.minor);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn record(&mut self, seen: SeenSplitBrain) {
+        self.seen
+            .retain(|s| !(s.minor == seen.minor && s.resource == seen.resource));
+        self.seen.push(seen);
+    }
+
+    /// The recorded calls for a resource, matched by name or by one of its minors.
+    pub fn for_resource(&self, resource: &str, minors: &[u32]) -> Vec<&SeenSplitBrain> {
+        self.seen
+            .iter()
+            .filter(|s| match &s.resource {
+                Some(r) => r == resource,
+                None => minors.contains(&s.minor),
+            })
+            .collect()
+    }
+
+    /// Forgets a resource (it connected again).
+    pub fn forget(&mut self, resource: &str, minors: &[u32]) {
+        self.seen.retain(|s| match &s.resource {
+            Some(r) => r != resource,
+            None => !minors.contains(&s.minor),
+        });
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+/// Whether a connection state means the peers talk (handshake done).
+pub fn is_connected(c: ConnState) -> bool {
+    matches!(
+        c.to_core(),
+        iscsi_ha_core::volume::Connection::Connected
+            | iscsi_ha_core::volume::Connection::SyncSource
+            | iscsi_ha_core::volume::Connection::SyncTarget
+            | iscsi_ha_core::volume::Connection::OtherConnected
+    )
+}
+
+fn uuid_hex(u: u64) -> String {
+    // drbdsetup show-gi prints UUIDs as 16 upper-case hex digits.
+    format!("{u:016X}")
+}
+
+fn local_side(volumes: &[&VolumeFacts]) -> SplitBrainSide {
+    let first = volumes.first().map(|f| &f.volume);
+    let oos: Option<u64> = volumes
+        .iter()
+        .map(|f| f.volume.out_of_sync_kib)
+        .try_fold(0u64, |acc, v| v.map(|v| acc.saturating_add(v)));
+    SplitBrainSide {
+        role: first.map_or(iscsi_ha_core::volume::VolumeRole::Unknown, |v| {
+            v.role.to_core()
+        }),
+        disk: first.map_or(iscsi_ha_core::volume::DiskState::Unknown, |v| {
+            v.disk.to_core()
+        }),
+        out_of_sync_kib: oos,
+        current_uuid: volumes
+            .first()
+            .and_then(|f| f.uuids)
+            .map(|u| uuid_hex(u.current)),
+    }
+}
+
+/// What the peer was known as when the helper was called, if the state word knew it.
+fn peer_side(seen: &[&SeenSplitBrain]) -> Option<SplitBrainSide> {
+    let state = seen.iter().find_map(|s| s.state.as_ref())?;
+    if state.peer_role == DrbdRole::Unknown {
+        return None;
+    }
+    Some(SplitBrainSide {
+        role: state.peer_role.to_core(),
+        disk: state.peer_disk.to_core(),
+        out_of_sync_kib: None,
+        current_uuid: None,
+    })
+}
+
+/// Decides whether `resource` (its volumes as read now, and the helper calls seen) is in
+/// split brain. Pure.
+pub fn assess(
+    resource: &str,
+    volumes: &[VolumeFacts],
+    seen: &[&SeenSplitBrain],
+) -> Option<SplitBrain> {
+    if volumes.is_empty() || volumes.iter().any(|f| is_connected(f.volume.cstate)) {
+        return None;
+    }
+    let standalone: Vec<&VolumeFacts> = volumes
+        .iter()
+        .filter(|f| f.volume.cstate == ConnState::StandAlone)
+        .collect();
+    if !seen.is_empty() {
+        let minors: Vec<String> = seen.iter().map(|s| s.minor.to_string()).collect();
+        let seqs: Vec<String> = seen.iter().map(|s| s.seq.to_string()).collect();
+        let conn = volumes
+            .first()
+            .map(|f| f.volume.cstate.name())
+            .unwrap_or_default();
+        let affected: Vec<&VolumeFacts> = if standalone.is_empty() {
+            volumes.iter().collect()
+        } else {
+            standalone
+        };
+        return Some(SplitBrain {
+            evidence: format!(
+                "DRBD called its split-brain handler for {resource} (minor {}, event {}) and \
+                 the connection has not come up since (now {conn})",
+                minors.join(", "),
+                seqs.join(", ")
+            ),
+            local: local_side(&affected),
+            peer: peer_side(seen),
+        });
+    }
+    let diverged: Vec<&VolumeFacts> = standalone
+        .into_iter()
+        .filter(|f| {
+            f.volume.peer_role == DrbdRole::Unknown
+                && f.volume.out_of_sync_kib.is_some_and(|k| k > 0)
+                && f.uuids.is_some_and(|u| u.bitmap != 0)
+        })
+        .collect();
+    let first = diverged.first()?;
+    let oos: u64 = diverged
+        .iter()
+        .filter_map(|f| f.volume.out_of_sync_kib)
+        .sum();
+    let bitmap = first.uuids.map(|u| uuid_hex(u.bitmap)).unwrap_or_default();
+    Some(SplitBrain {
+        evidence: format!(
+            "probable split brain on {resource} (the split-brain handler call was not observed \
+             by this process): StandAlone with the peer unknown, {oos} KiB changed here since \
+             the last contact (bitmap UUID {bitmap}); the peer's side cannot be read while \
+             disconnected, and a manual disconnect followed by writes on this side looks the \
+             same"
+        ),
+        local: local_side(&diverged),
+        peer: None,
+    })
+}
