@@ -102,6 +102,9 @@ pub enum MailError {
     /// The TLS settings could not be built (no usable CA store).
     #[error("alerts.mail.tls: {0}")]
     Tls(String),
+    /// The mail worker thread could not be started.
+    #[error("cannot start the mail worker: {0}")]
+    Worker(String),
 }
 
 /// Everything the mail worker needs, checked.
@@ -256,7 +259,7 @@ impl MailAlerts {
         let worker = std::thread::Builder::new()
             .name("alert-mail".into())
             .spawn(move || mail_worker(&settings, &transport, &rx, &worker_stats))
-            .map_err(|e| MailError::Tls(format!("cannot start the mail worker: {e}")))?;
+            .map_err(|e| MailError::Worker(e.to_string()))?;
         Ok(Self {
             queue: Some(tx),
             worker: Some(worker),
