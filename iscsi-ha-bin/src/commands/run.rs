@@ -59,7 +59,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .serve(addr)
             .with_context(|| format!("cannot serve metrics on {addr}"))?;
         crate::metrics::install(metrics);
-        tracing::info!("metrics at http://{bound}/metrics");
+        if bound.ip().is_loopback() {
+            tracing::info!("metrics at http://{bound}/metrics");
+        } else {
+            tracing::warn!(
+                "metrics at http://{bound}/metrics, reachable from the network without authentication"
+            );
+        }
     }
     let mut daemon = Daemon::new(DaemonParts {
         config,
