@@ -10,6 +10,9 @@
 //! iha-drbd primary RES [--force]           promote (through the port; typed errors)
 //! iha-drbd secondary RES                   demote
 //! iha-drbd disconnect RES [--force]        disconnect from the peer
+//! iha-drbd connect RES [--discard-my-data] [--net-config-dir D]   connect again
+//! iha-drbd split-brain RES [--watch-ms T] [--net-config-dir D]    split brain, as JSON
+//! iha-drbd net-config RES [--net-config-dir D]                    the kept net config
 //! iha-drbd events [--count N] [--timeout-ms T] [--json]   events with timestamps
 //! iha-drbd bench-status [--iterations N]   time GET_STATUS dumps in-process
 //! iha-drbd role-server --listen ADDR       promote/demote on request (latency peer)
@@ -20,6 +23,7 @@ mod bench;
 mod events;
 mod latency;
 mod role;
+mod split;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -53,6 +57,12 @@ enum Command {
     Secondary(role::ResourceArg),
     /// Disconnects a resource from its peer.
     Disconnect(role::DisconnectArgs),
+    /// Connects a resource to its peer again (replaying its kept network configuration).
+    Connect(split::ConnectArgs),
+    /// Whether a resource is in split brain (JSON).
+    SplitBrain(split::SplitBrainArgs),
+    /// The network configuration the adapter keeps for a resource (JSON).
+    NetConfig(split::SplitBrainArgs),
     /// Prints events from the `events` group with timestamps.
     Events(events::EventsArgs),
     /// Times GET_STATUS dumps in-process.
@@ -74,6 +84,9 @@ fn main() -> anyhow::Result<()> {
         Command::Primary(a) => role::primary(a),
         Command::Secondary(a) => role::secondary(a),
         Command::Disconnect(a) => role::disconnect(a),
+        Command::Connect(a) => split::connect(a),
+        Command::SplitBrain(a) => split::split_brain(a),
+        Command::NetConfig(a) => split::net_config(a),
         Command::Events(a) => events::run(a),
         Command::BenchStatus(a) => bench::run(a),
         Command::RoleServer(a) => latency::serve(a),

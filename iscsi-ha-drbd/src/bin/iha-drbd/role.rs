@@ -31,7 +31,7 @@ pub struct DisconnectArgs {
 }
 
 /// Prints a typed error so callers can match its kind, then fails.
-fn report(e: VolumeError) -> anyhow::Error {
+pub(crate) fn report(e: VolumeError) -> anyhow::Error {
     let kind = format!("{e:?}");
     let kind = kind.split('(').next().unwrap_or_default().to_string();
     eprintln!("error-kind: {kind}");
