@@ -1,0 +1,269 @@
+//! A real DRBD 8.4 split brain in the two-VM lab (one boot), seen and resolved through the
+//! adapter (`iha-drbd split-brain|connect`, i.e. `DrbdVolumes::split_brain` and `connect`):
+//!
+//! 1. a plain `disconnect` is not reported as a split brain, and `connect` (a fresh process,
+//!    DRBD having forgotten the configuration) replays the kept configuration natively;
+//! 2. the link is cut, node2 is forced Primary and both nodes write different data, node2
+//!    goes Secondary, the link comes back: DRBD's handshake finds the split brain;
+//! 3. both nodes' watchers (subscribed to the events before) report it from the helper call,
+//!    and fresh processes (no event seen) from the state and UUIDs where StandAlone;
+//! 4. `connect --discard-my-data` on node2 (the victim) and `connect` on node1 (the survivor):
+//!    both Connected UpToDate/UpToDate, and node2's backing disk holds node1's data.
+//!
+//! Witnesses: `drbdsetup cstate|dstate|role`, `/proc/drbd`, the backing disk read with
+//! O_DIRECT. Needs root and the lab (`scripts/suites.d/65-drbd-split-brain` runs it):
+//! `cargo test -p iscsi-ha-drbd --test lab_drbd_split_brain -- --nocapture`.
+
+use std::time::{Duration, Instant};
+
+use iscsi_ha_lab::{DrbdOptions, Lab, LabOptions, Node, ResourceSpec};
+
+const DIR: &str = "/var/lib/iha-drbd";
+const SURVIVOR: u8 = 0x5e;
+const VICTIM: u8 = 0x71;
+const LONG: Duration = Duration::from_secs(90);
+
+fn wait_for(node: &Node, what: &str, script: &str, timeout: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        let out = node.exec(script).expect("exec");
+        if out.success() {
+            return out.stdout_text();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "node{}: {what}: not within {timeout:?}",
+            node.id()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn cstate(node: &Node) -> String {
+    node.run("drbdsetup cstate 1")
+        .expect("drbdsetup cstate")
+        .trim()
+        .to_string()
+}
+
+/// Writes 4 KiB of `byte` at the start of `dev`, bypassing the page cache.
+fn write_pattern(node: &Node, dev: &str, byte: u8) {
+    node.run(&format!(
+        "dd if=/dev/zero bs=4096 count=1 2>/dev/null | tr '\\000' '\\{byte:03o}' \
+         | dd of={dev} bs=4096 count=1 oflag=direct conv=fsync 2>/dev/null"
+    ))
+    .expect("write the pattern");
+}
+
+/// The distinct byte values of the first 4 KiB of `dev`, read with O_DIRECT.
+fn bytes_at_start(node: &Node, dev: &str) -> String {
+    node.run(&format!(
+        "dd if={dev} bs=4096 count=1 iflag=direct 2>/dev/null | od -An -v -tx1 \
+         | tr -s ' ' '\\n' | grep -v '^$' | sort -u | tr '\\n' ' '"
+    ))
+    .expect("read the pattern")
+    .trim()
+    .to_string()
+}
+
+fn split_brain(node: &Node, bin: &str) -> serde_json::Value {
+    let out = node
+        .run(&format!("{bin} split-brain r0 --net-config-dir {DIR}"))
+        .expect("iha-drbd split-brain");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    v["split_brain"].clone()
+}
+
+fn both_healthy(n1: &Node, n2: &Node) {
+    for n in [n1, n2] {
+        wait_for(
+            n,
+            "Connected UpToDate/UpToDate",
+            "grep -q 'cs:Connected .*ds:UpToDate/UpToDate' /proc/drbd",
+            LONG,
+        );
+    }
+}
+
+#[test]
+fn split_brain_detected_natively_and_resolved_with_the_survivors_data() {
+    let lab = Lab::up(LabOptions {
+        resources: vec![ResourceSpec::new("r0", 1, 8)],
+        drbd: Some(DrbdOptions {
+            primary: Some(1),
+            ..DrbdOptions::default()
+        }),
+        ..LabOptions::default()
+    })
+    .expect("the lab comes up (run as root after scripts/install-packages)");
+    let bin = lab
+        .copy_in(env!("CARGO_BIN_EXE_iha-drbd").as_ref())
+        .expect("copy iha-drbd into the share");
+    let (n1, n2) = (lab.node(1), lab.node(2));
+
+    eprintln!("== the running net configuration is kept while connected");
+    for (n, me, peer) in [
+        (n1, "10.99.0.1:7789", "10.99.0.2:7789"),
+        (n2, "10.99.0.2:7789", "10.99.0.1:7789"),
+    ] {
+        let out = n
+            .run(&format!("{bin} net-config r0 --net-config-dir {DIR}"))
+            .expect("net-config");
+        eprintln!("node{}: {out}", n.id());
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(v["my_addr"], me, "{out}");
+        assert_eq!(v["peer_addr"], peer, "{out}");
+        assert_eq!(v["secret_withheld"], false, "{out}");
+        assert_eq!(split_brain(n, &bin), serde_json::Value::Null);
+    }
+
+    eprintln!("== a plain disconnect is not a split brain; connect replays the configuration");
+    n2.run(&format!("{bin} disconnect r0"))
+        .expect("disconnect on node2");
+    assert_eq!(cstate(n2), "StandAlone");
+    wait_for(
+        n1,
+        "node1 waits for the peer",
+        "drbdsetup cstate 1 | grep -qx WFConnection",
+        LONG,
+    );
+    // The kernel forgot node2's connection: no net section any more.
+    let show = n2.run("drbdsetup show r0").expect("drbdsetup show");
+    assert!(!show.contains("_remote_host"), "{show}");
+    assert_eq!(split_brain(n2, &bin), serde_json::Value::Null);
+    assert_eq!(split_brain(n1, &bin), serde_json::Value::Null);
+    // Discarding data on a Connected/WFConnection resource is refused, changing nothing.
+    let refused = n1
+        .exec(&format!(
+            "{bin} connect r0 --discard-my-data --net-config-dir {DIR}"
+        ))
+        .expect("exec");
+    assert!(!refused.success());
+    assert!(
+        refused.stderr_text().contains("error-kind: Refused"),
+        "{}",
+        refused.stderr_text()
+    );
+    assert_eq!(cstate(n1), "WFConnection");
+    n2.run(&format!("{bin} connect r0 --net-config-dir {DIR}"))
+        .expect("connect node2 again");
+    both_healthy(n1, n2);
+    let show = n2.run("drbdsetup show r0").expect("drbdsetup show");
+    assert!(show.contains("ipv4 10.99.0.1:7789"), "{show}");
+    assert!(show.contains("connect-int"), "net options replayed: {show}");
+
+    eprintln!("== split brain: cut the link, both Primary, different data, link back");
+    for n in [n1, n2] {
+        n.run(&format!(
+            "{bin} split-brain r0 --watch-ms 150000 --net-config-dir {DIR} \
+             >/tmp/sb.json 2>/tmp/sb.log &"
+        ))
+        .expect("start the watcher");
+        wait_for(
+            n,
+            "watcher subscribed",
+            "grep -q subscribed /tmp/sb.log",
+            Duration::from_secs(10),
+        );
+    }
+    n2.cut_link().expect("cut node2's link");
+    for n in [n1, n2] {
+        wait_for(
+            n,
+            "the peer lost",
+            "drbdsetup cstate 1 | grep -qE 'WFConnection|Unconnected'",
+            LONG,
+        );
+    }
+    n2.run(&format!("{bin} primary r0 --force"))
+        .expect("force node2 Primary");
+    write_pattern(n2, "/dev/drbd1", VICTIM);
+    write_pattern(n1, "/dev/drbd1", SURVIVOR);
+    n2.run(&format!("{bin} secondary r0"))
+        .expect("node2 Secondary again");
+    n2.restore_link().expect("restore the link");
+
+    let sb_files: Vec<serde_json::Value> = [n1, n2]
+        .iter()
+        .map(|n| {
+            let out = wait_for(
+                n,
+                "the watcher's verdict",
+                "test -s /tmp/sb.json && cat /tmp/sb.json",
+                Duration::from_secs(160),
+            );
+            eprintln!("node{} watcher: {out}", n.id());
+            let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+            v["split_brain"].clone()
+        })
+        .collect();
+    let states: Vec<String> = [n1, n2].iter().map(|n| cstate(n)).collect();
+    eprintln!("cstates after the handshake: {states:?}");
+    eprintln!(
+        "node1 /proc/drbd:\n{}\nnode2 /proc/drbd:\n{}",
+        n1.run("cat /proc/drbd").unwrap_or_default(),
+        n2.run("cat /proc/drbd").unwrap_or_default()
+    );
+    let kernel_said = |n: &Node| {
+        n.exec("dmesg | grep -q 'Split-Brain detected'")
+            .is_ok_and(|o| o.success())
+    };
+    assert!(
+        kernel_said(n1) || kernel_said(n2),
+        "the kernel log (our witness) shows no split brain"
+    );
+    for (i, n) in [n1, n2].iter().enumerate() {
+        let watched = &sb_files[i];
+        if kernel_said(n) {
+            assert!(watched.is_object(), "node{}: not reported", n.id());
+            let evidence = watched["evidence"].as_str().unwrap_or_default();
+            assert!(evidence.contains("split-brain handler"), "{evidence}");
+            assert!(watched["local"]["current_uuid"].is_string(), "{watched}");
+            assert_eq!(watched["local"]["disk"], "UpToDate", "{watched}");
+        }
+        if states[i] == "StandAlone" {
+            // A fresh process saw no helper call: the state and UUIDs tell.
+            let fresh = split_brain(n, &bin);
+            eprintln!("node{} fresh: {fresh}", n.id());
+            assert!(fresh.is_object(), "node{}: StandAlone after writes", n.id());
+            let evidence = fresh["evidence"].as_str().unwrap_or_default();
+            assert!(evidence.contains("probable"), "{evidence}");
+            assert!(
+                fresh["local"]["out_of_sync_kib"].as_u64().unwrap_or(0) > 0,
+                "{fresh}"
+            );
+        }
+    }
+    assert!(
+        states.iter().any(|s| s == "StandAlone"),
+        "DRBD dropped the connection on neither side: {states:?}"
+    );
+    assert_eq!(
+        n2.run("drbdsetup role 1").expect("role").trim(),
+        "Secondary/Unknown"
+    );
+    assert_eq!(bytes_at_start(n2, "/dev/vda"), format!("{VICTIM:02x}"));
+
+    eprintln!("== recovery: node2 discards its data, node1 connects");
+    n2.run(&format!(
+        "{bin} connect r0 --discard-my-data --net-config-dir {DIR}"
+    ))
+    .expect("connect --discard-my-data on node2");
+    n1.run(&format!("{bin} connect r0 --net-config-dir {DIR}"))
+        .expect("connect on node1");
+    both_healthy(n1, n2);
+    assert_eq!(
+        n1.run("drbdsetup role 1").expect("role").trim(),
+        "Primary/Secondary"
+    );
+    for n in [n1, n2] {
+        assert_eq!(
+            split_brain(n, &bin),
+            serde_json::Value::Null,
+            "node{}",
+            n.id()
+        );
+    }
+    assert_eq!(bytes_at_start(n2, "/dev/vda"), format!("{SURVIVOR:02x}"));
+    assert_eq!(bytes_at_start(n1, "/dev/drbd1"), format!("{SURVIVOR:02x}"));
+}
