@@ -5,7 +5,6 @@ pub mod commands;
 pub mod config_file;
 pub mod control;
 pub mod daemon;
-pub mod log_alerts;
 pub mod logging;
 pub mod mail;
 pub mod manual_state;

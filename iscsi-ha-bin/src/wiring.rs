@@ -2,11 +2,10 @@
 //! socket, the VIP over rtnetlink and raw sockets, and the event sources that wake the daemon.
 
 use crate::daemon::{EventSource, Host};
-use crate::log_alerts::LogAlerts;
 use crate::role;
 use anyhow::Context;
 use iscsi_ha_core::config::Config;
-use iscsi_ha_core::ports::{IscsiTarget, TargetError};
+use iscsi_ha_core::ports::{Alerts, IscsiTarget, TargetError};
 use iscsi_ha_core::target::{TargetSpec, TargetStatus};
 use iscsi_ha_drbd::{DrbdEvents, DrbdVolumes};
 use iscsi_ha_net::{AddressEvents, FloatingIpConfig, NetFloatingIp};
@@ -49,8 +48,8 @@ pub fn net_config(config: &Config) -> FloatingIpConfig {
     }
 }
 
-/// Builds the host's ports and event sources.
-pub fn build_host(config: &Config) -> anyhow::Result<Host> {
+/// Builds the host's ports and event sources; alerts go to `alerts`.
+pub fn build_host(config: &Config, alerts: Box<dyn Alerts>) -> anyhow::Result<Host> {
     let role = role::from_config(&config.file.role).context("cannot watch the role source")?;
     let target = Rc::new(RefCell::new(TgtTarget::new(tgt_config(config))));
     let daemon = &config.file.target.daemon;
@@ -82,7 +81,7 @@ pub fn build_host(config: &Config) -> anyhow::Result<Host> {
         volumes: Box::new(DrbdVolumes::new()),
         target: Box::new(SharedTarget(target)),
         vip: Box::new(vip),
-        alerts: Box::new(LogAlerts),
+        alerts,
         events,
         // The daemon's exit leaves the storage as it is: a managed tgtd keeps serving, and the
         // next daemon adopts it.

@@ -101,6 +101,8 @@ address = "{VIP}/24"
 interface = "d0"
 [monitor]
 scan_interval = "{scan}"
+[logging]
+to = "stderr"
 "#,
         role = dir.join("role").display(),
         disk = dir.join("disk").display(),

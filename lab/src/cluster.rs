@@ -72,6 +72,9 @@ initiators = ["10.99.0.0/24"]
 [vip]
 address = "{VIP}/24"
 interface = "eth0"
+
+[logging]
+to = "stderr"
 {extra}"#
     )
 }

@@ -29,7 +29,7 @@ pub struct RunArgs {
     /// This host's name in status and alerts (default: the kernel's host name).
     #[arg(long)]
     pub host_name: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics (off unless given; keep it on
+    /// Serve Prometheus metrics at http://ADDR/metrics (overrides `[metrics]`; keep it on
     /// loopback, e.g. 127.0.0.1:9725).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
@@ -49,11 +49,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let control = ControlServer::bind(&args.run_dir.join(SOCKET_NAME))
         .context("cannot open the control socket")?;
-    let mut host = build_host(&config)?;
     let alert_stats = Arc::new(AlertStats::default());
-    host.alerts = build_alerts(&config, &host_name, alert_stats.clone())
+    let alerts = build_alerts(&config, &host_name, alert_stats.clone())
         .map_err(|e| anyhow::anyhow!("{e}\nrefusing to start"))?;
-    if let Some(addr) = args.metrics_listen {
+    let host = build_host(&config, alerts)?;
+    let metrics = &config.file.metrics;
+    if let Some(addr) = args
+        .metrics_listen
+        .or(metrics.enabled.then_some(metrics.listen))
+    {
         let metrics = Arc::new(Metrics::new(alert_stats));
         let bound = metrics
             .serve(addr)

@@ -360,7 +360,7 @@ impl Daemon {
         self.reconciler.reconfigure(&fresh);
         self.config = fresh;
         Ok(format!(
-            "{} reloaded (adapter settings such as [target.daemon] and [vip] timings take effect at the next start)",
+            "{} reloaded ([target.daemon], [vip] timings, [alerts.mail], [logging] and [metrics] take effect at the next start)",
             self.config_path.display()
         ))
     }

@@ -33,6 +33,9 @@ pub struct ConfigFile {
     /// Logging.
     #[serde(default)]
     pub logging: LoggingSection,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// A separate file holding the secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSection>,
@@ -459,6 +462,31 @@ fn default_level() -> LogLevel {
 
 fn default_log_target() -> LogTarget {
     LogTarget::Auto
+}
+
+/// `[metrics]`: an optional Prometheus text endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Serve `/metrics`. Off unless set.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Where to listen; keep it on loopback (there is no authentication).
+    #[serde(default = "default_metrics_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+fn default_metrics_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9725))
 }
 
 /// `[secrets]`: a separate file for passwords, readable by root only.
