@@ -14,9 +14,85 @@
 //! O_DIRECT. Needs root and the lab (`scripts/suites.d/65-drbd-split-brain` runs it):
 //! `cargo test -p iscsi-ha-drbd --test lab_drbd_split_brain -- --nocapture`.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use iscsi_ha_drbd::wire::attr::parse_attrs;
+use iscsi_ha_drbd::wire::cmd::tla;
+use iscsi_ha_drbd::wire::{decode_datagram, DrbdCommand, DrbdMessage, Frame};
+use iscsi_ha_lab::capture::{drbd_family_id, parse_pcap, render_nlhex};
 use iscsi_ha_lab::{DrbdOptions, Lab, LabOptions, Node, ResourceSpec};
+
+/// Set to a directory (e.g. `fixtures/drbd/genl`) to keep the captures as fixtures.
+const FIXTURES_OUT: &str = "IHA_DRBD_FIXTURES_OUT";
+
+const START_CAPTURE: &str = "ip link show nlmon0 >/dev/null 2>&1 || ip link add nlmon0 type nlmon
+ip link set nlmon0 up
+rm -f /tmp/cap.pcap
+(tcpdump -Z root -i nlmon0 --immediate-mode -U -s 0 -w /tmp/cap.pcap >/tmp/tcpdump.log 2>&1 &)
+n=0; until [ -s /tmp/cap.pcap ]; do n=$((n+1)); [ $n -lt 200 ] || exit 1; sleep 0.05; done";
+
+const STOP_CAPTURE: &str = "sleep 0.3
+killall -INT tcpdump
+while pidof tcpdump >/dev/null; do sleep 0.05; done
+mkdir -p /host/capture && cp /tmp/cap.pcap /host/capture/cap.pcap";
+
+/// Records the netlink traffic of `script` on `node` (nlmon + tcpdump, as `iha-lab
+/// capture-drbd` does) and returns the drbd requests sent; keeps the capture as fixture
+/// `name` when [`FIXTURES_OUT`] is set.
+fn record(lab: &Lab, node: &Node, name: &str, title: &str, script: &str) -> Vec<DrbdMessage> {
+    node.run(START_CAPTURE).expect("start the capture");
+    let result = node.exec(script).expect("exec");
+    node.run(STOP_CAPTURE).expect("stop the capture");
+    assert!(
+        result.success(),
+        "{script}: {}{}",
+        result.stdout_text(),
+        result.stderr_text()
+    );
+    let pcap = std::fs::read(lab.share_dir().join("capture/cap.pcap")).expect("the pcap");
+    let packets = parse_pcap(&pcap).expect("pcap parses");
+    let family = drbd_family_id(&packets).expect("the drbd family in the capture");
+    if let Some(dir) = std::env::var_os(FIXTURES_OUT).map(PathBuf::from) {
+        let title = format!("{title} (captured on node{})", node.id());
+        let txt = format!(
+            "# {title}\n$ node{}: {script}\n{}{}[exit status {}]\n",
+            node.id(),
+            result.stdout_text(),
+            result.stderr_text(),
+            result.status
+        );
+        std::fs::write(dir.join(format!("{name}.pcap")), &pcap).expect("write pcap");
+        std::fs::write(
+            dir.join(format!("{name}.nlhex")),
+            render_nlhex(&title, &packets, family),
+        )
+        .expect("write nlhex");
+        std::fs::write(dir.join(format!("{name}.txt")), txt).expect("write txt");
+    }
+    const NLM_F_REQUEST: u16 = 1;
+    packets
+        .iter()
+        .filter(|p| p.protocol == 16)
+        .flat_map(|p| p.messages.iter())
+        .filter(|m| m.len() >= 8 && u16::from_le_bytes([m[6], m[7]]) & NLM_F_REQUEST != 0)
+        .flat_map(|m| decode_datagram(m, family).expect("captured request decodes"))
+        .filter_map(|f| match f {
+            Frame::Drbd { message, .. } => Some(*message),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one CONNECT request among `requests`.
+fn connect_request(requests: &[DrbdMessage]) -> &DrbdMessage {
+    let connects: Vec<&DrbdMessage> = requests
+        .iter()
+        .filter(|m| m.cmd == DrbdCommand::Connect)
+        .collect();
+    assert_eq!(connects.len(), 1, "{requests:?}");
+    connects[0]
+}
 
 const DIR: &str = "/var/lib/iha-drbd";
 const SURVIVOR: u8 = 0x5e;
@@ -148,6 +224,71 @@ fn split_brain_detected_natively_and_resolved_with_the_survivors_data() {
     n2.run(&format!("{bin} connect r0 --net-config-dir {DIR}"))
         .expect("connect node2 again");
     both_healthy(n1, n2);
+
+    eprintln!("== our CONNECT --discard-my-data against drbdsetup's, on the wire");
+    // (No split brain here, so discarding changes nothing: DRBD only consults the flag when
+    // the handshake finds one.)
+    n2.run("drbdadm disconnect r0").expect("drbdadm disconnect");
+    let dry_run = n2
+        .run("drbdadm -d connect --discard-my-data r0")
+        .expect("drbdadm -d");
+    eprintln!("drbdadm runs: {dry_run}");
+    let theirs = record(
+        &lab,
+        n2,
+        "connect-discard-my-data",
+        &format!(
+            "drbdadm connect --discard-my-data r0 (runs: {})",
+            dry_run.trim()
+        ),
+        "drbdadm connect --discard-my-data r0",
+    );
+    both_healthy(n1, n2);
+    record(
+        &lab,
+        n2,
+        "show-r0",
+        "drbdsetup-84 show r0: GET_STATUS dump for one resource (NET_CONF, DISK_CONF, addresses)",
+        "drbdsetup-84 show r0",
+    );
+    n2.run(&format!("{bin} disconnect r0")).expect("disconnect");
+    let ours = record(
+        &lab,
+        n2,
+        "connect-discard-my-data-ours",
+        "iha-drbd connect r0 --discard-my-data: our CONNECT, replaying the kept configuration",
+        &format!("{bin} connect r0 --discard-my-data --net-config-dir {DIR}"),
+    );
+    both_healthy(n1, n2);
+    let (theirs, ours) = (connect_request(&theirs), connect_request(&ours));
+    assert_eq!(ours.header, theirs.header);
+    assert_eq!(ours.attrs.cfg_context, theirs.attrs.cfg_context);
+    let net = |m: &DrbdMessage| {
+        let raw = m
+            .attrs
+            .other
+            .iter()
+            .find(|a| a.number == tla::NET_CONF)
+            .expect("NET_CONF");
+        parse_attrs("NET_CONF", &raw.value).expect("NET_CONF fields")
+    };
+    let (their_net, our_net) = (net(theirs), net(ours));
+    for f in &their_net {
+        let mine = our_net
+            .iter()
+            .find(|o| o.number == f.number)
+            .unwrap_or_else(|| panic!("NET_CONF field {} missing from ours", f.number));
+        assert_eq!(mine, f, "NET_CONF field {}", f.number);
+    }
+    let extra: Vec<u16> = our_net
+        .iter()
+        .filter(|o| !their_net.iter().any(|f| f.number == o.number))
+        .map(|o| o.number)
+        .collect();
+    eprintln!(
+        "drbdsetup sent NET_CONF fields {:?}; we also send (running values) {extra:?}",
+        their_net.iter().map(|f| f.number).collect::<Vec<_>>()
+    );
     let show = n2.run("drbdsetup show r0").expect("drbdsetup show");
     assert!(show.contains("ipv4 10.99.0.1:7789"), "{show}");
     assert!(show.contains("connect-int"), "net options replayed: {show}");

@@ -31,6 +31,14 @@ fn hex(s: &str) -> Vec<u8> {
 
 /// The drbd messages of a capture with their nlmsg seq (the family id was 32 in every one).
 fn messages(name: &str) -> Vec<(u32, DrbdMessage)> {
+    messages_with_direction(name)
+        .into_iter()
+        .map(|(_, seq, m)| (seq, m))
+        .collect()
+}
+
+/// The drbd messages of a capture: (sent by user space, seq, message).
+fn messages_with_direction(name: &str) -> Vec<(bool, u32, DrbdMessage)> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/drbd/genl")
         .join(format!("{name}.nlhex"));
@@ -41,9 +49,10 @@ fn messages(name: &str) -> Vec<(u32, DrbdMessage)> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
     {
         let bytes = hex(line.split_once(' ').expect("index and hex").1.trim());
+        let request = u16::from_le_bytes([bytes[6], bytes[7]]) & 1 != 0;
         for frame in decode_datagram(&bytes, FAMILY).expect("captured message decodes") {
             if let Frame::Drbd { seq, message, .. } = frame {
-                out.push((seq, *message));
+                out.push((request, seq, *message));
             }
         }
     }
@@ -343,4 +352,82 @@ fn short_uuids_are_ignored() {
     assert_eq!(DataUuids::from_bytes(&[0; 31]), None);
     let u = DataUuids::from_bytes(&uuid_bytes(DIVERGED)).expect("32 bytes");
     assert_eq!(u, DIVERGED);
+}
+
+/// The CONNECT request of a capture.
+fn captured_connect(name: &str) -> DrbdMessage {
+    let mut connects: Vec<DrbdMessage> = messages_with_direction(name)
+        .into_iter()
+        .filter(|(request, _, m)| *request && m.cmd == DrbdCommand::Connect)
+        .map(|(_, _, m)| m)
+        .collect();
+    assert_eq!(connects.len(), 1, "{name}: one CONNECT request");
+    connects.remove(0)
+}
+
+fn net_conf_fields(msg: &DrbdMessage) -> Vec<iscsi_ha_drbd::wire::attr::RawAttr> {
+    let raw = msg
+        .attrs
+        .other
+        .iter()
+        .find(|a| a.number == tla::NET_CONF)
+        .expect("NET_CONF");
+    parse_attrs("NET_CONF", &raw.value).expect("NET_CONF fields")
+}
+
+/// node2's running configuration, from `drbdsetup-84 show r0` (GET_STATUS dump).
+fn node2_config() -> NetConfig {
+    let replies: Vec<DrbdMessage> = messages_with_direction("show-r0")
+        .into_iter()
+        .filter(|(request, _, m)| !request && m.cmd == DrbdCommand::GetStatus)
+        .map(|(_, _, m)| m)
+        .collect();
+    NetConfig::from_messages("r0", &replies).expect("r0's configuration in drbdsetup show")
+}
+
+#[test]
+fn our_connect_matches_drbdsetups_connect_discard_my_data_field_for_field() {
+    // drbdsetup-84 connect r0 ipv4:10.99.0.2:7789 ipv4:10.99.0.1:7789 --connect-int=1
+    //   --ping-timeout=5 --ping-int=1 --protocol=C --discard-my-data
+    let theirs = captured_connect("connect-discard-my-data");
+    let config = node2_config();
+    assert_eq!(config.peer_text(), "10.99.0.1:7789");
+    let ours = connect_message(&config, true).expect("connect message");
+    assert_eq!(ours.header, theirs.header);
+    assert_eq!(ours.version, theirs.version);
+    assert_eq!(ours.attrs.cfg_context, theirs.attrs.cfg_context);
+    let (their_net, our_net) = (net_conf_fields(&theirs), net_conf_fields(&ours));
+    assert_eq!(
+        their_net.iter().map(|f| f.number).collect::<Vec<_>>(),
+        [7, 10, 9, 6, 25],
+        "drbdsetup sends only the options given"
+    );
+    for f in &their_net {
+        let mine = our_net
+            .iter()
+            .find(|o| o.number == f.number)
+            .unwrap_or_else(|| panic!("field {} missing", f.number));
+        assert_eq!(mine, f, "NET_CONF field {}: value and flags", f.number);
+    }
+    // Without discarding, the same but for the flag.
+    let plain = connect_message(&config, false).expect("connect message");
+    assert!(!net_conf_fields(&plain)
+        .iter()
+        .any(|f| f.number == NET_CONF_DISCARD_MY_DATA));
+}
+
+#[test]
+fn the_captured_connect_of_iha_drbd_is_the_replayed_configuration() {
+    // What `iha-drbd connect r0 --discard-my-data` sent in the lab (the kernel answered
+    // SS_SUCCESS and the nodes connected), against what this code builds from drbdsetup's
+    // view of the same configuration.
+    let sent = captured_connect("connect-discard-my-data-ours");
+    let built = connect_message(&node2_config(), true).expect("connect message");
+    assert_eq!(sent, built);
+    let reply = messages_with_direction("connect-discard-my-data-ours")
+        .into_iter()
+        .find(|(request, _, m)| !request && m.cmd == DrbdCommand::Connect)
+        .expect("the kernel's reply")
+        .2;
+    assert_eq!(reply.header.ret_code, 1, "SS_SUCCESS");
 }
