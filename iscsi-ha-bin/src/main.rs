@@ -1,6 +1,7 @@
 //! `iscsi-ha`: the daemon and its commands.
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use iscsi_ha_bin::cfg_cli::CfgCli;
 use iscsi_ha_bin::commands::{check_config, import_legacy, log, run, status};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,7 +39,8 @@ struct GenerateArgs {
     out: PathBuf,
 }
 
-/// Man pages (`iscsi-ha.1` and one per command) and bash, zsh and fish completions.
+/// Man pages (`iscsi-ha.1`, `iscsi-cfg.1` and one per command) and bash, zsh and fish
+/// completions of both tools.
 fn generate_assets(args: &GenerateArgs) -> anyhow::Result<()> {
     use anyhow::Context;
     let man = args.out.join("man");
@@ -48,6 +50,8 @@ fn generate_assets(args: &GenerateArgs) -> anyhow::Result<()> {
     }
     clap_mangen::generate_to(Cli::command(), &man)
         .with_context(|| format!("cannot write man pages to {}", man.display()))?;
+    clap_mangen::generate_to(CfgCli::command(), &man)
+        .with_context(|| format!("cannot write man pages to {}", man.display()))?;
     for shell in [
         clap_complete::Shell::Bash,
         clap_complete::Shell::Zsh,
@@ -55,6 +59,10 @@ fn generate_assets(args: &GenerateArgs) -> anyhow::Result<()> {
     ] {
         let mut cmd = Cli::command();
         let written = clap_complete::generate_to(shell, &mut cmd, "iscsi-ha", &completions)
+            .with_context(|| format!("cannot write {shell} completions"))?;
+        println!("{}", written.display());
+        let mut cmd = CfgCli::command();
+        let written = clap_complete::generate_to(shell, &mut cmd, "iscsi-cfg", &completions)
             .with_context(|| format!("cannot write {shell} completions"))?;
         println!("{}", written.display());
     }

@@ -48,8 +48,13 @@ pub fn net_config(config: &Config) -> FloatingIpConfig {
     }
 }
 
-/// Builds the host's ports and event sources; alerts go to `alerts`.
-pub fn build_host(config: &Config, alerts: Box<dyn Alerts>) -> anyhow::Result<Host> {
+/// Builds the host's ports and event sources; alerts go to `alerts`; DRBD network
+/// configurations (needed to reconnect after a split brain) are kept under `state_dir`.
+pub fn build_host(
+    config: &Config,
+    alerts: Box<dyn Alerts>,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<Host> {
     let role = role::from_config(&config.file.role).context("cannot watch the role source")?;
     let target = Rc::new(RefCell::new(TgtTarget::new(tgt_config(config))));
     let daemon = &config.file.target.daemon;
@@ -78,7 +83,7 @@ pub fn build_host(config: &Config, alerts: Box<dyn Alerts>) -> anyhow::Result<Ho
     }
     Ok(Host {
         role,
-        volumes: Box::new(DrbdVolumes::new()),
+        volumes: Box::new(DrbdVolumes::new().keep_net_config_in(state_dir.join("drbd"))),
         target: Box::new(SharedTarget(target)),
         vip: Box::new(vip),
         alerts,

@@ -140,6 +140,19 @@ fn man_pages_and_completions_cover_every_command() {
     assert_eq!(
         pages,
         [
+            "iscsi-cfg-become-primary.1",
+            "iscsi-cfg-become-secondary.1",
+            "iscsi-cfg-get.1",
+            "iscsi-cfg-log.1",
+            "iscsi-cfg-manual-mode-disable.1",
+            "iscsi-cfg-manual-mode-enable.1",
+            "iscsi-cfg-reload.1",
+            "iscsi-cfg-reset.1",
+            "iscsi-cfg-split-brain-reconnect.1",
+            "iscsi-cfg-split-brain-resolve.1",
+            "iscsi-cfg-split-brain.1",
+            "iscsi-cfg-status.1",
+            "iscsi-cfg.1",
             "iscsi-ha-check-config.1",
             "iscsi-ha-import-legacy.1",
             "iscsi-ha-log.1",
@@ -160,6 +173,20 @@ fn man_pages_and_completions_cover_every_command() {
     assert!(fish.contains("metrics-listen"));
     let zsh = fs::read_to_string(dir.path().join("completions/_iscsi-ha")).unwrap();
     assert!(zsh.starts_with("#compdef iscsi-ha"));
+    let cfg = fs::read_to_string(dir.path().join("man/iscsi-cfg-become-primary.1")).unwrap();
+    assert!(cfg.contains("\\-\\-force"), "{cfg}");
+    let bash = fs::read_to_string(dir.path().join("completions/iscsi-cfg.bash")).unwrap();
+    for word in [
+        "manual-mode-enable",
+        "become-primary",
+        "split-brain",
+        "--discard-local-data",
+    ] {
+        assert!(
+            bash.contains(word),
+            "iscsi-cfg bash completion lacks {word}"
+        );
+    }
 }
 
 #[test]

@@ -52,7 +52,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let alert_stats = Arc::new(AlertStats::default());
     let alerts = build_alerts(&config, &host_name, alert_stats.clone())
         .map_err(|e| anyhow::anyhow!("{e}\nrefusing to start"))?;
-    let host = build_host(&config, alerts)?;
+    let host = build_host(&config, alerts, &args.state_dir)?;
     let metrics = &config.file.metrics;
     if let Some(addr) = args
         .metrics_listen
