@@ -481,3 +481,48 @@ pub fn proc_agrees(netlink: &DrbdVolume, proc: &ProcMinor) -> bool {
         && netlink.suspended.any() == from_proc.suspended.any()
         && (proc.cstate != ConnState::Unconfigured)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(resource: &str) -> NetConfig {
+        NetConfig {
+            resource: resource.to_string(),
+            my_addr: vec![2, 0, 0x1e, 0x6d, 10, 99, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            peer_addr: vec![2, 0, 0x1e, 0x6d, 10, 99, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0],
+            net_conf: vec![8, 0, 6, 0x40, 3, 0, 0, 0],
+        }
+    }
+
+    #[test]
+    fn a_kept_net_config_survives_the_process_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = DrbdVolumes::new().keep_net_config_in(dir.path().join("drbd"));
+        a.remember_net_config(config("r0"));
+        let path = net_config_path(&dir.path().join("drbd"), "r0");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Another process (a new adapter) finds it; other resources are not confused with it.
+        let b = DrbdVolumes::new().keep_net_config_in(dir.path().join("drbd"));
+        let r0 = ResourceName::new("r0".to_string()).unwrap();
+        let r1 = ResourceName::new("r1".to_string()).unwrap();
+        assert_eq!(b.known_net_config(&r0), Some(config("r0")));
+        assert_eq!(b.known_net_config(&r1), None);
+        // A file naming another resource, or garbage, is not used.
+        std::fs::write(
+            net_config_path(&dir.path().join("drbd"), "r1"),
+            serde_json::to_vec(&config("r0")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(b.known_net_config(&r1), None);
+        std::fs::write(&path, b"{not json").unwrap();
+        assert_eq!(b.known_net_config(&r0), None);
+        // Without a directory only the in-memory copy serves.
+        let mut c = DrbdVolumes::new();
+        assert_eq!(c.known_net_config(&r0), None);
+        c.set_net_config(config("r0"));
+        assert_eq!(c.net_config(&r0), Some(&config("r0")));
+    }
+}

@@ -431,3 +431,56 @@ fn the_captured_connect_of_iha_drbd_is_the_replayed_configuration() {
         .2;
     assert_eq!(reply.header.ret_code, 1, "SS_SUCCESS");
 }
+
+#[test]
+fn the_events2_helper_notification_is_recognised_too() {
+    use iscsi_ha_drbd::events::{Notification, NotifyKind};
+    use iscsi_ha_drbd::state::ConnState;
+    let helper = |kind, name: &str| Notification {
+        seq: 9,
+        cmd: DrbdCommand::Helper,
+        minor: 1,
+        kind: Some(kind),
+        continues: false,
+        resource: Some("r0".to_string()),
+        volume: Some(0),
+        role: None,
+        suspended: None,
+        disk: None,
+        connection: None,
+        peer_role: None,
+        replication: None,
+        peer_disk: None,
+        helper: Some(name.to_string()),
+    };
+    let mut log = SplitBrainLog::new();
+    log.note(&DrbdEvent::Notification(helper(
+        NotifyKind::Call,
+        "fence-peer",
+    )));
+    log.note(&DrbdEvent::Notification(helper(
+        NotifyKind::Response,
+        SPLIT_BRAIN_HELPER,
+    )));
+    assert!(
+        log.is_empty(),
+        "only the call of the split-brain helper counts"
+    );
+    log.note(&DrbdEvent::Notification(helper(
+        NotifyKind::Call,
+        SPLIT_BRAIN_HELPER,
+    )));
+    assert_eq!(log.for_resource("r0", &[]).len(), 1);
+    assert!(log.for_resource("r1", &[1]).is_empty());
+    // The connection notification (minor ~0, by resource) that it is up again clears it.
+    let mut up = helper(NotifyKind::Change, "");
+    up.cmd = DrbdCommand::ConnectionState;
+    up.minor = MINOR_NONE;
+    up.helper = None;
+    up.connection = Some(ConnState::StandAlone);
+    log.note(&DrbdEvent::Notification(up.clone()));
+    assert_eq!(log.for_resource("r0", &[]).len(), 1);
+    up.connection = Some(ConnState::Connected);
+    log.note(&DrbdEvent::Notification(up));
+    assert!(log.is_empty());
+}
