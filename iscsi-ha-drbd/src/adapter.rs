@@ -14,7 +14,9 @@ use crate::family::FamilyError;
 use crate::netconf::NetConfig;
 use crate::procfs::{self, ProcDrbd, ProcMinor};
 use crate::retcode::StateRv;
-use crate::split_brain::{assess, facts_from_messages, is_connected, SplitBrainLog, VolumeFacts};
+use crate::split_brain::{
+    assess, facts_from_messages, is_connected, SeenSplitBrain, SplitBrainLog, VolumeFacts,
+};
 use crate::state::Dialect;
 use crate::state::{ConnState, DrbdDiskState, DrbdRole};
 use crate::status::{DrbdResource, DrbdVolume, ResyncPause, ResyncProgress, Suspension};
@@ -69,7 +71,10 @@ impl DrbdVolumes {
     /// Also keeps each resource's network configuration as `<dir>/<resource>.net.json`
     /// (written when it changes, read by [`ReplicatedVolume::connect`] when this process has
     /// not seen the connection configured), so another process, or the daemon after a
-    /// restart, can reconnect a resource DRBD has forgotten the configuration of.
+    /// restart, can reconnect a resource DRBD has forgotten the configuration of; and the
+    /// split-brain helper calls seen, as `<dir>/<resource>.split-brain.json` until the
+    /// resource is connected again, so a restarted daemon still reports a confirmed split
+    /// brain.
     pub fn keep_net_config_in(mut self, dir: PathBuf) -> Self {
         self.net_config_dir = Some(dir);
         self
@@ -149,6 +154,40 @@ impl DrbdVolumes {
         }
         let dir = self.net_config_dir.as_ref()?;
         load_net_config(dir, resource.as_str())
+    }
+
+    /// With a state directory, keeps the split-brain helper calls seen for a resource on disk
+    /// (a restarted daemon still knows DRBD called it), or reads them back when this process
+    /// saw none. Only called while the resource is not connected.
+    fn sync_kept_split_brain(&mut self, resource: &str, minors: &[u32]) {
+        let Some(dir) = self.net_config_dir.clone() else {
+            return;
+        };
+        let path = split_brain_path(&dir, resource);
+        let seen: Vec<SeenSplitBrain> = self
+            .split_brains
+            .for_resource(resource, minors)
+            .into_iter()
+            .filter(|s| !s.recorded_earlier)
+            .cloned()
+            .collect();
+        if seen.is_empty() {
+            let kept = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Vec<SeenSplitBrain>>(&b).ok())
+                .unwrap_or_default();
+            for mut s in kept {
+                if s.resource.as_deref() == Some(resource) {
+                    s.recorded_earlier = true;
+                    self.split_brains.record(s);
+                }
+            }
+        } else if let Ok(json) = serde_json::to_vec(&seen) {
+            // Best effort, like the net configuration; written once, not on every poll.
+            if std::fs::read(&path).ok().as_deref() != Some(json.as_slice()) {
+                let _ = write_private(&dir, &path, &json);
+            }
+        }
     }
 
     /// The volumes of a resource with their UUIDs (8.4), `None` on other kernels.
@@ -345,21 +384,29 @@ fn net_config_path(dir: &Path, resource: &str) -> PathBuf {
     dir.join(format!("{resource}.net.json"))
 }
 
+fn split_brain_path(dir: &Path, resource: &str) -> PathBuf {
+    dir.join(format!("{resource}.split-brain.json"))
+}
+
 fn store_net_config(dir: &Path, config: &NetConfig) -> std::io::Result<()> {
+    let json = serde_json::to_vec(config).map_err(std::io::Error::other)?;
+    // It may hold the shared secret: owner-only.
+    write_private(dir, &net_config_path(dir, &config.resource), &json)
+}
+
+/// Writes `bytes` to `path` (in `dir`) atomically, readable by the owner only.
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(dir)?;
-    let path = net_config_path(dir, &config.resource);
     let tmp = path.with_extension("json.tmp");
-    let json = serde_json::to_vec(config).map_err(std::io::Error::other)?;
-    // It may hold the shared secret: owner-only.
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    f.write_all(&json)?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(tmp, path)
 }
@@ -415,8 +462,12 @@ impl ReplicatedVolume for DrbdVolumes {
         let minors: Vec<u32> = facts.iter().map(|f| f.volume.minor).collect();
         if facts.iter().any(|f| is_connected(f.volume.cstate)) {
             self.split_brains.forget(resource.as_str(), &minors);
+            if let Some(dir) = &self.net_config_dir {
+                let _ = std::fs::remove_file(split_brain_path(dir, resource.as_str()));
+            }
             return Ok(None);
         }
+        self.sync_kept_split_brain(resource.as_str(), &minors);
         let seen = self.split_brains.for_resource(resource.as_str(), &minors);
         Ok(assess(resource.as_str(), &facts, &seen))
     }
@@ -524,5 +575,37 @@ mod tests {
         assert_eq!(c.known_net_config(&r0), None);
         c.set_net_config(config("r0"));
         assert_eq!(c.net_config(&r0), Some(&config("r0")));
+    }
+
+    #[test]
+    fn a_seen_split_brain_is_kept_for_the_next_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = DrbdVolumes::new().keep_net_config_in(dir.path().to_path_buf());
+        a.split_brains.record(SeenSplitBrain {
+            resource: Some("r0".to_string()),
+            minor: 1,
+            seq: 39,
+            state: None,
+            recorded_earlier: false,
+        });
+        a.sync_kept_split_brain("r0", &[1]);
+        let path = split_brain_path(dir.path(), "r0");
+        assert!(path.exists());
+        // A new process reads it back, marked as such; another resource does not.
+        let mut b = DrbdVolumes::new().keep_net_config_in(dir.path().to_path_buf());
+        b.sync_kept_split_brain("r1", &[2]);
+        assert!(b.split_brains.is_empty());
+        b.sync_kept_split_brain("r0", &[1]);
+        let seen = b.split_brains.for_resource("r0", &[1]);
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].recorded_earlier);
+        assert_eq!(seen[0].seq, 39);
+        // Read back, it is not written again as if seen live.
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        b.sync_kept_split_brain("r0", &[1]);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
     }
 }

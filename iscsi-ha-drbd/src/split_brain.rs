@@ -18,6 +18,7 @@
 //! Once a volume of the resource is connected again, the split brain is over.
 
 use iscsi_ha_core::volume::{SplitBrain, SplitBrainSide};
+use serde::{Deserialize, Serialize};
 
 use crate::events::{DrbdEvent, StateEvent};
 use crate::state::{ConnState, DrbdRole};
@@ -91,7 +92,7 @@ pub fn facts_from_messages(
 }
 
 /// A split-brain helper call as seen on the events group.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeenSplitBrain {
     /// The resource, when the event named it.
     pub resource: Option<String>,
@@ -99,8 +100,12 @@ pub struct SeenSplitBrain {
     pub minor: u32,
     /// The kernel's sequence number of the event.
     pub seq: u32,
-    /// The volume's state when the helper was called (8.4 DRBD_EVENT).
+    /// The volume's state when the helper was called (8.4 DRBD_EVENT; not kept on disk).
+    #[serde(skip)]
     pub state: Option<DrbdVolume>,
+    /// Seen by an earlier process and read back from where it was kept.
+    #[serde(skip)]
+    pub recorded_earlier: bool,
 }
 
 /// The split-brain helper calls seen, until the resource connects again.
@@ -129,6 +134,7 @@ impl SplitBrainLog {
                         minor: n.minor,
                         seq: n.seq,
                         state: None,
+                        recorded_earlier: false,
                     });
                 }
                 let up = n.connection.or(n.replication).is_some_and(is_connected);
@@ -152,6 +158,7 @@ impl SplitBrainLog {
                     minor: e.minor,
                     seq: e.seq,
                     state: e.volume.clone(),
+                    recorded_earlier: false,
                 });
             }
             SibReason::StateChange | SibReason::GetStatusReply => {
@@ -167,7 +174,9 @@ impl SplitBrainLog {
         }
     }
 
-    fn record(&mut self, seen: SeenSplitBrain) {
+    /// Records a call seen elsewhere (e.g. read back from disk), replacing one for the same
+    /// minor.
+    pub fn record(&mut self, seen: SeenSplitBrain) {
         self.seen
             .retain(|s| !(s.minor == seen.minor && s.resource == seen.resource));
         self.seen.push(seen);
@@ -275,10 +284,15 @@ pub fn assess(
         } else {
             standalone
         };
+        let earlier = if seen.iter().all(|s| s.recorded_earlier) {
+            " (recorded before this process started)"
+        } else {
+            ""
+        };
         return Some(SplitBrain {
             evidence: format!(
-                "DRBD called its split-brain handler for {resource} (minor {}, event {}) and \
-                 the connection has not come up since (now {conn})",
+                "DRBD called its split-brain handler for {resource} (minor {}, event {}){earlier} \
+                 and the connection has not come up since (now {conn})",
                 minors.join(", "),
                 seqs.join(", ")
             ),

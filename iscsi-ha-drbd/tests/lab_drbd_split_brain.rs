@@ -143,8 +143,12 @@ fn bytes_at_start(node: &Node, dev: &str) -> String {
 }
 
 fn split_brain(node: &Node, bin: &str) -> serde_json::Value {
+    split_brain_with(node, bin, &format!("--net-config-dir {DIR}"))
+}
+
+fn split_brain_with(node: &Node, bin: &str, options: &str) -> serde_json::Value {
     let out = node
-        .run(&format!("{bin} split-brain r0 --net-config-dir {DIR}"))
+        .run(&format!("{bin} split-brain r0 {options}"))
         .expect("iha-drbd split-brain");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     v["split_brain"].clone()
@@ -363,15 +367,27 @@ fn split_brain_detected_natively_and_resolved_with_the_survivors_data() {
             assert_eq!(watched["local"]["disk"], "UpToDate", "{watched}");
         }
         if states[i] == "StandAlone" {
-            // A fresh process saw no helper call: the state and UUIDs tell.
-            let fresh = split_brain(n, &bin);
-            eprintln!("node{} fresh: {fresh}", n.id());
+            // A fresh process that keeps nothing saw no helper call: the state and UUIDs
+            // tell.
+            let fresh = split_brain_with(n, &bin, "");
+            eprintln!("node{} fresh, no memory: {fresh}", n.id());
             assert!(fresh.is_object(), "node{}: StandAlone after writes", n.id());
             let evidence = fresh["evidence"].as_str().unwrap_or_default();
             assert!(evidence.contains("probable"), "{evidence}");
             assert!(
                 fresh["local"]["out_of_sync_kib"].as_u64().unwrap_or(0) > 0,
                 "{fresh}"
+            );
+        }
+        if kernel_said(n) {
+            // A fresh process with the state directory knows the watcher saw the call.
+            let kept = split_brain(n, &bin);
+            eprintln!("node{} fresh, with the kept record: {kept}", n.id());
+            let evidence = kept["evidence"].as_str().unwrap_or_default();
+            assert!(
+                evidence.contains("split-brain handler")
+                    && evidence.contains("recorded before this process started"),
+                "{evidence}"
             );
         }
     }
