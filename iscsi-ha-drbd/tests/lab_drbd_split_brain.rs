@@ -391,6 +391,14 @@ fn split_brain_detected_natively_and_resolved_with_the_survivors_data() {
             );
         }
     }
+    // Figures (not asserted): what detection costs the daemon per observation.
+    let bench = n1
+        .run(&format!("{bin} bench-split-brain r0 --iterations 200"))
+        .expect("bench-split-brain");
+    eprintln!("node1 in split brain, per call: {bench}");
+    let bench: serde_json::Value = serde_json::from_str(&bench).expect("bench JSON");
+    assert_eq!(bench["split_brain_found"], true, "{bench}");
+    assert_eq!(bench["split_brain_call"]["n"], 200, "{bench}");
     assert!(
         states.iter().any(|s| s == "StandAlone"),
         "DRBD dropped the connection on neither side: {states:?}"

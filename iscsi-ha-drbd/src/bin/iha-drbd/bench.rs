@@ -55,3 +55,42 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct BenchSplitBrainArgs {
+    /// The resource.
+    resource: String,
+    /// Calls to time.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+}
+
+/// `bench-split-brain`: the port's `split_brain()` and `status()` timed in-process on one
+/// adapter (as the daemon calls them every observation), events subscription included.
+pub fn split_brain(args: BenchSplitBrainArgs) -> anyhow::Result<()> {
+    use iscsi_ha_core::ports::ReplicatedVolume;
+    let name = iscsi_ha_core::resource::ResourceName::new(args.resource)?;
+    let mut volumes = iscsi_ha_drbd::DrbdVolumes::new();
+    let found = volumes.split_brain(&name)?.is_some();
+    let mut sb = Vec::with_capacity(args.iterations);
+    for _ in 0..args.iterations {
+        let t = Instant::now();
+        volumes.split_brain(&name)?;
+        sb.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut st = Vec::with_capacity(args.iterations);
+    for _ in 0..args.iterations {
+        let t = Instant::now();
+        volumes.status(&name)?;
+        st.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "split_brain_found": found,
+            "split_brain_call": summary(sb),
+            "status_call": summary(st),
+        })
+    );
+    Ok(())
+}

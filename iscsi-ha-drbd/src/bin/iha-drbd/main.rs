@@ -15,6 +15,7 @@
 //! iha-drbd net-config RES [--net-config-dir D]                    the kept net config
 //! iha-drbd events [--count N] [--timeout-ms T] [--json]   events with timestamps
 //! iha-drbd bench-status [--iterations N]   time GET_STATUS dumps in-process
+//! iha-drbd bench-split-brain RES [--iterations N]   time the port's split_brain()/status()
 //! iha-drbd role-server --listen ADDR       promote/demote on request (latency peer)
 //! iha-drbd peer-latency --peer ADDR --resource RES [--rounds N]
 //! ```
@@ -67,6 +68,8 @@ enum Command {
     Events(events::EventsArgs),
     /// Times GET_STATUS dumps in-process.
     BenchStatus(bench::BenchArgs),
+    /// Times the port's split_brain() and status() in-process.
+    BenchSplitBrain(bench::BenchSplitBrainArgs),
     /// Serves role changes to a `peer-latency` client.
     RoleServer(latency::ServerArgs),
     /// Measures how long a peer's role change takes to reach our events fd.
@@ -89,6 +92,7 @@ fn main() -> anyhow::Result<()> {
         Command::NetConfig(a) => split::net_config(a),
         Command::Events(a) => events::run(a),
         Command::BenchStatus(a) => bench::run(a),
+        Command::BenchSplitBrain(a) => bench::split_brain(a),
         Command::RoleServer(a) => latency::serve(a),
         Command::PeerLatency(a) => latency::measure(a),
     }
