@@ -483,21 +483,35 @@ impl ReplicatedVolume for DrbdVolumes {
                 "connect needs the DRBD 8.4 generic netlink family".to_string(),
             ));
         };
-        if let Some(busy) = facts
-            .iter()
-            .find(|f| f.volume.cstate != ConnState::StandAlone)
-        {
-            // Already configured: DRBD connects by itself. Discarding data needs the fresh
-            // handshake of a new connection, so that is refused rather than ignored.
+        if let Some(up) = facts.iter().find(|f| is_connected(f.volume.cstate)) {
+            // Connected: nothing to reconnect, and discarding data would need a new handshake.
             return if discard_local_data {
                 Err(VolumeError::Refused(format!(
-                    "{resource} is {} (not StandAlone): disconnect it before connecting with \
-                     its local data discarded",
-                    busy.volume.cstate.name()
+                    "{resource} is {} with its peer: there is no split brain to resolve here",
+                    up.volume.cstate.name()
                 )))
             } else {
                 Ok(())
             };
+        }
+        if facts
+            .iter()
+            .any(|f| f.volume.cstate != ConnState::StandAlone)
+        {
+            // Configured and waiting for the peer (after a split brain, the side whose
+            // handshake was cut short by the other ends here instead of StandAlone).
+            if !discard_local_data {
+                return Ok(());
+            }
+            if facts.iter().any(|f| f.volume.role == DrbdRole::Primary) {
+                return Err(VolumeError::Refused(format!(
+                    "{resource} is Primary here: make it Secondary before discarding its data"
+                )));
+            }
+            // The documented recovery: disconnect, then connect discarding local data. The
+            // configuration was just read from the kernel (status above), so it is known.
+            self.with_netlink(|nl| nl.disconnect(resource.as_str(), false))
+                .map_err(volume_error)?;
         }
         if discard_local_data && facts.iter().any(|f| f.volume.role == DrbdRole::Primary) {
             return Err(VolumeError::Refused(format!(

@@ -3,12 +3,16 @@
 //!
 //! 1. a plain `disconnect` is not reported as a split brain, and `connect` (a fresh process,
 //!    DRBD having forgotten the configuration) replays the kept configuration natively;
+//!    discarding data on a Connected resource is refused; our CONNECT --discard-my-data is
+//!    recorded next to drbdsetup's (nlmon) and matches it field for field;
 //! 2. the link is cut, node2 is forced Primary and both nodes write different data, node2
 //!    goes Secondary, the link comes back: DRBD's handshake finds the split brain;
 //! 3. both nodes' watchers (subscribed to the events before) report it from the helper call,
-//!    and fresh processes (no event seen) from the state and UUIDs where StandAlone;
-//! 4. `connect --discard-my-data` on node2 (the victim) and `connect` on node1 (the survivor):
-//!    both Connected UpToDate/UpToDate, and node2's backing disk holds node1's data.
+//!    fresh processes with the state directory from the kept record, and without it from the
+//!    state and UUIDs where StandAlone; `bench-split-brain` prints the per-call cost;
+//! 4. node2 (the victim) connects plainly (WFConnection), then `connect --discard-my-data`
+//!    (disconnect + connect), and node1 (the survivor) `connect`: both Connected
+//!    UpToDate/UpToDate, node2's backing disk holds node1's data, the records are gone.
 //!
 //! Witnesses: `drbdsetup cstate|dstate|role`, `/proc/drbd`, the backing disk read with
 //! O_DIRECT. Needs root and the lab (`scripts/suites.d/65-drbd-split-brain` runs it):
@@ -212,7 +216,10 @@ fn split_brain_detected_natively_and_resolved_with_the_survivors_data() {
     assert!(!show.contains("_remote_host"), "{show}");
     assert_eq!(split_brain(n2, &bin), serde_json::Value::Null);
     assert_eq!(split_brain(n1, &bin), serde_json::Value::Null);
-    // Discarding data on a Connected/WFConnection resource is refused, changing nothing.
+    n2.run(&format!("{bin} connect r0 --net-config-dir {DIR}"))
+        .expect("connect node2 again");
+    both_healthy(n1, n2);
+    // Discarding data on a Connected resource is refused, changing nothing.
     let refused = n1
         .exec(&format!(
             "{bin} connect r0 --discard-my-data --net-config-dir {DIR}"
@@ -224,10 +231,7 @@ fn split_brain_detected_natively_and_resolved_with_the_survivors_data() {
         "{}",
         refused.stderr_text()
     );
-    assert_eq!(cstate(n1), "WFConnection");
-    n2.run(&format!("{bin} connect r0 --net-config-dir {DIR}"))
-        .expect("connect node2 again");
-    both_healthy(n1, n2);
+    assert_eq!(cstate(n1), "Connected");
 
     eprintln!("== our CONNECT --discard-my-data against drbdsetup's, on the wire");
     // (No split brain here, so discarding changes nothing: DRBD only consults the flag when
@@ -410,10 +414,22 @@ fn split_brain_detected_natively_and_resolved_with_the_survivors_data() {
     assert_eq!(bytes_at_start(n2, "/dev/vda"), format!("{VICTIM:02x}"));
 
     eprintln!("== recovery: node2 discards its data, node1 connects");
+    // node2 first reconnects plainly: it waits for node1 (StandAlone, not listening), the
+    // state a split brain's second side can also end in; discarding from there disconnects
+    // and connects again, as the documented procedure does.
+    n2.run(&format!("{bin} connect r0 --net-config-dir {DIR}"))
+        .expect("connect on node2");
+    wait_for(
+        n2,
+        "node2 waits for node1",
+        "drbdsetup cstate 1 | grep -qx WFConnection",
+        LONG,
+    );
     n2.run(&format!(
         "{bin} connect r0 --discard-my-data --net-config-dir {DIR}"
     ))
     .expect("connect --discard-my-data on node2");
+    assert_eq!(cstate(n2), "WFConnection");
     n1.run(&format!("{bin} connect r0 --net-config-dir {DIR}"))
         .expect("connect on node1");
     both_healthy(n1, n2);
