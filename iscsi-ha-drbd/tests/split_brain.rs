@@ -484,3 +484,36 @@ fn the_events2_helper_notification_is_recognised_too() {
     log.note(&DrbdEvent::Notification(up));
     assert!(log.is_empty());
 }
+
+proptest::proptest! {
+    /// Whatever a kept configuration holds (a damaged file, a lying kernel), building the
+    /// CONNECT request is an error or a request, never a panic, and a request always carries
+    /// the discard flag exactly when asked.
+    #[test]
+    fn connect_message_is_total_on_any_net_conf(
+        net_conf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        my_addr in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        discard in proptest::prelude::any::<bool>(),
+    ) {
+        let config = NetConfig {
+            resource: "r0".to_string(),
+            my_addr: my_addr.clone(),
+            peer_addr: my_addr,
+            net_conf,
+        };
+        let _ = config.secret_withheld();
+        let _ = config.peer_text();
+        if let Ok(msg) = connect_message(&config, discard) {
+            let fields = net_conf_fields(&msg);
+            let flagged = fields.iter().any(|f| f.number == NET_CONF_DISCARD_MY_DATA);
+            proptest::prop_assert_eq!(flagged, discard);
+        }
+    }
+
+    /// The UUID field of any length reads as four words or nothing.
+    #[test]
+    fn uuids_are_total(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+        let u = DataUuids::from_bytes(&bytes);
+        proptest::prop_assert_eq!(u.is_some(), bytes.len() >= 32);
+    }
+}
