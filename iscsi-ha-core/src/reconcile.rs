@@ -11,8 +11,19 @@ use crate::time::{Moment, Timestamp};
 use crate::vip::VipProbe;
 use crate::volume::{DiskState, VolumeRole};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
+
+/// A peer that is still Primary is the normal middle of a planned switch (the old master is
+/// demoting); it is alerted only when it lasts this long.
+pub const PEER_PRIMARY_ALERT_AFTER: Duration = Duration::from_secs(10);
+
+/// A condition seen in the last pass: since when, and whether it was alerted.
+#[derive(Debug, Clone, Copy)]
+struct Condition {
+    since: Instant,
+    alerted: bool,
+}
 
 /// How many action and alert records are kept for status.
 pub const HISTORY_LEN: usize = 20;
@@ -116,7 +127,7 @@ pub struct Reconciler {
     budgets: Budgets,
     screen: AlertScreen,
     last_intent: Option<Intent>,
-    conditions: BTreeSet<String>,
+    conditions: BTreeMap<String, Condition>,
     actions: VecDeque<ActionRecord>,
     alerts: VecDeque<AlertRecord>,
 }
@@ -133,7 +144,7 @@ impl Reconciler {
             }),
             screen: AlertScreen::new(config.file.alerts.screen.get()),
             last_intent: None,
-            conditions: BTreeSet::new(),
+            conditions: BTreeMap::new(),
             actions: VecDeque::new(),
             alerts: VecDeque::new(),
         }
@@ -180,9 +191,8 @@ impl Reconciler {
             self.budgets.reset();
             self.last_intent = Some(plan.intent.clone());
         }
-        let mut pending = self.condition_alerts(config, observation, &plan);
+        let (mut pending, mut wake_at) = self.condition_alerts(observation, &plan, now.instant);
         let mut actions = Vec::new();
-        let mut wake_at = None;
         for step in &plan.steps {
             let component = step.component();
             let outcome = match self.budgets.gate(&component, step.is_start(), now.instant) {
@@ -200,7 +210,10 @@ impl Reconciler {
                         }
                         Err(failure) => {
                             self.budgets.record_failure(&component, now.instant);
-                            wake_at = Some(now.instant + config.file.monitor.retry_delay.get());
+                            wake_at = earliest(
+                                wake_at,
+                                now.instant + config.file.monitor.retry_delay.get(),
+                            );
                             pending.push(failure.alert(step, config));
                         }
                     }
@@ -213,7 +226,7 @@ impl Reconciler {
                     }
                 }
                 Gate::WaitUntil(at) => {
-                    wake_at = Some(at);
+                    wake_at = earliest(wake_at, at);
                     Outcome::Deferred {
                         retry_in_ms: millis(at.saturating_duration_since(now.instant)),
                     }
@@ -228,7 +241,7 @@ impl Reconciler {
                             ),
                         ));
                     }
-                    wake_at = Some(until);
+                    wake_at = earliest(wake_at, until);
                     Outcome::BudgetExhausted {
                         retry_in_ms: millis(until.saturating_duration_since(now.instant)),
                     }
@@ -261,21 +274,34 @@ impl Reconciler {
         }
     }
 
-    /// Alerts for conditions that appeared since the last pass (role unknown, peer Primary,
-    /// something unobservable, replication degraded while serving).
+    /// Alerts for conditions that appeared since the last pass (role unknown, split brain,
+    /// something unobservable, replication degraded while serving), each once while it lasts;
+    /// a peer still Primary only once it has lasted [`PEER_PRIMARY_ALERT_AFTER`]. Returns the
+    /// alerts, and when to wake up to raise a delayed one.
     fn condition_alerts(
         &mut self,
-        config: &Config,
         observation: &Observation,
         plan: &Plan,
-    ) -> Vec<Alert> {
-        let mut now_present = BTreeSet::new();
+        now: Instant,
+    ) -> (Vec<Alert>, Option<Instant>) {
+        let previous = std::mem::take(&mut self.conditions);
         let mut alerts = Vec::new();
-        let mut raise = |key: String, alert: Alert, alerts: &mut Vec<Alert>| {
-            if !self.conditions.contains(&key) {
-                alerts.push(alert);
+        let mut wake = None;
+        let mut raise = |key: String, alert: Alert, after: Duration| {
+            let mut c = previous.get(&key).copied().unwrap_or(Condition {
+                since: now,
+                alerted: false,
+            });
+            if !c.alerted {
+                let due = c.since + after;
+                if now >= due {
+                    alerts.push(alert);
+                    c.alerted = true;
+                } else {
+                    wake = Some(wake.map_or(due, |w: Instant| w.min(due)));
+                }
             }
-            now_present.insert(key);
+            self.conditions.insert(key, c);
         };
         for hold in &plan.holds {
             let severity = match hold {
@@ -286,7 +312,11 @@ impl Reconciler {
                 Hold::RoleUnknown { .. } => "role-unknown".to_string(),
                 other => format!("{other:?}"),
             };
-            raise(key, Alert::new(severity, hold.to_string()), &mut alerts);
+            let after = match hold {
+                Hold::PeerPrimary { .. } => PEER_PRIMARY_ALERT_AFTER,
+                _ => Duration::ZERO,
+            };
+            raise(key, Alert::new(severity, hold.to_string()), after);
         }
         if plan.intent == Intent::Serve {
             for v in &observation.volumes {
@@ -304,14 +334,12 @@ impl Reconciler {
                                 v.name, s.connection_detail, s.disk, s.peer_disk
                             ),
                         ),
-                        &mut alerts,
+                        Duration::ZERO,
                     );
                 }
             }
         }
-        let _ = config;
-        self.conditions = now_present;
-        alerts
+        (alerts, wake)
     }
 
     fn send(
@@ -351,6 +379,10 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, item: T) {
         queue.pop_front();
     }
     queue.push_back(item);
+}
+
+fn earliest(current: Option<Instant>, candidate: Instant) -> Option<Instant> {
+    Some(current.map_or(candidate, |c| c.min(candidate)))
 }
 
 fn millis(d: Duration) -> u64 {

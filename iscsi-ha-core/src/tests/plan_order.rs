@@ -103,16 +103,46 @@ fn peer_primary_holds_before_anything_starts() {
     assert_eq!(p.steps, vec![Step::Promote(r("r0"))]);
     assert_eq!(p.holds, vec![Hold::PeerPrimary { resource: r("r1") }]);
     let mut rec = Reconciler::new(&cfg);
-    let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(Instant::now(), 0));
-    assert_eq!(
+    let t0 = Instant::now();
+    let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, 0));
+    assert!(!f.world.borrow().calls.contains(&Call::Serve));
+    // The middle of a planned switch: no alert yet, but a wake-up to raise one if it lasts.
+    assert!(
         report
             .alerts
             .iter()
-            .filter(|a| a.alert.severity == Severity::Warning)
-            .count(),
-        1
+            .all(|a| !a.alert.message.contains("peer is Primary")),
+        "{:?}",
+        report.alerts
     );
-    assert!(!f.world.borrow().calls.contains(&Call::Serve));
+    assert_eq!(
+        report.wake_at,
+        Some(t0 + crate::reconcile::PEER_PRIMARY_ALERT_AFTER)
+    );
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let later = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, 11));
+    let held: Vec<_> = later
+        .alerts
+        .iter()
+        .filter(|a| a.alert.message.contains("peer is Primary"))
+        .collect();
+    assert_eq!(held.len(), 1, "{:?}", later.alerts);
+    assert_eq!(held[0].alert.severity, Severity::Warning);
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let again = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, 30));
+    assert!(
+        again
+            .alerts
+            .iter()
+            .all(|a| !a.alert.message.contains("peer is Primary")),
+        "alerted once"
+    );
 }
 
 #[test]
