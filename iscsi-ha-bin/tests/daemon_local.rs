@@ -6,196 +6,41 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
+use support::{config, require_root, sh, Daemon, Netns, VIP};
 
-const VIP: &str = "10.78.0.100";
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "these tests need root (network namespaces, addresses); run them as root, as CI does"
-    );
-    assert!(
-        Command::new("ip")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "these tests need iproute2's `ip` as a witness (scripts/packages.d/base.txt)"
-    );
+/// Starts the daemon with the shared base configuration (a one-hour scan, so whatever happens
+/// happens because of events, not the timer).
+fn start(ns: &Netns, role: &str) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), "");
+    Daemon::start_in(ns, dir, role, &text, &[])
 }
 
-fn sh(cmd: &str) -> Output {
-    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+fn vip_present(ns: &Netns) -> bool {
+    let out = sh(&format!("ip -n {} -j addr show dev d0", ns.name));
+    String::from_utf8_lossy(&out.stdout).contains(&format!("\"{VIP}\""))
 }
 
-/// A network namespace with a veth pair; removed on drop.
-struct Netns {
-    name: String,
+fn add_vip(ns: &Netns) {
+    let out = sh(&format!("ip -n {} addr add {VIP}/24 dev d0", ns.name));
+    assert!(out.status.success());
 }
 
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("ihd{}{tag}", std::process::id() % 100_000);
-        let _ = sh(&format!("ip netns del {name} 2>/dev/null"));
-        let out = sh(&format!(
-            "set -e; ip netns add {name}; ip -n {name} link set lo up; \
-             ip -n {name} link add d0 type veth peer name d0p; \
-             ip -n {name} link set d0 up; ip -n {name} link set d0p up; \
-             ip -n {name} addr add 10.78.0.1/24 dev d0"
-        ));
-        assert!(
-            out.status.success(),
-            "netns setup: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { name }
-    }
-
-    fn vip_present(&self) -> bool {
-        let out = sh(&format!("ip -n {} -j addr show dev d0", self.name));
-        String::from_utf8_lossy(&out.stdout).contains(&format!("\"{VIP}\""))
-    }
-
-    fn add_vip(&self) {
-        let out = sh(&format!("ip -n {} addr add {VIP}/24 dev d0", self.name));
-        assert!(out.status.success());
-    }
+fn signal(d: &Daemon, sig: nix::sys::signal::Signal) {
+    let pid = d.child.as_ref().unwrap().id();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), sig).unwrap();
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = sh(&format!("ip netns del {}", self.name));
-    }
-}
-
-/// A daemon running in a namespace with its own files; killed on drop.
-struct Daemon {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
-
-fn config(dir: &Path, scan: &str) -> String {
-    format!(
-        r#"
-[role]
-source = "file"
-path = "{role}"
-[replication]
-resources = ["r0"]
-[target]
-iqn = "iqn.2024-01.com.example:local"
-[[target.lun]]
-lun = 1
-path = "{disk}"
-[target.access]
-allow_all = true
-[target.daemon]
-managed = false
-control_port = 41
-[vip]
-address = "{VIP}/24"
-interface = "d0"
-[monitor]
-scan_interval = "{scan}"
-[logging]
-to = "stderr"
-"#,
-        role = dir.join("role").display(),
-        disk = dir.join("disk").display(),
-    )
-}
-
-impl Daemon {
-    fn start(ns: &Netns, role: &str, scan: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("role"), role).unwrap();
-        fs::write(dir.path().join("c.toml"), config(dir.path(), scan)).unwrap();
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.name,
-                env!("CARGO_BIN_EXE_iscsi-ha"),
-                "run",
-                "-c",
-            ])
-            .arg(dir.path().join("c.toml"))
-            .arg("--run-dir")
-            .arg(dir.path().join("run"))
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args(["--host-name", "local-test"])
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.path().join("log")).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Self {
-            child: Some(child),
-            dir,
-        };
-        d.wait_for(Duration::from_secs(10), "the daemon to answer", |d| {
-            d.cfg(&["status"]).status.success()
-        });
-        d
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("run/control.sock")
-    }
-
-    fn cfg(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_iscsi-cfg"))
-            .arg("--socket")
-            .arg(self.socket())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let out = self.cfg(&["status", "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-
-    fn wait_for(&self, limit: Duration, what: &str, mut ok: impl FnMut(&Self) -> bool) -> Duration {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            if ok(self) {
-                return t0.elapsed();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
-    }
-
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        let pid = self.child.as_ref().unwrap().id();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), sig)
-            .unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+fn timed(d: &Daemon, limit: Duration, what: &str, ok: impl FnMut(&Daemon) -> bool) -> Duration {
+    let t0 = Instant::now();
+    d.wait_for(limit, what, ok);
+    t0.elapsed()
 }
 
 fn text(o: &Output) -> String {
@@ -210,20 +55,23 @@ fn text(o: &Output) -> String {
 fn role_changes_are_followed_at_once_and_the_vip_never_goes_up_without_drbd() {
     require_root();
     let ns = Netns::new("a");
-    ns.add_vip();
+    add_vip(&ns);
     // A one-hour scan: whatever happens below happens because of events, not the timer.
-    let d = Daemon::start(&ns, "slave\n", "1h");
+    let d = start(&ns, "slave\n");
     d.wait_for(
         Duration::from_secs(5),
         "the slave to release the VIP",
-        |_| !ns.vip_present(),
+        |_| !vip_present(&ns),
     );
     assert_eq!(d.status()["host_role"], "slave");
 
     fs::write(d.dir.path().join("role"), "master\n").unwrap();
-    let seen = d.wait_for(Duration::from_secs(2), "the master role to be seen", |d| {
-        d.status()["host_role"] == "master"
-    });
+    let seen = timed(
+        &d,
+        Duration::from_secs(2),
+        "the master role to be seen",
+        |d| d.status()["host_role"] == "master",
+    );
     eprintln!("role change seen after {seen:?}");
     let s = d.status();
     assert_eq!(s["intent"], "serve");
@@ -236,7 +84,7 @@ fn role_changes_are_followed_at_once_and_the_vip_never_goes_up_without_drbd() {
     );
     std::thread::sleep(Duration::from_millis(300));
     assert!(
-        !ns.vip_present(),
+        !vip_present(&ns),
         "no VIP while DRBD cannot be seen Primary"
     );
 
@@ -263,12 +111,13 @@ fn role_changes_are_followed_at_once_and_the_vip_never_goes_up_without_drbd() {
 fn an_address_event_brings_the_slave_back_at_once() {
     require_root();
     let ns = Netns::new("b");
-    let d = Daemon::start(&ns, "slave\n", "1h");
-    ns.add_vip();
-    let took = d.wait_for(
+    let d = start(&ns, "slave\n");
+    add_vip(&ns);
+    let took = timed(
+        &d,
         Duration::from_secs(2),
         "the VIP added by hand to be released",
-        |_| !ns.vip_present(),
+        |_| !vip_present(&ns),
     );
     eprintln!("VIP added by hand released after {took:?}");
     assert!(d.log().contains("release VIP: done"));
@@ -278,7 +127,7 @@ fn an_address_event_brings_the_slave_back_at_once() {
 fn operator_verbs_keep_the_original_refusals() {
     require_root();
     let ns = Netns::new("c");
-    let d = Daemon::start(&ns, "slave\n", "1h");
+    let d = start(&ns, "slave\n");
     let mode = fs::metadata(d.socket()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the control socket is root's only");
 
@@ -321,7 +170,7 @@ fn operator_verbs_keep_the_original_refusals() {
 fn reload_refuses_a_bad_configuration_and_keeps_running() {
     require_root();
     let ns = Netns::new("d");
-    let d = Daemon::start(&ns, "slave\n", "1h");
+    let d = start(&ns, "slave\n");
     let path = d.dir.path().join("c.toml");
     let good = fs::read_to_string(&path).unwrap();
     fs::write(&path, good.replace("lun = 1", "lun = 0")).unwrap();
@@ -332,7 +181,7 @@ fn reload_refuses_a_bad_configuration_and_keeps_running() {
         "{}",
         text(&out)
     );
-    d.signal(nix::sys::signal::Signal::SIGHUP);
+    signal(&d, nix::sys::signal::Signal::SIGHUP);
     d.wait_for(Duration::from_secs(2), "SIGHUP's refusal in the log", |d| {
         d.log().contains("reload refused")
     });
@@ -348,8 +197,8 @@ fn reload_refuses_a_bad_configuration_and_keeps_running() {
 fn sigterm_stops_cleanly_and_status_then_says_not_running() {
     require_root();
     let ns = Netns::new("e");
-    let mut d = Daemon::start(&ns, "slave\n", "1h");
-    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let mut d = start(&ns, "slave\n");
+    signal(&d, nix::sys::signal::Signal::SIGTERM);
     let mut child = d.child.take().unwrap();
     let t0 = Instant::now();
     let status = loop {
@@ -373,11 +222,11 @@ fn sigterm_stops_cleanly_and_status_then_says_not_running() {
 fn split_brain_recovery_is_refused_without_both_flags_or_a_split_brain() {
     require_root();
     let ns = Netns::new("f");
-    let d = Daemon::start(&ns, "slave\n", "1h");
+    let d = start(&ns, "slave\n");
     let out = d.cfg(&["split-brain"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("no split brain on local-test"),
+        text(&out).contains("no split brain on ops-test"),
         "{}",
         text(&out)
     );
