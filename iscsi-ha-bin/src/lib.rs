@@ -10,6 +10,7 @@ pub mod logging;
 pub mod mail;
 pub mod manual_state;
 pub mod metrics;
+pub mod primary_history;
 pub mod role;
 pub mod wiring;
 

@@ -99,7 +99,22 @@ fn split_brain_is_detected_held_and_resolved_with_the_survivors_data() {
         })
         .count();
     assert_eq!(errors, 1, "{s1}");
+    assert!(
+        sb1["local_last_primary"].is_string(),
+        "node1 is Primary now: {s1}"
+    );
+    let s2 = c.status(2).unwrap();
+    let sb2 = &s2["resources"][0]["split_brain"];
+    assert!(
+        sb2["peer_last_primary"].is_string(),
+        "node2 saw node1 Primary before the cut: {s2}"
+    );
+    assert!(
+        sb2["local_last_primary"].is_string(),
+        "node2 was forced Primary: {s2}"
+    );
     let shown = cfg_ok(&c, 2, "split-brain");
+    assert!(shown.contains("last Primary: node2 "), "{shown}");
     assert!(
         shown.contains("SPLIT BRAIN on r0")
             && shown.contains("split-brain resolve --discard-local-data --yes"),

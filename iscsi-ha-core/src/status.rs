@@ -76,6 +76,12 @@ pub struct SplitBrainView {
     pub detail: SplitBrain,
     /// Whether this host serves now (then it is the natural survivor).
     pub serving_here: bool,
+    /// When this host was last seen Primary on this resource (now, if it is), when known.
+    #[serde(default)]
+    pub local_last_primary: Option<Timestamp>,
+    /// When this host last saw the peer Primary on this resource, when known.
+    #[serde(default)]
+    pub peer_last_primary: Option<Timestamp>,
     /// What to run, and where.
     pub recovery: String,
 }
@@ -140,6 +146,8 @@ impl Status {
             v.split_brain.as_ref().map(|detail| SplitBrainView {
                 detail: detail.clone(),
                 serving_here,
+                local_last_primary: None,
+                peer_last_primary: None,
                 recovery: if serving_here {
                     format!(
                         "this host serves and keeps its data: on the OTHER host run `iscsi-cfg split-brain resolve --discard-local-data --yes` to throw its changes to {} away, then here `iscsi-cfg split-brain reconnect`",

@@ -63,6 +63,15 @@ pub fn render(host: &str, resources: &[ResourceView]) -> String {
                 );
             }
         }
+        let when = |t: Option<iscsi_ha_core::time::Timestamp>| {
+            t.map_or("not seen".to_string(), |t| t.to_string())
+        };
+        let _ = writeln!(
+            o,
+            "  last Primary: {host} {}, peer {}",
+            when(sb.local_last_primary),
+            when(sb.peer_last_primary)
+        );
         let _ = writeln!(
             o,
             "  recommendation: keep the side that has been Primary and serving ({})",

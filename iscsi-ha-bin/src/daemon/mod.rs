@@ -12,6 +12,7 @@ pub use os::{Notifier, SignalRequest, Signals, WakeTimer};
 use crate::config_file;
 use crate::control::{ControlServer, PeerRequest};
 use crate::manual_state::ManualState;
+use crate::primary_history::PrimaryHistory;
 use iscsi_ha_core::config::Config;
 use iscsi_ha_core::observation::{ManualMode, Observation, VolumeObservation};
 use iscsi_ha_core::reconcile::{ActionRecord, Outcome, Ports, Reconciler, Report};
@@ -41,6 +42,8 @@ pub struct DaemonParts {
     pub control: ControlServer,
     /// Where manual mode is kept.
     pub manual: ManualState,
+    /// When each side was last Primary (shown with a split brain).
+    pub history: PrimaryHistory,
 }
 
 /// The running daemon's state.
@@ -53,6 +56,7 @@ pub struct Daemon {
     control: ControlServer,
     manual_state: ManualState,
     manual: ManualMode,
+    history: PrimaryHistory,
     reconciler: Reconciler,
     signals: Signals,
     timer: WakeTimer,
@@ -86,6 +90,7 @@ impl Daemon {
             control: parts.control,
             manual_state: parts.manual,
             manual,
+            history: parts.history,
             signals: Signals::new()?,
             timer: WakeTimer::new()?,
             notifier: Notifier::new(),
@@ -243,14 +248,17 @@ impl Daemon {
             }
             self.log_report(reason, pass, &report);
             self.wake_at = report.wake_at;
-            self.status = Some(Status::build(
+            self.history.observe(&observation, now.wall);
+            let mut status = Status::build(
                 &self.host_name,
                 &self.config,
                 &observation,
                 &report.plan,
                 &self.reconciler,
                 now,
-            ));
+            );
+            self.history.annotate(&mut status);
+            self.status = Some(status);
             self.observation = Some(observation);
             done.extend(report.actions.iter().cloned());
             let progressed = !report.actions.is_empty()
