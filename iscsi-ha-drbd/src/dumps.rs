@@ -32,18 +32,9 @@ fn volume_of(m: &DrbdMessage) -> u32 {
 
 /// Builds resources from the replies of the four dumps (any order; other messages ignored).
 pub fn resources_from_dumps(dialect: Dialect, messages: &[DrbdMessage]) -> Vec<DrbdResource> {
-    let disk = |v: u32| match dialect {
-        Dialect::V84 => DrbdDiskState::from_wire_84(v),
-        Dialect::V9 => DrbdDiskState::from_wire_9(v),
-    };
-    let conn = |v: u32| match dialect {
-        Dialect::V84 => ConnState::from_wire_84_connection(v),
-        Dialect::V9 => ConnState::from_wire_9_conn(v),
-    };
-    let repl = |v: u32| match dialect {
-        Dialect::V84 => ConnState::from_wire_84(v),
-        Dialect::V9 => ConnState::from_wire_9_repl(v),
-    };
+    let disk = |v: u32| dialect.disk_state(v);
+    let conn = |v: u32| dialect.connection_state(v);
+    let repl = |v: u32| dialect.replication_state(v);
     let of = |cmd: DrbdCommand| messages.iter().filter(move |m| m.cmd == cmd);
 
     let mut out = Vec::new();

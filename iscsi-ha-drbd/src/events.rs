@@ -205,18 +205,9 @@ fn state_event(seq: u32, msg: &DrbdMessage) -> DrbdEvent {
 
 fn notification(seq: u32, msg: &DrbdMessage, dialect: Dialect) -> Notification {
     let a = &msg.attrs;
-    let disk = |v: u32| match dialect {
-        Dialect::V84 => DrbdDiskState::from_wire_84(v),
-        Dialect::V9 => DrbdDiskState::from_wire_9(v),
-    };
-    let conn = |v: u32| match dialect {
-        Dialect::V84 => ConnState::from_wire_84_connection(v),
-        Dialect::V9 => ConnState::from_wire_9_conn(v),
-    };
-    let repl = |v: u32| match dialect {
-        Dialect::V84 => ConnState::from_wire_84(v),
-        Dialect::V9 => ConnState::from_wire_9_repl(v),
-    };
+    let disk = |v: u32| dialect.disk_state(v);
+    let conn = |v: u32| dialect.connection_state(v);
+    let repl = |v: u32| dialect.replication_state(v);
     let nh = a.notification_header.as_ref().and_then(|h| h.nh_type);
     Notification {
         seq,

@@ -33,6 +33,30 @@ impl Dialect {
             Dialect::V9 => 2,
         }
     }
+
+    /// A disk state as this dialect numbers it (DRBD 9 renumbered them).
+    pub fn disk_state(self, v: u32) -> DrbdDiskState {
+        match self {
+            Dialect::V84 => DrbdDiskState::from_wire_84(v),
+            Dialect::V9 => DrbdDiskState::from_wire_9(v),
+        }
+    }
+
+    /// A connection object's state in a notification or dump.
+    pub fn connection_state(self, v: u32) -> ConnState {
+        match self {
+            Dialect::V84 => ConnState::from_wire_84_connection(v),
+            Dialect::V9 => ConnState::from_wire_9_conn(v),
+        }
+    }
+
+    /// A peer device's replication state in a notification or dump.
+    pub fn replication_state(self, v: u32) -> ConnState {
+        match self {
+            Dialect::V84 => ConnState::from_wire_84(v),
+            Dialect::V9 => ConnState::from_wire_9_repl(v),
+        }
+    }
 }
 
 macro_rules! named_enum {
