@@ -15,20 +15,25 @@
 //! | [`alert`] | alerts and the duplicate screen |
 //! | [`config`] | the TOML configuration, its checks, and the legacy importer |
 //! | [`observation`], [`plan`] | what was seen, and the pure planner |
+//! | [`history`], [`standing`] | what the host remembers of serving; who may serve, which split-brain side to keep |
+//! | [`operator`] | the operator's requests checked against the observation |
 //! | [`reconcile`], [`budget`] | executing plans through the ports, restart budgets, alert policy |
 //! | [`status`], [`time`] | the status model the CLI prints |
 
 pub mod alert;
 pub mod budget;
 pub mod config;
+pub mod history;
 pub mod iqn;
 pub mod observation;
+pub mod operator;
 pub mod plan;
 pub mod ports;
 pub mod reconcile;
 pub mod resource;
 pub mod role;
 pub mod secret;
+pub mod standing;
 pub mod status;
 pub mod subnet;
 pub mod target;

@@ -1,8 +1,10 @@
 //! One snapshot of everything the planner looks at.
 
+use crate::history::ServingHistory;
 use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::target::TargetStatus;
+use crate::vip::VipClaim;
 use crate::volume::{SplitBrain, VolumeStatus};
 use serde::{Deserialize, Serialize};
 
@@ -52,4 +54,11 @@ pub struct Observation {
     pub target: Result<TargetStatus, String>,
     /// Whether the VIP is assigned here, or why that could not be read.
     pub vip_here: Result<bool, String>,
+    /// Another host's claim on the VIP seen since the last observation (the conflict watch,
+    /// or a probe sent while holding it).
+    #[serde(default)]
+    pub vip_claim: Option<VipClaim>,
+    /// What this host remembers of its time as a server (who took over, who lost its peer).
+    #[serde(default)]
+    pub history: ServingHistory,
 }

@@ -5,7 +5,8 @@ use crate::config::Config;
 use crate::observation::{ManualMode, Observation};
 use crate::resource::ResourceName;
 use crate::role::Role;
-use crate::volume::VolumeRole;
+use crate::standing::{standing, Standing};
+use crate::volume::{DiskState, VolumeRole, VolumeStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -36,12 +37,18 @@ pub fn intent(observation: &Observation) -> Intent {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "step", content = "resource")]
 pub enum Step {
+    /// Ask the network whether another host answers for the VIP before promoting anything:
+    /// a live VIP elsewhere means another server, and this host must not become a second one.
+    ProbeVip,
     /// Make the resource Primary here.
     Promote(ResourceName),
     /// Export the target (converge it on the configuration).
     ServeTarget,
     /// Probe the VIP and, if nobody else answers, assign and announce it.
     AssignVip,
+    /// Announce the VIP again (gratuitous ARP / unsolicited NA) to win back initiators that a
+    /// stale host's claim led astray.
+    AnnounceVip,
     /// Remove the VIP.
     ReleaseVip,
     /// Stop exporting the target.
@@ -56,7 +63,9 @@ impl Step {
         match self {
             Step::Promote(r) | Step::Demote(r) => Component::Volume(r.clone()),
             Step::ServeTarget | Step::StopTarget => Component::Target,
-            Step::AssignVip | Step::ReleaseVip => Component::Vip,
+            Step::ProbeVip | Step::AssignVip | Step::AnnounceVip | Step::ReleaseVip => {
+                Component::Vip
+            }
         }
     }
 
@@ -69,9 +78,11 @@ impl Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Step::ProbeVip => f.write_str("probe VIP"),
             Step::Promote(r) => write!(f, "promote {r}"),
             Step::ServeTarget => f.write_str("serve target"),
             Step::AssignVip => f.write_str("assign VIP"),
+            Step::AnnounceVip => f.write_str("announce VIP"),
             Step::ReleaseVip => f.write_str("release VIP"),
             Step::StopTarget => f.write_str("stop target"),
             Step::Demote(r) => write!(f, "demote {r}"),
@@ -115,11 +126,39 @@ pub enum Hold {
         /// The resource.
         resource: ResourceName,
     },
-    /// A split brain: nothing is promoted, the VIP does not move; an operator must pick the
-    /// survivor.
+    /// A split brain: nothing is promoted and the VIP is not taken; an operator must pick the
+    /// survivor. Releasing is never held.
     SplitBrain {
         /// The resource.
         resource: ResourceName,
+    },
+    /// The local disk may hold old data (not UpToDate, and not Inconsistent while connected to
+    /// an UpToDate peer): promoting it would serve old data and lose or split the writes of
+    /// the host that was Primary last.
+    StaleData {
+        /// The resource.
+        resource: ResourceName,
+        /// The local disk state.
+        disk: DiskState,
+        /// The link, in the adapter's words.
+        connection: String,
+    },
+    /// This host stopped serving: another host claimed the VIP (see [`crate::standing`]).
+    Yielded {
+        /// Why.
+        reason: String,
+        /// Both sides claimed to be the server.
+        tie: bool,
+    },
+    /// This host took over and another host still claims the VIP: announcing again.
+    Contested {
+        /// The claim, as seen.
+        claim: String,
+    },
+    /// A machine that is not the DRBD peer claims the VIP: an address conflict.
+    AddressConflict {
+        /// The claim, as seen.
+        claim: String,
     },
     /// Something needed for a safe decision could not be observed.
     Unobservable {
@@ -142,7 +181,23 @@ impl fmt::Display for Hold {
             ),
             Hold::SplitBrain { resource } => write!(
                 f,
-                "{resource}: split brain; nothing is promoted and the VIP stays where it is until an operator resolves it (iscsi-cfg split-brain)"
+                "{resource}: split brain; nothing is promoted and the VIP is not taken until an operator resolves it (iscsi-cfg split-brain)"
+            ),
+            Hold::StaleData { resource, disk, connection } => write!(
+                f,
+                "{resource}: the local disk is {disk} ({connection}) and may hold old data, so it is not promoted; if the other host is gone for good and this data must serve, run `iscsi-cfg manual-mode-enable && iscsi-cfg become-primary --force` (accepts possibly stale data)"
+            ),
+            Hold::Yielded { reason, .. } => write!(
+                f,
+                "yielded: {reason}. It stays stopped until the pool role changes; see `iscsi-cfg split-brain` for which data to keep, or run `iscsi-cfg manual-mode-enable && iscsi-cfg become-primary --force` if this host must serve after all"
+            ),
+            Hold::Contested { claim } => write!(
+                f,
+                "another host claims the VIP ({claim}) although this host took over: announcing it again; the stale host is expected to yield"
+            ),
+            Hold::AddressConflict { claim } => write!(
+                f,
+                "a machine that is not the DRBD peer claims the VIP ({claim}): an address conflict on the network; find that machine and remove the address there"
             ),
             Hold::Unobservable { what, reason } => write!(f, "cannot observe {what}: {reason}"),
         }
@@ -169,15 +224,17 @@ impl Plan {
 
 /// Plans the steps toward the intent of `observation` under `config`.
 ///
-/// Serve order: promote every resource not Primary → serve the target → assign the VIP. Nothing
-/// after a promotion that is held (peer Primary, unobservable) is planned, so the target never
-/// starts and the VIP is never assigned unless every resource is Primary here.
+/// Serve order: probe the VIP (when it is not here and something must be promoted) → promote
+/// every resource not Primary → serve the target → assign the VIP. Nothing after a promotion
+/// that is held (peer Primary, old data, split brain, unobservable) is planned, so the target
+/// never starts and the VIP is never assigned unless every resource is Primary here.
 ///
-/// Release order: release the VIP → stop the target → demote every Primary resource. When a
-/// state cannot be observed the step is planned anyway, since each is harmless when already done.
+/// Release order: release the VIP → stop the target → demote every resource that is not
+/// Secondary. When a state cannot be observed the step is planned anyway, since each is
+/// harmless when already done. Nothing holds a release: not a split brain, not a failed step.
 ///
-/// A split brain on any resource holds everything: nothing is promoted, the VIP neither comes
-/// nor goes, and what serves keeps serving until an operator resolves it.
+/// A host that must yield ([`crate::standing`]) plans the release although its intent is to
+/// serve, and holds there.
 pub fn plan(config: &Config, observation: &Observation) -> Plan {
     let intent = intent(observation);
     let split: Vec<Hold> = observation
@@ -188,15 +245,6 @@ pub fn plan(config: &Config, observation: &Observation) -> Plan {
             resource: v.name.clone(),
         })
         .collect();
-    if !split.is_empty() && !matches!(intent, Intent::Hold(_)) {
-        // Whatever the role says, a split brain freezes promotion and the VIP: the two data
-        // sets differ, and only an operator can say which one survives.
-        return Plan {
-            intent,
-            steps: Vec::new(),
-            holds: split,
-        };
-    }
     let (steps, holds) = match &intent {
         Intent::Hold(reason) => (
             Vec::new(),
@@ -204,8 +252,31 @@ pub fn plan(config: &Config, observation: &Observation) -> Plan {
                 reason: reason.clone(),
             }],
         ),
-        Intent::Serve => plan_serve(config, observation),
         Intent::Release => (plan_release(config, observation), Vec::new()),
+        Intent::Serve => match standing(observation) {
+            Standing::Yield { reason, tie } => (
+                plan_release(config, observation),
+                vec![Hold::Yielded { reason, tie }],
+            ),
+            Standing::Contested { claim } => {
+                let (mut steps, mut holds) = plan_serve(config, observation, &split);
+                if observation.vip_here == Ok(true) {
+                    steps.push(Step::AnnounceVip);
+                }
+                holds.push(Hold::Contested {
+                    claim: claim.to_string(),
+                });
+                (steps, holds)
+            }
+            Standing::AddressConflict { claim } => {
+                let (steps, mut holds) = plan_serve(config, observation, &split);
+                holds.push(Hold::AddressConflict {
+                    claim: claim.to_string(),
+                });
+                (steps, holds)
+            }
+            Standing::Clear => plan_serve(config, observation, &split),
+        },
     };
     Plan {
         intent,
@@ -214,28 +285,61 @@ pub fn plan(config: &Config, observation: &Observation) -> Plan {
     }
 }
 
-fn plan_serve(config: &Config, observation: &Observation) -> (Vec<Step>, Vec<Hold>) {
+/// Whether DRBD's data on this side is current enough to be promoted automatically: UpToDate,
+/// or Inconsistent while connected to an UpToDate peer (reads and writes then go through the
+/// peer until the resync completes).
+pub fn promotable(status: &VolumeStatus) -> bool {
+    match status.disk {
+        DiskState::UpToDate => true,
+        DiskState::Inconsistent => {
+            status.connection.is_connected() && status.peer_disk == DiskState::UpToDate
+        }
+        _ => false,
+    }
+}
+
+fn plan_serve(config: &Config, observation: &Observation, split: &[Hold]) -> (Vec<Step>, Vec<Hold>) {
     let mut steps = Vec::new();
-    let mut holds = Vec::new();
+    let mut holds = split.to_vec();
+    let mut held_promotion = false;
     for name in &config.resources {
         let seen = observation.volumes.iter().find(|v| &v.name == name);
-        match seen.map(|v| &v.status) {
-            None => holds.push(Hold::Unobservable {
+        let hold = match seen.map(|v| &v.status) {
+            None => Some(Hold::Unobservable {
                 what: format!("resource {name}"),
                 reason: "not in the observation".into(),
             }),
-            Some(Err(reason)) => holds.push(Hold::Unobservable {
+            Some(Err(reason)) => Some(Hold::Unobservable {
                 what: format!("resource {name}"),
                 reason: reason.clone(),
             }),
-            Some(Ok(status)) if status.role == VolumeRole::Primary => {}
-            Some(Ok(status)) if status.peer_is_primary() => holds.push(Hold::PeerPrimary {
+            Some(Ok(status)) if status.role == VolumeRole::Primary => None,
+            Some(Ok(status)) if status.peer_is_primary() => Some(Hold::PeerPrimary {
                 resource: name.clone(),
             }),
-            Some(Ok(_)) => steps.push(Step::Promote(name.clone())),
+            Some(Ok(status)) if !promotable(status) => Some(Hold::StaleData {
+                resource: name.clone(),
+                disk: status.disk,
+                connection: status.connection_detail.clone(),
+            }),
+            Some(Ok(_)) => {
+                steps.push(Step::Promote(name.clone()));
+                None
+            }
+        };
+        if let Some(hold) = hold {
+            held_promotion = true;
+            holds.push(hold);
         }
     }
-    if !holds.is_empty() {
+    if !split.is_empty() && !steps.is_empty() {
+        // Nothing is promoted during a split brain, and nothing after a promotion held.
+        return (Vec::new(), holds);
+    }
+    if !steps.is_empty() && observation.vip_here != Ok(true) {
+        steps.insert(0, Step::ProbeVip);
+    }
+    if held_promotion {
         return (steps, holds);
     }
     match &observation.target {
@@ -244,6 +348,8 @@ fn plan_serve(config: &Config, observation: &Observation) -> (Vec<Step>, Vec<Hol
     }
     match &observation.vip_here {
         Ok(true) => {}
+        // A split brain holds taking the VIP; a host that already serves keeps serving.
+        Ok(false) if !split.is_empty() => {}
         Ok(false) => steps.push(Step::AssignVip),
         Err(reason) => {
             holds.push(Hold::Unobservable {
@@ -267,7 +373,8 @@ fn plan_release(config: &Config, observation: &Observation) -> Vec<Step> {
     for name in &config.resources {
         let seen = observation.volumes.iter().find(|v| &v.name == name);
         match seen.map(|v| &v.status) {
-            Some(Ok(status)) if status.role != VolumeRole::Primary => {}
+            // Only a resource seen Secondary is left alone: a mixed or unknown role is demoted.
+            Some(Ok(status)) if status.role == VolumeRole::Secondary => {}
             _ => steps.push(Step::Demote(name.clone())),
         }
     }

@@ -193,6 +193,11 @@ impl Reconciler {
         }
         let (mut pending, mut wake_at) = self.condition_alerts(observation, &plan, now.instant);
         let mut actions = Vec::new();
+        let yielding = plan
+            .holds
+            .iter()
+            .any(|h| matches!(h, Hold::Yielded { .. }));
+        let mut vip_probed_free = false;
         for step in &plan.steps {
             let component = step.component();
             let outcome = match self.budgets.gate(&component, step.is_start(), now.instant) {
@@ -200,7 +205,10 @@ impl Reconciler {
                     if step.is_start() {
                         self.budgets.record_start(&component, now.instant);
                     }
-                    let result = execute(step, config, ports);
+                    let result = execute(step, config, ports, vip_probed_free);
+                    if *step == Step::ProbeVip && result.is_ok() {
+                        vip_probed_free = true;
+                    }
                     match &result {
                         Ok(()) => {
                             self.budgets.record_success(&component);
@@ -253,7 +261,7 @@ impl Reconciler {
                 step: step.clone(),
                 outcome,
             });
-            if !done {
+            if !done && !continues_after_failure(step, yielding) {
                 break;
             }
         }
@@ -305,11 +313,20 @@ impl Reconciler {
         };
         for hold in &plan.holds {
             let severity = match hold {
-                Hold::RoleUnknown { .. } | Hold::SplitBrain { .. } => Severity::Error,
-                Hold::PeerPrimary { .. } | Hold::Unobservable { .. } => Severity::Warning,
+                Hold::RoleUnknown { .. }
+                | Hold::SplitBrain { .. }
+                | Hold::StaleData { .. }
+                | Hold::Yielded { .. } => Severity::Error,
+                Hold::PeerPrimary { .. }
+                | Hold::Unobservable { .. }
+                | Hold::Contested { .. }
+                | Hold::AddressConflict { .. } => Severity::Warning,
             };
             let key = match hold {
                 Hold::RoleUnknown { .. } => "role-unknown".to_string(),
+                Hold::Yielded { .. } => "yielded".to_string(),
+                Hold::Contested { .. } => "contested".to_string(),
+                Hold::AddressConflict { .. } => "address-conflict".to_string(),
                 other => format!("{other:?}"),
             };
             let after = match hold {
@@ -409,7 +426,7 @@ impl Failure {
             Some(owner) => Alert::new(
                 Severity::Warning,
                 format!(
-                    "{} found on another host{} - it should be here; not taking it",
+                    "{} answers on another host{} - not taking it, and nothing is promoted while it does",
                     config.vip.address(),
                     owner
                         .as_deref()
@@ -422,8 +439,54 @@ impl Failure {
     }
 }
 
-fn execute(step: &Step, config: &Config, ports: &mut Ports<'_>) -> Result<(), Failure> {
+/// Whether the steps after a failed (or deferred) `step` still run. A release goes on where
+/// the next step is still safe: demoting after a failed stop (DRBD refuses while the device is
+/// open, and a dead target no longer holds it), every demotion after another failed. Stopping
+/// the target after a failed VIP release would cut off the initiators that still reach this
+/// host through the VIP while the peer cannot take over (it waits for this host's demotion):
+/// one server, alerted, is kept, unless this host yields to another server, when two servers
+/// are the worse outcome and the target stops anyway.
+fn continues_after_failure(step: &Step, yielding: bool) -> bool {
     match step {
+        Step::ReleaseVip => yielding,
+        Step::StopTarget | Step::Demote(_) => true,
+        Step::ProbeVip
+        | Step::Promote(_)
+        | Step::ServeTarget
+        | Step::AssignVip
+        | Step::AnnounceVip => false,
+    }
+}
+
+fn vip_elsewhere(config: &Config, owner: Option<String>) -> Failure {
+    let e = FloatingIpError::AddressConflict {
+        address: config.vip.address().to_string(),
+        owner: owner.clone(),
+    };
+    let mut f = Failure::from(&e);
+    f.vip_elsewhere = Some(owner);
+    f
+}
+
+fn execute(
+    step: &Step,
+    config: &Config,
+    ports: &mut Ports<'_>,
+    vip_probed_free: bool,
+) -> Result<(), Failure> {
+    match step {
+        Step::ProbeVip => match ports
+            .vip
+            .probe(&config.vip)
+            .map_err(|e| Failure::from(&e))?
+        {
+            VipProbe::LiveElsewhere { owner } => Err(vip_elsewhere(config, owner)),
+            VipProbe::Free => Ok(()),
+        },
+        Step::AnnounceVip => ports
+            .vip
+            .announce(&config.vip)
+            .map_err(|e| Failure::from(&e)),
         Step::Promote(r) => ports
             .volumes
             .promote(r, false)
@@ -441,20 +504,16 @@ fn execute(step: &Step, config: &Config, ports: &mut Ports<'_>) -> Result<(), Fa
             .vip
             .release(&config.vip)
             .map_err(|e| Failure::from(&e)),
+        // The probe before promotion in this same pass stands for the one before assigning.
+        Step::AssignVip if vip_probed_free => {
+            ports.vip.assign(&config.vip).map_err(|e| Failure::from(&e))
+        }
         Step::AssignVip => match ports
             .vip
             .probe(&config.vip)
             .map_err(|e| Failure::from(&e))?
         {
-            VipProbe::LiveElsewhere { owner } => {
-                let e = FloatingIpError::AddressConflict {
-                    address: config.vip.address().to_string(),
-                    owner: owner.clone(),
-                };
-                let mut f = Failure::from(&e);
-                f.vip_elsewhere = Some(owner);
-                Err(f)
-            }
+            VipProbe::LiveElsewhere { owner } => Err(vip_elsewhere(config, owner)),
             VipProbe::Free => ports.vip.assign(&config.vip).map_err(|e| Failure::from(&e)),
         },
     }
@@ -467,6 +526,7 @@ fn success_alert(step: &Step, config: &Config) -> Option<Alert> {
         Step::ServeTarget => format!("target {} serving", config.target.iqn),
         Step::StopTarget => format!("target {} stopped", config.target.iqn),
         Step::AssignVip => format!("{} assigned here and announced", config.vip),
+        Step::ProbeVip | Step::AnnounceVip => return None,
         Step::ReleaseVip => format!("{} released", config.vip),
     };
     Some(Alert::new(Severity::Info, message))

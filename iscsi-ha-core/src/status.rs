@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::observation::{ManualMode, Observation};
 use crate::plan::{Intent, Plan};
+use crate::standing::{split_brain_advice, Confidence, Keep};
 use crate::reconcile::{ActionRecord, AlertRecord, Reconciler};
 use crate::time::Moment;
 use crate::time::Timestamp;
@@ -31,6 +32,10 @@ pub struct Status {
     pub vip: VipView,
     /// Why the host is not (yet) where its role wants it.
     pub holds: Vec<String>,
+    /// What an operator should know although nothing is held (e.g. serving through the peer's
+    /// disk during a resync).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Components whose restart budget is used up.
     pub exhausted: Vec<String>,
     /// The last actions, oldest first.
@@ -82,6 +87,12 @@ pub struct SplitBrainView {
     /// When this host last saw the peer Primary on this resource, when known.
     #[serde(default)]
     pub peer_last_primary: Option<Timestamp>,
+    /// Which side's data to keep, as this host sees it.
+    pub keep: Keep,
+    /// How sure that is.
+    pub confidence: Confidence,
+    /// What this host saw that leads there.
+    pub why: String,
     /// What to run, and where.
     pub recovery: String,
 }
@@ -142,25 +153,48 @@ impl Status {
                 .target
                 .as_ref()
                 .is_ok_and(|t| config.target.is_served_by(t));
+        let history = &observation.history;
         let split_view = |v: &crate::observation::VolumeObservation| {
-            v.split_brain.as_ref().map(|detail| SplitBrainView {
-                detail: detail.clone(),
-                serving_here,
-                local_last_primary: None,
-                peer_last_primary: None,
-                recovery: if serving_here {
-                    format!(
-                        "this host serves and keeps its data: on the OTHER host run `iscsi-cfg split-brain resolve --discard-local-data --yes` to throw its changes to {} away, then here `iscsi-cfg split-brain reconnect`",
-                        v.name
-                    )
-                } else {
-                    format!(
-                        "if the other host serves, its data should win: run here `iscsi-cfg split-brain resolve --discard-local-data --yes` (throws this host's changes to {} away), then on the other host `iscsi-cfg split-brain reconnect`",
-                        v.name
-                    )
-                },
+            v.split_brain.as_ref().map(|detail| {
+                let advice = split_brain_advice(history, v.name.as_str(), serving_here);
+                let record = history.resources.get(v.name.as_str());
+                SplitBrainView {
+                    detail: detail.clone(),
+                    serving_here,
+                    local_last_primary: record.and_then(|r| {
+                        if r.local_primary {
+                            Some(now.wall)
+                        } else {
+                            r.local_last
+                        }
+                    }),
+                    peer_last_primary: record.and_then(|r| {
+                        if r.peer_primary {
+                            Some(now.wall)
+                        } else {
+                            r.peer_last
+                        }
+                    }),
+                    keep: advice.keep,
+                    confidence: advice.confidence,
+                    why: advice.why,
+                    recovery: advice.recovery,
+                }
             })
         };
+        let warnings = observation
+            .volumes
+            .iter()
+            .filter_map(|v| {
+                let s = v.status.as_ref().ok()?;
+                (s.role == VolumeRole::Primary && s.disk == DiskState::Inconsistent).then(|| {
+                    format!(
+                        "{}: serving from an Inconsistent disk while the resync from the peer runs; reads go through the peer, so do not take the peer down until the sync completes",
+                        v.name
+                    )
+                })
+            })
+            .collect();
         let resources = observation
             .volumes
             .iter()
@@ -241,6 +275,7 @@ impl Status {
             target,
             vip,
             holds: plan.holds.iter().map(ToString::to_string).collect(),
+            warnings,
             exhausted: reconciler
                 .exhausted(now.instant)
                 .iter()

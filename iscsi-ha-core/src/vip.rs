@@ -146,6 +146,26 @@ pub enum VipProbe {
     },
 }
 
+/// Another host claiming the VIP while it is here: an ARP reply, a gratuitous ARP or a
+/// neighbour advertisement for our address from a link-layer address that is not ours, seen
+/// by the ongoing conflict watch (RFC 5227 section 2.4) or by a probe sent while holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipClaim {
+    /// The claimant's link-layer address, when known (`aa:bb:cc:dd:ee:ff`).
+    pub owner: Option<String>,
+    /// How it was seen (e.g. "gratuitous ARP", "reply to our probe").
+    pub how: String,
+}
+
+impl fmt::Display for VipClaim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.owner {
+            Some(o) => write!(f, "{} from {o}", self.how),
+            None => f.write_str(&self.how),
+        }
+    }
+}
+
 /// What is known of the VIP on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VipStatus {

@@ -13,7 +13,9 @@ use crate::reconcile::Ports;
 use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatus};
-use crate::vip::{Vip, VipProbe};
+use crate::history::ServingHistory;
+use crate::plan::promotable;
+use crate::vip::{Vip, VipClaim, VipProbe};
 use crate::volume::{Connection, DiskState, SplitBrain, SplitBrainSide, VolumeRole, VolumeStatus};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -77,6 +79,7 @@ pub enum Call {
     Stop,
     Probe,
     Assign,
+    Announce,
     Release,
 }
 
@@ -96,6 +99,19 @@ pub struct World {
     pub unobservable_target: bool,
     pub unobservable_vip: bool,
     pub split_brain: BTreeMap<String, SplitBrain>,
+    /// Local disk states (UpToDate when absent).
+    pub disks: BTreeMap<String, DiskState>,
+    /// Resources whose replication link is down (the peer's role and disk are then unknown).
+    pub disconnected: BTreeMap<String, bool>,
+    /// Another host's claim on the VIP, shown in the next observation.
+    pub claim: Option<VipClaim>,
+    /// The host's serving history, handed to each observation.
+    pub history: ServingHistory,
+    /// A stop was attempted since the target was last served (demoting then is refused by
+    /// DRBD while the device is open, which is harmless).
+    pub stop_attempted: bool,
+    /// The last observation, as the planner saw it.
+    pub last_observation: Option<Observation>,
 }
 
 impl World {
@@ -104,8 +120,8 @@ impl World {
     }
 
     pub fn observe(&mut self, role: Role, manual: ManualMode, spec: &TargetSpec) -> Observation {
-        let volumes = self
-            .roles
+        let roles = self.roles.clone();
+        let volumes = roles
             .iter()
             .map(|(name, role)| {
                 let peer = self
@@ -113,26 +129,17 @@ impl World {
                     .get(name)
                     .copied()
                     .unwrap_or(VolumeRole::Secondary);
+                let connected = !self.disconnected.get(name).copied().unwrap_or(false);
                 self.observed_peer_primary
-                    .insert(name.clone(), peer == VolumeRole::Primary);
+                    .insert(name.clone(), connected && peer == VolumeRole::Primary);
                 VolumeObservation {
                     name: ResourceName::new(name.clone()).unwrap(),
-                    status: Ok(VolumeStatus {
-                        name: ResourceName::new(name.clone()).unwrap(),
-                        role: *role,
-                        peer_role: peer,
-                        connection: Connection::Connected,
-                        connection_detail: "Connected".into(),
-                        disk: DiskState::UpToDate,
-                        peer_disk: DiskState::UpToDate,
-                        sync: None,
-                        suspended: false,
-                    }),
+                    status: Ok(self.volume_status(name, *role, peer, connected)),
                     split_brain: self.split_brain.get(name).cloned(),
                 }
             })
             .collect();
-        Observation {
+        let observation = Observation {
             role,
             manual,
             volumes,
@@ -146,6 +153,38 @@ impl World {
             } else {
                 Ok(self.vip_here)
             },
+            vip_claim: self.claim.clone(),
+            history: self.history.clone(),
+        };
+        self.last_observation = Some(observation.clone());
+        observation
+    }
+
+    fn volume_status(
+        &self,
+        name: &str,
+        role: VolumeRole,
+        peer: VolumeRole,
+        connected: bool,
+    ) -> VolumeStatus {
+        VolumeStatus {
+            name: ResourceName::new(name).unwrap(),
+            role,
+            peer_role: if connected { peer } else { VolumeRole::Unknown },
+            connection: if connected {
+                Connection::Connected
+            } else {
+                Connection::Connecting
+            },
+            connection_detail: if connected { "Connected" } else { "WFConnection" }.into(),
+            disk: self.disks.get(name).copied().unwrap_or(DiskState::UpToDate),
+            peer_disk: if connected {
+                DiskState::UpToDate
+            } else {
+                DiskState::Unknown
+            },
+            sync: None,
+            suspended: false,
         }
     }
 
@@ -231,6 +270,22 @@ impl ReplicatedVolume for Handle {
             w.violations
                 .push(format!("promote {r} while the peer was observed Primary"));
         }
+        let seen = w
+            .last_observation
+            .as_ref()
+            .and_then(|o| o.volumes.iter().find(|v| v.name == *r))
+            .and_then(|v| v.status.clone().ok());
+        if seen.as_ref().is_some_and(|s| !promotable(s)) {
+            w.violations
+                .push(format!("promote {r} of a disk that may hold old data: {seen:?}"));
+        }
+        if w.vip_elsewhere {
+            w.violations
+                .push(format!("promote {r} while the VIP is live on another host"));
+        }
+        if w.split_brain.contains_key(r.as_str()) {
+            w.violations.push(format!("promote {r} during a split brain"));
+        }
         if w.faults.promote {
             return Err(VolumeError::Refused("injected".into()));
         }
@@ -245,8 +300,10 @@ impl ReplicatedVolume for Handle {
         let mut w = self.0.borrow_mut();
         w.calls.push(Call::Demote(r.to_string()));
         if w.target_served {
-            w.violations
-                .push(format!("demote {r} while the target still exports it"));
+            if !w.stop_attempted {
+                w.violations
+                    .push(format!("demote {r} before stopping the target that exports it"));
+            }
             return Err(VolumeError::DeviceInUse);
         }
         if w.faults.demote {
@@ -275,13 +332,16 @@ impl IscsiTarget for Handle {
             return Err(TargetError::Busy("injected".into()));
         }
         w.target_served = true;
+        w.stop_attempted = false;
         Ok(())
     }
 
     fn stop(&mut self, _: &TargetSpec) -> Result<(), TargetError> {
         let mut w = self.0.borrow_mut();
         w.calls.push(Call::Stop);
-        if w.vip_here {
+        w.stop_attempted = true;
+        // Stopping under a VIP is right only for a host yielding to another server.
+        if w.vip_here && w.claim.is_none() {
             w.violations
                 .push("target stopped while the VIP is still here".into());
         }
@@ -333,6 +393,11 @@ impl FloatingIp for Handle {
     }
 
     fn announce(&mut self, _: &Vip) -> Result<(), FloatingIpError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::Announce);
+        if !w.vip_here {
+            w.violations.push("VIP announced while not here".into());
+        }
         Ok(())
     }
 

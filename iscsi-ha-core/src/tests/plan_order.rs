@@ -35,6 +35,7 @@ fn master_from_cold_promotes_all_then_serves_then_assigns() {
     assert_eq!(
         p.steps,
         vec![
+            Step::ProbeVip,
             Step::Promote(r("r0")),
             Step::Promote(r("r1")),
             Step::ServeTarget,
@@ -48,12 +49,13 @@ fn master_from_cold_promotes_all_then_serves_then_assigns() {
     assert_eq!(
         w.calls,
         vec![
+            Call::Probe,
             Call::Promote("r0".into()),
             Call::Promote("r1".into()),
             Call::Serve,
-            Call::Probe,
             Call::Assign
-        ]
+        ],
+        "one probe before promoting stands for the one before assigning in the same pass"
     );
     assert!(w.violations.is_empty(), "{:?}", w.violations);
 }
@@ -100,7 +102,7 @@ fn peer_primary_holds_before_anything_starts() {
         .borrow_mut()
         .observe(Role::Master, ManualMode::Off, &cfg.target);
     let p = plan(&cfg, &obs);
-    assert_eq!(p.steps, vec![Step::Promote(r("r0"))]);
+    assert_eq!(p.steps, vec![Step::ProbeVip, Step::Promote(r("r0"))]);
     assert_eq!(p.holds, vec![Hold::PeerPrimary { resource: r("r1") }]);
     let mut rec = Reconciler::new(&cfg);
     let t0 = Instant::now();
@@ -191,7 +193,7 @@ fn manual_mode_overrides_the_pool_role_and_mutes_alerts() {
 }
 
 #[test]
-fn vip_live_elsewhere_is_not_taken() {
+fn vip_live_elsewhere_is_not_taken_and_nothing_is_promoted() {
     let cfg = config(&["r0"]);
     let mut f = Fakes::new(&["r0"]);
     f.world.borrow_mut().vip_elsewhere = true;
@@ -202,7 +204,7 @@ fn vip_live_elsewhere_is_not_taken() {
     let mut rec = Reconciler::new(&cfg);
     let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(Instant::now(), 0));
     let last = report.actions.last().unwrap();
-    assert_eq!(last.step, Step::AssignVip);
+    assert_eq!(last.step, Step::ProbeVip);
     assert!(matches!(
         last.outcome,
         Outcome::Failed {
@@ -211,11 +213,11 @@ fn vip_live_elsewhere_is_not_taken() {
         }
     ));
     let w = f.world.borrow();
-    assert!(!w.calls.contains(&Call::Assign));
+    assert_eq!(w.calls, vec![Call::Probe], "nothing promoted, served or assigned");
     assert!(w
         .alerts
         .iter()
-        .any(|a| a.message.contains("found on another host")));
+        .any(|a| a.message.contains("answers on another host")));
 }
 
 #[test]
@@ -274,11 +276,18 @@ fn a_failure_defers_the_next_attempt_and_asks_to_be_woken() {
     let first = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, 0));
     assert_eq!(first.wake_at, Some(t0 + Duration::from_secs(2)));
     let second = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, 1));
+    let promote = second
+        .actions
+        .iter()
+        .find(|a| a.step == Step::Promote(r("r0")))
+        .unwrap();
     assert!(matches!(
-        second.actions[0].outcome,
+        promote.outcome,
         Outcome::Deferred { retry_in_ms: 1000 }
     ));
-    assert_eq!(f.world.borrow().calls.len(), 1);
+    let w = f.world.borrow();
+    let promotes = w.calls.iter().filter(|c| matches!(c, Call::Promote(_))).count();
+    assert_eq!(promotes, 1);
 }
 
 #[test]
@@ -318,12 +327,15 @@ fn unobservable_vip_on_master_holds_before_assigning() {
         .borrow_mut()
         .observe(Role::Master, ManualMode::Off, &cfg.target);
     let p = plan(&cfg, &obs);
-    assert_eq!(p.steps, vec![Step::Promote(r("r0")), Step::ServeTarget]);
+    assert_eq!(
+        p.steps,
+        vec![Step::ProbeVip, Step::Promote(r("r0")), Step::ServeTarget]
+    );
     assert!(matches!(p.holds[0], Hold::Unobservable { .. }));
 }
 
 #[test]
-fn split_brain_freezes_everything_and_alerts_once_as_an_error() {
+fn split_brain_holds_promotion_and_the_vip_but_never_a_release() {
     let cfg = config(&["r0", "r1"]);
     let mut f = Fakes::new(&["r0", "r1"]);
     {
@@ -335,27 +347,30 @@ fn split_brain_freezes_everything_and_alerts_once_as_an_error() {
     }
     let mut rec = Reconciler::new(&cfg);
     let t0 = Instant::now();
-    for (i, role) in [Role::Master, Role::Slave, Role::Master]
-        .into_iter()
-        .enumerate()
-    {
-        let obs = f
-            .world
-            .borrow_mut()
-            .observe(role, ManualMode::Off, &cfg.target);
-        let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(t0, i as u64));
-        assert!(report.plan.steps.is_empty(), "{:?}", report.plan);
-        assert_eq!(
-            report.plan.holds,
-            vec![Hold::SplitBrain { resource: r("r1") }]
-        );
-    }
-    let w = f.world.borrow();
-    assert!(
-        w.calls.is_empty(),
-        "nothing promoted, demoted, started, stopped or moved: {:?}",
-        w.calls
+    let master = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let report = rec.reconcile(&cfg, &master, &mut f.ports(), moment(t0, 0));
+    assert!(report.plan.steps.is_empty(), "{:?}", report.plan);
+    assert_eq!(
+        report.plan.holds,
+        vec![Hold::SplitBrain { resource: r("r1") }]
     );
+    assert!(f.world.borrow().calls.is_empty());
+    let slave = f
+        .world
+        .borrow_mut()
+        .observe(Role::Slave, ManualMode::Off, &cfg.target);
+    let report = rec.reconcile(&cfg, &slave, &mut f.ports(), moment(t0, 1));
+    assert_eq!(
+        report.plan.steps,
+        vec![Step::StopTarget, Step::Demote(r("r0"))],
+        "a split brain never holds a release"
+    );
+    let w = f.world.borrow();
+    assert!(!w.target_served && w.roles["r0"] == VolumeRole::Secondary);
+    assert!(w.violations.is_empty(), "{:?}", w.violations);
     let errors: Vec<_> = w
         .alerts
         .iter()
@@ -363,4 +378,22 @@ fn split_brain_freezes_everything_and_alerts_once_as_an_error() {
         .collect();
     assert_eq!(errors.len(), 1, "{:?}", w.alerts);
     assert_eq!(errors[0].severity, Severity::Error);
+}
+
+#[test]
+fn split_brain_on_the_serving_host_still_restarts_its_target() {
+    let cfg = config(&["r0"]);
+    let f = Fakes::new(&["r0"]);
+    {
+        let mut w = f.world.borrow_mut();
+        w.roles.insert("r0".into(), VolumeRole::Primary);
+        w.vip_here = true;
+        w.split_brain
+            .insert("r0".into(), super::fakes::split_brain());
+    }
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    assert_eq!(plan(&cfg, &obs).steps, vec![Step::ServeTarget]);
 }

@@ -1,0 +1,169 @@
+//! What this host remembers of its time as a server, across passes and daemon restarts: the
+//! facts that the stale-master rule ([`crate::standing`]) and the split-brain advice rest on.
+//!
+//! Every fact is local: a host cannot know what its peer did while they were apart, only what
+//! it saw itself. The transitions are pure ([`ServingHistory::note`]); the daemon keeps the
+//! record in its state directory and writes it only when a fact changes.
+
+use crate::observation::Observation;
+use crate::plan::{Hold, Intent, Plan};
+use crate::time::Timestamp;
+use crate::volume::VolumeRole;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One resource's last roles, as this host saw them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    /// This host was Primary at the last observation.
+    pub local_primary: bool,
+    /// When this host stopped being Primary (or was last seen so).
+    pub local_last: Option<Timestamp>,
+    /// The peer was Primary at the last observation.
+    pub peer_primary: bool,
+    /// When the peer was last seen Primary.
+    pub peer_last: Option<Timestamp>,
+    /// The replication link was up at the last observation.
+    #[serde(default)]
+    pub connected: bool,
+}
+
+/// The host's record. A default record knows nothing, which the rules read as "this host
+/// never took over and never lost its peer".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServingHistory {
+    /// When this host last became Primary while its peer was unreachable: it took over.
+    #[serde(default)]
+    pub took_over_at: Option<Timestamp>,
+    /// When this host, Primary, lost the replication link, if it has not been connected to a
+    /// Secondary peer since: it may have been the unreachable one (paused, cut off).
+    #[serde(default)]
+    pub lost_peer_at: Option<Timestamp>,
+    /// When this host stopped serving because another host claimed the VIP (or a tie could
+    /// not be broken). Held while the intent stays "serve", until an operator forces.
+    #[serde(default)]
+    pub yielded_at: Option<Timestamp>,
+    /// Why it yielded.
+    #[serde(default)]
+    pub yield_reason: Option<String>,
+    /// It yielded because both sides claimed to be the server.
+    #[serde(default)]
+    pub yielded_in_tie: bool,
+    /// Since when this host, the rightful server, has seen another host claim the VIP; when
+    /// that lasts [`crate::standing::TIE_AFTER`] the other side did not yield either.
+    #[serde(default)]
+    pub contested_since: Option<Timestamp>,
+    /// When another host's claim on the VIP was last seen.
+    #[serde(default)]
+    pub last_claim_at: Option<Timestamp>,
+    /// When this host last held the VIP (while it holds it: the last change).
+    #[serde(default)]
+    pub vip_last_held_at: Option<Timestamp>,
+    /// Whether it held the VIP at the last observation.
+    #[serde(default)]
+    pub vip_held: bool,
+    /// Per resource.
+    #[serde(default)]
+    pub resources: BTreeMap<String, ResourceRecord>,
+}
+
+impl ServingHistory {
+    /// Takes in one pass's observation and plan at `now`. Returns whether anything worth
+    /// keeping changed (the caller saves the record then, not on every pass).
+    pub fn note(&mut self, observation: &Observation, plan: &Plan, now: Timestamp) -> bool {
+        let before = self.clone();
+        for v in &observation.volumes {
+            let Ok(s) = &v.status else { continue };
+            // Without an earlier record a transition cannot be told from a daemon start.
+            let known = self.resources.contains_key(v.name.as_str());
+            let r = self.resources.entry(v.name.to_string()).or_default();
+            let local = s.role == VolumeRole::Primary;
+            let peer = s.peer_role == VolumeRole::Primary;
+            let connected = s.connection.is_connected();
+            if known && local && !r.local_primary && !connected {
+                self.took_over_at = Some(now);
+            }
+            if known && local && r.local_primary && r.connected && !connected {
+                self.lost_peer_at = Some(now);
+            }
+            if connected && s.peer_role == VolumeRole::Secondary {
+                // The peer is back and follows this host: whoever was cut off, the data did
+                // not go two ways.
+                self.lost_peer_at = None;
+            }
+            if local != r.local_primary || peer != r.peer_primary {
+                if local || r.local_primary {
+                    r.local_last = Some(now);
+                }
+                if peer || r.peer_primary {
+                    r.peer_last = Some(now);
+                }
+            }
+            r.local_primary = local;
+            r.peer_primary = peer;
+            r.connected = connected;
+        }
+        if let Ok(here) = observation.vip_here {
+            if here != self.vip_held {
+                self.vip_last_held_at = Some(now);
+                self.vip_held = here;
+            }
+        }
+        if observation.vip_claim.is_some() {
+            self.last_claim_at = Some(now);
+        }
+        self.note_plan(plan, now);
+        *self != before
+    }
+
+    fn note_plan(&mut self, plan: &Plan, now: Timestamp) {
+        if plan.intent != Intent::Serve {
+            // A new intent ends a yield: the pool (or the operator) has decided again.
+            self.yielded_at = None;
+            self.yield_reason = None;
+            self.yielded_in_tie = false;
+            self.contested_since = None;
+            return;
+        }
+        for hold in &plan.holds {
+            match hold {
+                Hold::Yielded { reason, tie } if self.yielded_at.is_none() => {
+                    self.yielded_at = Some(now);
+                    self.yield_reason = Some(reason.clone());
+                    self.yielded_in_tie = *tie;
+                }
+                Hold::Contested { .. } if self.contested_since.is_none() => {
+                    self.contested_since = Some(now);
+                }
+                _ => {}
+            }
+        }
+        let contested = plan
+            .holds
+            .iter()
+            .any(|h| matches!(h, Hold::Contested { .. }));
+        if !contested && self.last_claim_at.is_none_or(|t| elapsed(t, now) > CONTEST_FORGOTTEN_MS)
+        {
+            self.contested_since = None;
+        }
+    }
+
+    /// The operator decided this host serves (a forced promotion): earlier yields and
+    /// suspicions no longer apply.
+    pub fn operator_forced(&mut self, now: Timestamp) {
+        self.yielded_at = None;
+        self.yield_reason = None;
+        self.yielded_in_tie = false;
+        self.contested_since = None;
+        self.lost_peer_at = None;
+        self.took_over_at = Some(now);
+    }
+}
+
+/// A contest with no claim seen for this long is over.
+const CONTEST_FORGOTTEN_MS: u64 = 30_000;
+
+/// Milliseconds from `from` to `to` (zero when the wall clock went back).
+pub fn elapsed(from: Timestamp, to: Timestamp) -> u64 {
+    to.unix_millis().saturating_sub(from.unix_millis())
+}
