@@ -30,8 +30,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How long the rightful server tolerates another host's claims before concluding that the
-/// other side will not yield either (a tie), in milliseconds.
-pub const TIE_AFTER_MS: u64 = 5_000;
+/// other side will not yield either (a tie), in milliseconds. Longer than DRBD's default
+/// ping interval (10 s), within which an idle stale master notices that it lost its peer.
+pub const TIE_AFTER_MS: u64 = 15_000;
 
 /// This host's right to serve, as far as it can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! Planner and reconciler tests with in-memory fake ports (the only place fakes live).
 
 mod fakes;
+mod faults;
 mod plan_order;
 mod properties;
