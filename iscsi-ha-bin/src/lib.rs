@@ -10,8 +10,9 @@ pub mod logging;
 pub mod mail;
 pub mod manual_state;
 pub mod metrics;
-pub mod primary_history;
 pub mod role;
+pub mod serving_history;
+pub mod state_file;
 pub mod wiring;
 
 /// The version and the git commit it was built from.

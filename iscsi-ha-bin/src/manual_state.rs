@@ -3,7 +3,6 @@
 
 use iscsi_ha_core::observation::ManualMode;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Default state directory.
@@ -48,18 +47,11 @@ impl ManualState {
                 _ => Ok(()),
             };
         }
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir)?;
-        }
         let word = match mode {
             ManualMode::BecomePrimary => "become-primary",
             _ => "become-secondary",
         };
-        let tmp = self.path.with_extension("tmp");
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(word.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &self.path)
+        crate::state_file::write_atomically(&self.path, word.as_bytes())
     }
 }
 

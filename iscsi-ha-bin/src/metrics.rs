@@ -61,6 +61,8 @@ fn step_name(step: &Step) -> &'static str {
         Step::StopTarget => "stop_target",
         Step::AssignVip => "assign_vip",
         Step::ReleaseVip => "release_vip",
+        Step::ProbeVip => "probe_vip",
+        Step::AnnounceVip => "announce_vip",
     }
 }
 
@@ -513,6 +515,7 @@ mod tests {
                 error: None,
             },
             holds: Vec::new(),
+            warnings: Vec::new(),
             exhausted: vec!["target".into()],
             last_actions: Vec::new(),
             alerts: Vec::new(),

@@ -142,7 +142,10 @@ impl ServingHistory {
             .holds
             .iter()
             .any(|h| matches!(h, Hold::Contested { .. }));
-        if !contested && self.last_claim_at.is_none_or(|t| elapsed(t, now) > CONTEST_FORGOTTEN_MS)
+        if !contested
+            && self
+                .last_claim_at
+                .is_none_or(|t| elapsed(t, now) > CONTEST_FORGOTTEN_MS)
         {
             self.contested_since = None;
         }

@@ -298,7 +298,11 @@ pub fn promotable(status: &VolumeStatus) -> bool {
     }
 }
 
-fn plan_serve(config: &Config, observation: &Observation, split: &[Hold]) -> (Vec<Step>, Vec<Hold>) {
+fn plan_serve(
+    config: &Config,
+    observation: &Observation,
+    split: &[Hold],
+) -> (Vec<Step>, Vec<Hold>) {
     let mut steps = Vec::new();
     let mut holds = split.to_vec();
     let mut held_promotion = false;

@@ -193,10 +193,7 @@ impl Reconciler {
         }
         let (mut pending, mut wake_at) = self.condition_alerts(observation, &plan, now.instant);
         let mut actions = Vec::new();
-        let yielding = plan
-            .holds
-            .iter()
-            .any(|h| matches!(h, Hold::Yielded { .. }));
+        let yielding = plan.holds.iter().any(|h| matches!(h, Hold::Yielded { .. }));
         let mut vip_probed_free = false;
         for step in &plan.steps {
             let component = step.component();

@@ -206,21 +206,25 @@ pub struct Advice {
 /// A host that took over (and has not lost its peer or yielded since) never advises
 /// discarding its own data.
 pub fn split_brain_advice(h: &ServingHistory, resource: &str, serving_now: bool) -> Advice {
-    let keep_here = |confidence: Confidence, why: String| Advice {
+    let keep_here = |confidence: Confidence, why: String| {
+        Advice {
         keep: Keep::ThisHost,
         confidence,
         why,
         recovery: format!(
             "keep THIS host's data: on the OTHER host run `iscsi-cfg split-brain resolve --discard-local-data --yes` (throws its changes to {resource} away), then here `iscsi-cfg split-brain reconnect`"
         ),
+    }
     };
-    let keep_there = |confidence: Confidence, why: String| Advice {
+    let keep_there = |confidence: Confidence, why: String| {
+        Advice {
         keep: Keep::OtherHost,
         confidence,
         why,
         recovery: format!(
             "keep the OTHER host's data: once this host no longer serves, run here `iscsi-cfg split-brain resolve --discard-local-data --yes` (throws this host's changes to {resource} away), then on the other host `iscsi-cfg split-brain reconnect`"
         ),
+    }
     };
     if h.yielded_at.is_some() && h.yielded_in_tie {
         return Advice {
@@ -238,7 +242,9 @@ pub fn split_brain_advice(h: &ServingHistory, resource: &str, serving_now: bool)
             Confidence::High,
             format!(
                 "this host yielded at {at}: {}",
-                h.yield_reason.as_deref().unwrap_or("another host claimed the VIP")
+                h.yield_reason
+                    .as_deref()
+                    .unwrap_or("another host claimed the VIP")
             ),
         );
     }

@@ -3,8 +3,8 @@
 use crate::config::Config;
 use crate::observation::{ManualMode, Observation};
 use crate::plan::{Intent, Plan};
-use crate::standing::{split_brain_advice, Confidence, Keep};
 use crate::reconcile::{ActionRecord, AlertRecord, Reconciler};
+use crate::standing::{split_brain_advice, Confidence, Keep};
 use crate::time::Moment;
 use crate::time::Timestamp;
 use crate::volume::{Connection, DiskState, SplitBrain, SyncProgress, VolumeRole};

@@ -6,7 +6,7 @@ use crate::daemon::{Daemon, DaemonParts};
 use crate::mail::{build_alerts, AlertStats};
 use crate::manual_state::{ManualState, DEFAULT_STATE_DIR};
 use crate::metrics::Metrics;
-use crate::primary_history::PrimaryHistory;
+use crate::serving_history::HistoryFile;
 use crate::wiring::build_host;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -79,7 +79,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         host,
         control,
         manual: ManualState::new(&args.state_dir),
-        history: PrimaryHistory::load(&args.state_dir),
+        history: HistoryFile::load(&args.state_dir),
     })?;
     daemon.run()
 }

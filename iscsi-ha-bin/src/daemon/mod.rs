@@ -12,13 +12,16 @@ pub use os::{Notifier, SignalRequest, Signals, WakeTimer};
 use crate::config_file;
 use crate::control::{ControlServer, PeerRequest};
 use crate::manual_state::ManualState;
-use crate::primary_history::PrimaryHistory;
+use crate::serving_history::HistoryFile;
 use iscsi_ha_core::config::Config;
+use iscsi_ha_core::history::ServingHistory;
 use iscsi_ha_core::observation::{ManualMode, Observation, VolumeObservation};
 use iscsi_ha_core::reconcile::{ActionRecord, Outcome, Ports, Reconciler, Report};
 use iscsi_ha_core::role::Role;
+use iscsi_ha_core::standing::vip_check_due;
 use iscsi_ha_core::status::Status;
 use iscsi_ha_core::time::{Moment, Timestamp};
+use iscsi_ha_core::vip::{VipClaim, VipProbe};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -26,6 +29,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How many passes one wake-up may run while steps keep succeeding (each pass re-observes).
 const MAX_PASSES: usize = 4;
+
+/// How often a serving host that may have been unreachable probes the VIP it holds.
+const VIP_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything the daemon needs to start.
 #[allow(missing_debug_implementations)]
@@ -42,8 +48,8 @@ pub struct DaemonParts {
     pub control: ControlServer,
     /// Where manual mode is kept.
     pub manual: ManualState,
-    /// When each side was last Primary (shown with a split brain).
-    pub history: PrimaryHistory,
+    /// What this host remembers of serving (who took over, who lost its peer, who yielded).
+    pub history: HistoryFile,
 }
 
 /// The running daemon's state.
@@ -56,7 +62,11 @@ pub struct Daemon {
     control: ControlServer,
     manual_state: ManualState,
     manual: ManualMode,
-    history: PrimaryHistory,
+    history: HistoryFile,
+    /// Another host's claim on the VIP seen since the last observation.
+    pending_claim: Option<VipClaim>,
+    /// When the VIP was last probed while held here (stale-master check), to space probes.
+    last_vip_check: Option<Instant>,
     reconciler: Reconciler,
     signals: Signals,
     timer: WakeTimer,
@@ -91,6 +101,8 @@ impl Daemon {
             manual_state: parts.manual,
             manual,
             history: parts.history,
+            pending_claim: None,
+            last_vip_check: None,
             signals: Signals::new()?,
             timer: WakeTimer::new()?,
             notifier: Notifier::new(),
@@ -248,8 +260,20 @@ impl Daemon {
             }
             self.log_report(reason, pass, &report);
             self.wake_at = report.wake_at;
-            self.history.observe(&observation, now.wall);
-            let mut status = Status::build(
+            if self
+                .history
+                .history
+                .note(&observation, &report.plan, now.wall)
+            {
+                self.history.save();
+            }
+            if vip_check_due(&observation) && recently_suspect(&self.history.history, now.wall) {
+                // A host that may have been unreachable checks again soon, not only at the scan.
+                self.wake_at = Some(self.wake_at.map_or(Instant::now() + VIP_CHECK_EVERY, |w| {
+                    w.min(Instant::now() + VIP_CHECK_EVERY)
+                }));
+            }
+            let status = Status::build(
                 &self.host_name,
                 &self.config,
                 &observation,
@@ -257,7 +281,6 @@ impl Daemon {
                 &self.reconciler,
                 now,
             );
-            self.history.annotate(&mut status);
             self.status = Some(status);
             self.observation = Some(observation);
             done.extend(report.actions.iter().cloned());
@@ -305,7 +328,7 @@ impl Daemon {
                 },
             })
             .collect();
-        Observation {
+        let mut observation = Observation {
             role,
             manual: self.manual,
             volumes,
@@ -315,6 +338,42 @@ impl Daemon {
                 .vip
                 .is_assigned(&self.config.vip)
                 .map_err(|e| e.to_string()),
+            vip_claim: self.pending_claim.take(),
+            history: self.history.history.clone(),
+        };
+        if observation.vip_claim.is_none() && vip_check_due(&observation) {
+            observation.vip_claim = self.check_vip_held_here();
+        }
+        observation
+    }
+
+    /// Probes the VIP while holding it: a host that may have been unreachable asks whether
+    /// another host answers for it too. At most once per [`VIP_CHECK_EVERY`].
+    fn check_vip_held_here(&mut self) -> Option<VipClaim> {
+        let now = Instant::now();
+        if self
+            .last_vip_check
+            .is_some_and(|at| now.saturating_duration_since(at) < VIP_CHECK_EVERY)
+        {
+            return None;
+        }
+        self.last_vip_check = Some(now);
+        match self.host.vip.probe(&self.config.vip) {
+            Ok(VipProbe::LiveElsewhere { owner }) => {
+                tracing::warn!(
+                    owner = owner.as_deref().unwrap_or("unknown"),
+                    "another host answers for the VIP that this host holds"
+                );
+                Some(VipClaim {
+                    owner,
+                    how: "reply to our probe while holding the VIP".into(),
+                })
+            }
+            Ok(VipProbe::Free) => None,
+            Err(e) => {
+                tracing::warn!("cannot probe the VIP held here: {e}");
+                None
+            }
         }
     }
 
@@ -388,6 +447,15 @@ impl Daemon {
         self.manual = mode;
         Ok(())
     }
+}
+
+/// Within the first minute after losing its peer (or while a split brain shows), a serving
+/// host probes the VIP every second; later only when something wakes it, so a peer that is
+/// simply dead costs no steady broadcast.
+fn recently_suspect(history: &ServingHistory, now: Timestamp) -> bool {
+    history
+        .lost_peer_at
+        .is_none_or(|at| iscsi_ha_core::history::elapsed(at, now) < 60_000)
 }
 
 fn moment() -> Moment {

@@ -3,6 +3,7 @@
 use super::Daemon;
 use crate::control::{Request, Response};
 use iscsi_ha_core::observation::{ManualMode, Observation};
+use iscsi_ha_core::operator::{check_split_brain_resolve, manual_mode_holding_now};
 use iscsi_ha_core::reconcile::Outcome;
 use iscsi_ha_core::role::Role;
 use iscsi_ha_core::vip::VipProbe;
@@ -62,17 +63,14 @@ impl Daemon {
         }
         let o = self.fresh_observation();
         // Hold what the host does now: manual mode must not move anything by itself.
-        let all_primary = !o.volumes.is_empty()
-            && o.volumes.iter().all(|v| {
-                v.status
-                    .as_ref()
-                    .is_ok_and(|s| s.role == VolumeRole::Primary)
-            });
-        let mode = match &o.role {
-            Role::Master => ManualMode::BecomePrimary,
-            Role::Slave => ManualMode::BecomeSecondary,
-            Role::Unknown(_) if all_primary => ManualMode::BecomePrimary,
-            Role::Unknown(_) => ManualMode::BecomeSecondary,
+        let mode = match manual_mode_holding_now(&o) {
+            Ok(mode) => mode,
+            Err(r) => {
+                return Response::Refused {
+                    reason: r.reason,
+                    hint: r.hint,
+                }
+            }
         };
         if let Err(e) = self.set_manual(mode) {
             return Response::Error { message: e };
@@ -209,6 +207,13 @@ impl Daemon {
                     };
                 }
             }
+            // The operator decided this host serves: it took over, whatever it yielded to.
+            self.history
+                .history
+                .operator_forced(iscsi_ha_core::time::Timestamp::from_system_time(
+                    std::time::SystemTime::now(),
+                ));
+            self.history.save();
         }
         self.switch(ManualMode::BecomePrimary)
     }
@@ -221,28 +226,15 @@ impl Daemon {
             };
         }
         let o = self.fresh_observation();
-        let victims: Vec<_> = o
-            .volumes
-            .iter()
-            .filter(|v| v.split_brain.is_some())
-            .map(|v| v.name.clone())
-            .collect();
-        if victims.is_empty() {
-            return Response::Refused {
-                reason: "no resource is in split brain here".into(),
-                hint: "iscsi-cfg split-brain shows what each host knows".into(),
-            };
-        }
-        let serving = o.vip_here == Ok(true)
-            || o.target
-                .as_ref()
-                .is_ok_and(|t| self.config.target.is_served_by(t));
-        if serving {
-            return Response::Refused {
-                reason: "this host serves the target: its data is the one initiators use".into(),
-                hint: "run `iscsi-cfg split-brain resolve --discard-local-data --yes` on the other host, then `iscsi-cfg split-brain reconnect` here".into(),
-            };
-        }
+        let victims = match check_split_brain_resolve(&self.config, &o) {
+            Ok(v) => v,
+            Err(r) => {
+                return Response::Refused {
+                    reason: r.reason,
+                    hint: r.hint,
+                }
+            }
+        };
         let mut done = Vec::new();
         for name in victims {
             tracing::warn!(resource = %name, "split-brain recovery: demoting and reconnecting, discarding this host's changes");

@@ -4,7 +4,9 @@
 
 use crate::alert::Alert;
 use crate::config::{Config, Source};
+use crate::history::ServingHistory;
 use crate::observation::{ManualMode, Observation, VolumeObservation};
+use crate::plan::promotable;
 use crate::ports::{
     AlertError, Alerts, FloatingIp, FloatingIpError, IscsiTarget, ReplicatedVolume, TargetError,
     VolumeError,
@@ -13,8 +15,6 @@ use crate::reconcile::Ports;
 use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatus};
-use crate::history::ServingHistory;
-use crate::plan::promotable;
 use crate::vip::{Vip, VipClaim, VipProbe};
 use crate::volume::{Connection, DiskState, SplitBrain, SplitBrainSide, VolumeRole, VolumeStatus};
 use std::cell::RefCell;
@@ -176,7 +176,12 @@ impl World {
             } else {
                 Connection::Connecting
             },
-            connection_detail: if connected { "Connected" } else { "WFConnection" }.into(),
+            connection_detail: if connected {
+                "Connected"
+            } else {
+                "WFConnection"
+            }
+            .into(),
             disk: self.disks.get(name).copied().unwrap_or(DiskState::UpToDate),
             peer_disk: if connected {
                 DiskState::UpToDate
@@ -276,15 +281,17 @@ impl ReplicatedVolume for Handle {
             .and_then(|o| o.volumes.iter().find(|v| v.name == *r))
             .and_then(|v| v.status.clone().ok());
         if seen.as_ref().is_some_and(|s| !promotable(s)) {
-            w.violations
-                .push(format!("promote {r} of a disk that may hold old data: {seen:?}"));
+            w.violations.push(format!(
+                "promote {r} of a disk that may hold old data: {seen:?}"
+            ));
         }
         if w.vip_elsewhere {
             w.violations
                 .push(format!("promote {r} while the VIP is live on another host"));
         }
         if w.split_brain.contains_key(r.as_str()) {
-            w.violations.push(format!("promote {r} during a split brain"));
+            w.violations
+                .push(format!("promote {r} during a split brain"));
         }
         if w.faults.promote {
             return Err(VolumeError::Refused("injected".into()));
@@ -301,8 +308,9 @@ impl ReplicatedVolume for Handle {
         w.calls.push(Call::Demote(r.to_string()));
         if w.target_served {
             if !w.stop_attempted {
-                w.violations
-                    .push(format!("demote {r} before stopping the target that exports it"));
+                w.violations.push(format!(
+                    "demote {r} before stopping the target that exports it"
+                ));
             }
             return Err(VolumeError::DeviceInUse);
         }

@@ -355,5 +355,8 @@ fn a_claim_while_the_peer_follows_is_an_address_conflict_not_a_yield() {
         .observe(Role::Master, ManualMode::Off, &cfg.target);
     let p = plan(&cfg, &obs);
     assert!(p.steps.is_empty(), "{p:?}");
-    assert!(matches!(p.holds[..], [Hold::AddressConflict { .. }]), "{p:?}");
+    assert!(
+        matches!(p.holds[..], [Hold::AddressConflict { .. }]),
+        "{p:?}"
+    );
 }

@@ -213,7 +213,11 @@ fn vip_live_elsewhere_is_not_taken_and_nothing_is_promoted() {
         }
     ));
     let w = f.world.borrow();
-    assert_eq!(w.calls, vec![Call::Probe], "nothing promoted, served or assigned");
+    assert_eq!(
+        w.calls,
+        vec![Call::Probe],
+        "nothing promoted, served or assigned"
+    );
     assert!(w
         .alerts
         .iter()
@@ -286,7 +290,11 @@ fn a_failure_defers_the_next_attempt_and_asks_to_be_woken() {
         Outcome::Deferred { retry_in_ms: 1000 }
     ));
     let w = f.world.borrow();
-    let promotes = w.calls.iter().filter(|c| matches!(c, Call::Promote(_))).count();
+    let promotes = w
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Call::Promote(_)))
+        .count();
     assert_eq!(promotes, 1);
 }
 
