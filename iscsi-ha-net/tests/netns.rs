@@ -447,11 +447,37 @@ fn unknown_interface_is_a_typed_error_and_changes_nothing() {
         let missing = FloatingIpError::NoSuchInterface("nosuch0".into());
         assert_eq!(ip.assign(&v), Err(missing.clone()));
         assert_eq!(ip.probe(&v), Err(missing.clone()));
-        assert_eq!(ip.announce(&v), Err(missing.clone()));
-        assert_eq!(ip.is_assigned(&v), Err(missing.clone()));
-        assert_eq!(ip.release(&v), Err(missing));
+        assert_eq!(ip.announce(&v), Err(missing));
+        // An address cannot be on an interface that does not exist.
+        assert_eq!(ip.is_assigned(&v), Ok(false));
+        assert_eq!(ip.release(&v), Ok(()));
     });
     assert_eq!(lab.a.addresses(), before);
+}
+
+#[test]
+fn a_vip_whose_interface_was_deleted_counts_as_released() {
+    let lab = Lab::new();
+    let v = vip(VIP4, 24);
+    lab.a.run(|| {
+        // One adapter throughout, as in the daemon: its cached sockets and pending
+        // announcements name the interface that goes away.
+        let mut ip = NetFloatingIp::new(FloatingIpConfig::default()).unwrap();
+        ip.assign(&v).unwrap();
+        assert_eq!(ip.is_assigned(&v), Ok(true));
+        lab.a.ip(&["link", "del", "eth0"]);
+        assert_eq!(
+            ip.release(&v),
+            Ok(()),
+            "release of a VIP on a deleted interface"
+        );
+        assert_eq!(ip.is_assigned(&v), Ok(false));
+        assert_eq!(ip.release(&v), Ok(()), "and again");
+        let missing = FloatingIpError::NoSuchInterface("eth0".into());
+        assert_eq!(ip.assign(&v), Err(missing.clone()));
+        assert_eq!(ip.probe(&v), Err(missing));
+    });
+    assert!(!lab.a.ip(&["-j", "addr"]).contains(VIP4));
 }
 
 #[test]
