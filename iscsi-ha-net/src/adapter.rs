@@ -232,9 +232,17 @@ impl FloatingIp for NetFloatingIp {
     fn probe(&mut self, vip: &Vip) -> Result<VipProbe, FloatingIpError> {
         let name = vip.interface().as_str();
         let link = self.usable_link(vip)?;
+        // Every MAC of this host, so that the probe also works while we hold the address
+        // ourselves: only another host's answer counts.
+        let mut ours = self
+            .rtnl
+            .host_macs()
+            .map_err(|e| from_netlink(&e, name, "list links"))?;
+        ours.push(link.mac);
         let owner = find_owner(
             link.index,
             link.mac,
+            &ours,
             vip.address(),
             self.config.probe_timeout,
             self.config.probe_count,
@@ -245,7 +253,9 @@ impl FloatingIp for NetFloatingIp {
                 owner: Some(owner.to_string()),
             });
         }
-        // Pinging an address we hold ourselves would only reach our own stack.
+        // Pinging an address we hold ourselves would only reach our own stack (the kernel
+        // routes it to `lo`), so while we hold it the second opinion is skipped: an answer
+        // would be ours and prove nothing about another host.
         if self.config.icmp_check && !self.is_assigned(vip)? {
             let answered = echo_answered(name, vip.address(), self.config.icmp_timeout)
                 .map_err(|e| from_io(&e, name, "ICMP echo check"))?;
