@@ -164,29 +164,29 @@ pub enum ClaimWatchError {
     /// Not root, or missing `CAP_NET_RAW`.
     #[error("watching {interface} for claims needs root or CAP_NET_RAW: {source}")]
     PermissionDenied {
-        /// The interface.
+        /// Name of the watched interface.
         interface: String,
-        /// The refusal.
+        /// The kernel's refusal (`EPERM`/`EACCES`).
         #[source]
         source: io::Error,
     },
     /// The packet socket failed.
     #[error("{operation} on {interface}: {source}")]
     Io {
-        /// The interface.
+        /// Name of the watched interface.
         interface: String,
-        /// What was being done.
+        /// What was being done ("read frames", "open packet socket").
         operation: &'static str,
-        /// The OS error.
+        /// The errno from the packet socket.
         #[source]
         source: io::Error,
     },
     /// Looking up the interface over rtnetlink failed.
     #[error("looking up {interface}: {source}")]
     Netlink {
-        /// The interface.
+        /// Name of the watched interface.
         interface: String,
-        /// The netlink failure.
+        /// The rtnetlink request that failed, with its errno when the kernel refused it.
         #[source]
         source: NetlinkError,
     },
@@ -290,7 +290,7 @@ impl VipClaimWatch {
         Ok(watch)
     }
 
-    /// The watched address.
+    /// The VIP this watch reports claims of.
     pub fn address(&self) -> IpAddr {
         self.address
     }
