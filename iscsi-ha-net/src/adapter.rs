@@ -77,11 +77,17 @@ impl NetFloatingIp {
         &self.config
     }
 
-    fn link(&mut self, vip: &Vip) -> Result<LinkInfo, FloatingIpError> {
+    /// The VIP's interface, or `None` when there is no interface of that name.
+    fn existing_link(&mut self, vip: &Vip) -> Result<Option<LinkInfo>, FloatingIpError> {
         let name = vip.interface().as_str();
         self.rtnl
             .link_by_name(name)
-            .map_err(|e| from_netlink(&e, name, "look up interface"))?
+            .map_err(|e| from_netlink(&e, name, "look up interface"))
+    }
+
+    fn link(&mut self, vip: &Vip) -> Result<LinkInfo, FloatingIpError> {
+        let name = vip.interface().as_str();
+        self.existing_link(vip)?
             .ok_or_else(|| FloatingIpError::NoSuchInterface(name.to_owned()))
     }
 
@@ -210,9 +216,12 @@ impl NetFloatingIp {
 }
 
 impl FloatingIp for NetFloatingIp {
+    /// A missing interface cannot carry the address: `Ok(false)`, not an error.
     fn is_assigned(&mut self, vip: &Vip) -> Result<bool, FloatingIpError> {
         let name = vip.interface().as_str();
-        let link = self.link(vip)?;
+        let Some(link) = self.existing_link(vip)? else {
+            return Ok(false);
+        };
         let addresses = self
             .rtnl
             .addresses(link.index)
@@ -223,9 +232,17 @@ impl FloatingIp for NetFloatingIp {
     fn probe(&mut self, vip: &Vip) -> Result<VipProbe, FloatingIpError> {
         let name = vip.interface().as_str();
         let link = self.usable_link(vip)?;
+        // Every MAC of this host, so that the probe also works while we hold the address
+        // ourselves: only another host's answer counts.
+        let mut ours = self
+            .rtnl
+            .host_macs()
+            .map_err(|e| from_netlink(&e, name, "list links"))?;
+        ours.push(link.mac);
         let owner = find_owner(
             link.index,
             link.mac,
+            &ours,
             vip.address(),
             self.config.probe_timeout,
             self.config.probe_count,
@@ -236,7 +253,9 @@ impl FloatingIp for NetFloatingIp {
                 owner: Some(owner.to_string()),
             });
         }
-        // Pinging an address we hold ourselves would only reach our own stack.
+        // Pinging an address we hold ourselves would only reach our own stack (the kernel
+        // routes it to `lo`), so while we hold it the second opinion is skipped: an answer
+        // would be ours and prove nothing about another host.
         if self.config.icmp_check && !self.is_assigned(vip)? {
             let answered = echo_answered(name, vip.address(), self.config.icmp_timeout)
                 .map_err(|e| from_io(&e, name, "ICMP echo check"))?;
@@ -280,11 +299,16 @@ impl FloatingIp for NetFloatingIp {
         self.announce_now(vip, &link, false)
     }
 
+    /// Releasing on an interface that no longer exists succeeds: the address went with it,
+    /// and a host that must stop serving may not be held up by a failing release.
     fn release(&mut self, vip: &Vip) -> Result<(), FloatingIpError> {
         let name = vip.interface().as_str();
         // No announcement for an address we are giving up may leave after this point.
         self.cancel_follow_ups(vip.address());
-        let link = self.link(vip)?;
+        let Some(link) = self.existing_link(vip)? else {
+            tracing::info!(%vip, "interface gone, so the floating address is too");
+            return Ok(());
+        };
         let present = self
             .rtnl
             .addresses(link.index)
@@ -292,9 +316,14 @@ impl FloatingIp for NetFloatingIp {
             .into_iter()
             .filter(|a| a.address == vip.address());
         for entry in present {
-            self.rtnl
+            match self
+                .rtnl
                 .delete_address(link.index, entry.address, entry.prefix)
-                .map_err(|e| from_netlink(&e, name, "delete address"))?;
+            {
+                // The interface vanished between the listing and the removal.
+                Err(e) if e.errno() == Some(libc::ENODEV) => return Ok(()),
+                other => other.map_err(|e| from_netlink(&e, name, "delete address"))?,
+            }
             tracing::info!(%vip, "floating address released");
         }
         Ok(())

@@ -9,6 +9,7 @@
 //! | announcements (in [`NetFloatingIp`]) | gratuitous ARP / unsolicited NA bursts | `arping -U`, `send_ua` |
 //! | probes (in [`NetFloatingIp`]) | RFC 5227 ARP probe, IPv6 DAD solicitation, ICMP echo | `arping -D`, `ping` |
 //! | [`events`] | address-change notifications as a pollable descriptor | `ip monitor address` |
+//! | [`claims`] | ongoing conflict detection: another host claiming the VIP (RFC 5227 2.4) | `arpwatch`, `tcpdump arp` |
 //!
 //! # One netlink stack
 //!
@@ -31,6 +32,7 @@
 //!   its owner. Optionally an ICMP echo as a second opinion.
 //! - **release**: `RTM_DELADDR`; pending refresh announcements are cancelled first.
 
+pub mod claims;
 pub mod config;
 mod errors;
 pub mod events;
@@ -45,6 +47,7 @@ mod wait;
 mod adapter;
 
 pub use adapter::NetFloatingIp;
+pub use claims::{classify_claim, ClaimKind, ClaimWatchError, VipClaim, VipClaimWatch};
 pub use config::{vip_label, FloatingIpConfig};
 pub use events::{AddressEvent, AddressEvents};
 pub use mac::MacAddr;
@@ -59,6 +62,7 @@ mod tests {
     fn the_daemon_can_move_the_adapter_and_the_subscription_to_its_threads() {
         is_send::<NetFloatingIp>();
         is_send::<AddressEvents>();
+        is_send::<VipClaimWatch>();
         // And it serves as the port behind a trait object.
         let _boxed: fn(NetFloatingIp) -> Box<dyn iscsi_ha_core::ports::FloatingIp + Send> =
             |adapter| Box::new(adapter);

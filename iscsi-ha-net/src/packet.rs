@@ -37,7 +37,28 @@ impl PacketSocket {
         PacketSocket::open_bound(index, ether_type, false)
     }
 
+    /// Opens a non-blocking socket like [`PacketSocket::open`] whose incoming frames first
+    /// pass the classic BPF program `filter` in the kernel (what `tcpdump -dd` prints), so
+    /// that frames nobody wants never wake the reader. The filter is in place before the
+    /// socket is bound, so no unfiltered frame is ever queued.
+    pub fn open_filtered(
+        index: u32,
+        ether_type: EtherType,
+        filter: &[libc::sock_filter],
+    ) -> io::Result<PacketSocket> {
+        PacketSocket::open_bound_with(index, ether_type, true, Some(filter))
+    }
+
     fn open_bound(index: u32, ether_type: EtherType, receive: bool) -> io::Result<PacketSocket> {
+        PacketSocket::open_bound_with(index, ether_type, receive, None)
+    }
+
+    fn open_bound_with(
+        index: u32,
+        ether_type: EtherType,
+        receive: bool,
+        filter: Option<&[libc::sock_filter]>,
+    ) -> io::Result<PacketSocket> {
         // Created with protocol 0 and given its protocol by bind(2) only: a socket created
         // with a protocol is hooked to every interface at once, and moving the hook to one
         // interface in bind costs an RCU grace period (milliseconds) in the kernel.
@@ -55,6 +76,10 @@ impl PacketSocket {
         }
         // SAFETY: `raw` is a descriptor socket(2) just returned to us and nobody else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        if let Some(filter) = filter {
+            attach_filter(fd.as_fd(), filter)?;
+        }
 
         let protocol = ether_type.value().to_be();
         let destination = link_address(index, protocol)?;
@@ -99,6 +124,20 @@ impl PacketSocket {
                 io::ErrorKind::WriteZero,
                 format!("sent {sent} of {} frame bytes", frame.len()),
             ))
+        }
+    }
+
+    /// Reads one queued frame into `buffer` without blocking: its length (the frame may have
+    /// been cut to the buffer's size), or `None` when nothing is queued. A socket whose
+    /// interface went down or away reports `ENETDOWN` once.
+    pub fn try_receive(&self, buffer: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            match recv(self.fd.as_raw_fd(), buffer, MsgFlags::MSG_DONTWAIT) {
+                Ok(len) => return Ok(Some(len)),
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -151,6 +190,32 @@ fn link_address(index: u32, protocol: u16) -> io::Result<libc::sockaddr_ll> {
     address.sll_ifindex =
         i32::try_from(index).map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))?;
     Ok(address)
+}
+
+/// Attaches a classic BPF program to a socket (`SO_ATTACH_FILTER`).
+fn attach_filter(fd: BorrowedFd<'_>, filter: &[libc::sock_filter]) -> io::Result<()> {
+    let program = libc::sock_fprog {
+        len: u16::try_from(filter.len()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+        // The kernel copies the program and never writes through this pointer.
+        filter: filter.as_ptr().cast_mut(),
+    };
+    let length = libc::socklen_t::try_from(mem::size_of::<libc::sock_fprog>())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `program` is an initialised sock_fprog of `length` bytes whose `filter` points
+    // at `filter.len()` live instructions; setsockopt(2) copies both before returning.
+    let set = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            std::ptr::from_ref(&program).cast::<libc::c_void>(),
+            length,
+        )
+    };
+    if set < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn sockaddr_ll_len() -> io::Result<libc::socklen_t> {

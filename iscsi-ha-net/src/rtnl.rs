@@ -162,6 +162,35 @@ impl Rtnetlink {
         }))
     }
 
+    /// The link-layer addresses of every interface in this namespace, current and
+    /// permanent: frames from any of them are this host's own, whichever interface sent
+    /// them (Linux answers ARP for an address on one interface out of another by default).
+    pub fn host_macs(&mut self) -> Result<Vec<MacAddr>, NetlinkError> {
+        let replies = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            "list links",
+        )?;
+        let mut macs: Vec<MacAddr> = replies
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => Some(&link.attributes),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|a| match a {
+                LinkAttribute::Address(bytes) | LinkAttribute::PermAddress(bytes) => {
+                    MacAddr::from_slice(bytes)
+                }
+                _ => None,
+            })
+            .filter(|mac| *mac != MacAddr::ZERO)
+            .collect();
+        macs.sort_unstable_by_key(MacAddr::octets);
+        macs.dedup();
+        Ok(macs)
+    }
+
     /// The addresses on interface `index` (both families).
     pub fn addresses(&mut self, index: u32) -> Result<Vec<AddressEntry>, NetlinkError> {
         let replies = self.request(

@@ -196,6 +196,59 @@ fn probe_reports_the_owner_while_a_holds_the_vip() {
     }
 }
 
+/// The daemon probes the VIP while it holds it, to find a second holder (a stale master that
+/// was paused): its own MAC never counts, another host's answer does.
+#[test]
+fn a_host_holding_the_vip_finds_a_second_holder_by_probing() {
+    let lab = Lab::new();
+    let with_icmp = || {
+        NetFloatingIp::new(FloatingIpConfig {
+            icmp_check: true,
+            refresh_delay: None,
+            ..FloatingIpConfig::default()
+        })
+        .unwrap()
+    };
+    for (address, prefix) in [(VIP4, 24), (VIP6, 64)] {
+        let v = vip(address, prefix);
+        // Only A holds it: nobody else answers, whatever A's own stack would say.
+        lab.a.run(|| adapter().assign(&v).unwrap());
+        assert_eq!(
+            lab.a.run(|| adapter().probe(&v).unwrap()),
+            VipProbe::Free,
+            "{address}: A alone"
+        );
+        assert_eq!(
+            lab.a.run(|| with_icmp().probe(&v).unwrap()),
+            VipProbe::Free,
+            "{address}: A alone, with the ICMP check (A must not answer itself)"
+        );
+        // B holds it as well (the kernel of each answers probes for it).
+        lab.b.run(|| adapter().assign(&v).unwrap());
+        for probe in [
+            lab.a.run(|| adapter().probe(&v).unwrap()),
+            lab.a.run(|| with_icmp().probe(&v).unwrap()),
+        ] {
+            assert_eq!(
+                probe,
+                VipProbe::LiveElsewhere {
+                    owner: Some(lab.b.mac.clone())
+                },
+                "{address}: A and B"
+            );
+        }
+        // Probing changed nothing on either side.
+        assert!(lab.a.has_address(address) && lab.b.has_address(address));
+        lab.b.run(|| adapter().release(&v).unwrap());
+        assert_eq!(
+            lab.a.run(|| adapter().probe(&v).unwrap()),
+            VipProbe::Free,
+            "{address}: B gave it up"
+        );
+        lab.a.run(|| adapter().release(&v).unwrap());
+    }
+}
+
 #[test]
 fn icmp_echo_is_a_second_opinion_when_arp_probes_go_unanswered() {
     let lab = Lab::new();
@@ -447,11 +500,37 @@ fn unknown_interface_is_a_typed_error_and_changes_nothing() {
         let missing = FloatingIpError::NoSuchInterface("nosuch0".into());
         assert_eq!(ip.assign(&v), Err(missing.clone()));
         assert_eq!(ip.probe(&v), Err(missing.clone()));
-        assert_eq!(ip.announce(&v), Err(missing.clone()));
-        assert_eq!(ip.is_assigned(&v), Err(missing.clone()));
-        assert_eq!(ip.release(&v), Err(missing));
+        assert_eq!(ip.announce(&v), Err(missing));
+        // An address cannot be on an interface that does not exist.
+        assert_eq!(ip.is_assigned(&v), Ok(false));
+        assert_eq!(ip.release(&v), Ok(()));
     });
     assert_eq!(lab.a.addresses(), before);
+}
+
+#[test]
+fn a_vip_whose_interface_was_deleted_counts_as_released() {
+    let lab = Lab::new();
+    let v = vip(VIP4, 24);
+    lab.a.run(|| {
+        // One adapter throughout, as in the daemon: its cached sockets and pending
+        // announcements name the interface that goes away.
+        let mut ip = NetFloatingIp::new(FloatingIpConfig::default()).unwrap();
+        ip.assign(&v).unwrap();
+        assert_eq!(ip.is_assigned(&v), Ok(true));
+        lab.a.ip(&["link", "del", "eth0"]);
+        assert_eq!(
+            ip.release(&v),
+            Ok(()),
+            "release of a VIP on a deleted interface"
+        );
+        assert_eq!(ip.is_assigned(&v), Ok(false));
+        assert_eq!(ip.release(&v), Ok(()), "and again");
+        let missing = FloatingIpError::NoSuchInterface("eth0".into());
+        assert_eq!(ip.assign(&v), Err(missing.clone()));
+        assert_eq!(ip.probe(&v), Err(missing));
+    });
+    assert!(!lab.a.ip(&["-j", "addr"]).contains(VIP4));
 }
 
 #[test]

@@ -11,7 +11,8 @@ mod ndisc;
 pub use arp::{ArpOperation, ArpPacket};
 pub use ethernet::{EtherType, EthernetHeader};
 pub use ndisc::{
-    all_nodes_mac, solicited_node, NdFrame, NdMessage, NeighbourAdvert, NeighbourSolicit, ALL_NODES,
+    all_nodes_mac, solicited_node, NdFrame, NdMessage, NeighbourAdvert, NeighbourSolicit,
+    ALL_NODES, ND_HOP_LIMIT,
 };
 
 /// Why some bytes are not the frame we look for.
