@@ -100,7 +100,9 @@ impl DrbdVolumes {
     }
 
     /// Reads what the adapter's event subscription holds, subscribing first if needed. A
-    /// failure only means fewer events: the state-based rule still applies.
+    /// failure means a split-brain helper call can be missed (the only evidence used), so it
+    /// is retried on the next call; a daemon with a state directory also has the record an
+    /// earlier subscription kept.
     fn pump_events(&mut self) {
         if self.events.is_none() {
             self.events = DrbdEvents::subscribe().ok();

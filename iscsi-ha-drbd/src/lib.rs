@@ -13,7 +13,7 @@
 //! - [`client`]: GET_STATUS dumps, PRIMARY/SECONDARY (optionally forced), DISCONNECT,
 //!   CONNECT.
 //! - [`netconf`]: a connection's running configuration, kept to connect again.
-//! - [`split_brain`]: split-brain recognition from helper events, state and UUIDs.
+//! - [`split_brain`]: split-brain recognition from the kernel's `split-brain` helper calls.
 //! - [`dumps`]: status from the events2-era dumps (30-33), DRBD 9's way, also offered by 8.4.
 //! - [`status`]: the adapter's rich per-volume status and its reduction to the core's.
 //! - [`events`]: the `events` multicast group as a pollable fd yielding typed events.

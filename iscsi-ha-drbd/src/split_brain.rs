@@ -1,21 +1,34 @@
-//! Recognising a DRBD split brain from what the kernel says, not from its log.
+//! Recognising a DRBD split brain from the kernel's own verdict, never from state that only
+//! looks like one.
 //!
-//! DRBD 8.4 compares the data-generation UUIDs of both sides in its connection handshake.
-//! When both changed the data since they last agreed and no automatic recovery policy
-//! applies, it calls its user-mode helper `split-brain` (broadcast on the `events` group as a
-//! DRBD_EVENT with `sib_reason` HELPER_PRE and, with the events2 backport, as a DRBD_HELPER
-//! notification) and drops the connection to StandAlone. It forgets the peer's UUIDs then, so
-//! two kinds of evidence are used:
+//! DRBD 8.4 decides split brain in its connection handshake (`drbd_sync_handshake` and
+//! `drbd_uuid_compare`, drbd_receiver.c): it compares this side's data-generation UUIDs with
+//! the peer's, received in that handshake (`receive_uuids`, kept in `device->p_uuid`). When
+//! both sides changed the data since they last agreed and no after-sb policy resolves it, it
+//! calls its user-mode helper `split-brain` (broadcast on the `events` group as a DRBD_EVENT
+//! with `sib_reason` HELPER_PRE and, with the events2 backport, as a DRBD_HELPER
+//! notification) and drops the connection to StandAlone.
 //!
-//! - **confirmed**: the helper call was seen (by [`SplitBrainLog::note`]) and the connection
-//!   has not been up since;
-//! - **probable**, when the call was missed (the daemon restarted): StandAlone, the peer
-//!   unknown, a bitmap UUID set (this side's data went its own way since the last contact)
-//!   and blocks out of sync. A plain `disconnect` leaves nothing out of sync and is not
-//!   reported; one side that kept writing after a `disconnect` looks the same from here, which
-//!   the evidence says.
+//! That helper call is the only evidence used: a split brain is reported when the call was
+//! seen (live, by [`SplitBrainLog::note`], or kept in the state directory by an earlier
+//! process, see [`crate::adapter::DrbdVolumes::keep_net_config_in`]) and no volume of the
+//! resource has been connected since. Once one is connected again, the split brain is over.
 //!
-//! Once a volume of the resource is connected again, the split brain is over.
+//! # Why DRBD's UUID comparison is not redone here
+//!
+//! It needs both sides' UUIDs, and only this side's reach user space: GET_STATUS's `T_uuids`
+//! is `device->ldev->md.uuid` (`nla_put_status_info`, drbd_nl.c), the events2 statistics'
+//! `peer_dev_bitmap_uuid` is this side's bitmap UUID too (`peer_device_to_statistics`), and
+//! the peer's UUIDs in `device->p_uuid` exist only while connected (freed by
+//! `drbd_disconnected`, drbd_receiver.c) and are never put in a netlink message.
+//!
+//! Local state alone does not tell either. StandAlone with the peer unknown, a bitmap UUID
+//! set and blocks out of sync is exactly what `drbdadm disconnect` on the serving Primary
+//! followed by writes looks like; reporting that (an earlier version did, as a "probable"
+//! split brain) froze the only good host. The price: a split brain whose helper call no
+//! process of ours saw (no state directory, or the adapter not running then) is not
+//! reported; the resource still shows StandAlone in its status, and DRBD itself will refuse
+//! to resync it until someone chooses a victim.
 
 use iscsi_ha_core::volume::{SplitBrain, SplitBrainSide};
 use serde::{Deserialize, Serialize};
@@ -258,71 +271,49 @@ fn peer_side(seen: &[&SeenSplitBrain]) -> Option<SplitBrainSide> {
     })
 }
 
-/// Decides whether `resource` (its volumes as read now, and the helper calls seen) is in
-/// split brain. Pure.
+/// Decides whether `resource` (its volumes as read now, and the split-brain helper calls
+/// seen for it) is in split brain. Pure. Only a seen helper call counts: without one the
+/// answer is `None` whatever the state, UUIDs and out-of-sync counts say (module doc).
 pub fn assess(
     resource: &str,
     volumes: &[VolumeFacts],
     seen: &[&SeenSplitBrain],
 ) -> Option<SplitBrain> {
-    if volumes.is_empty() || volumes.iter().any(|f| is_connected(f.volume.cstate)) {
+    if seen.is_empty()
+        || volumes.is_empty()
+        || volumes.iter().any(|f| is_connected(f.volume.cstate))
+    {
         return None;
     }
+    let minors: Vec<String> = seen.iter().map(|s| s.minor.to_string()).collect();
+    let seqs: Vec<String> = seen.iter().map(|s| s.seq.to_string()).collect();
+    let conn = volumes
+        .first()
+        .map(|f| f.volume.cstate.name())
+        .unwrap_or_default();
     let standalone: Vec<&VolumeFacts> = volumes
         .iter()
         .filter(|f| f.volume.cstate == ConnState::StandAlone)
         .collect();
-    if !seen.is_empty() {
-        let minors: Vec<String> = seen.iter().map(|s| s.minor.to_string()).collect();
-        let seqs: Vec<String> = seen.iter().map(|s| s.seq.to_string()).collect();
-        let conn = volumes
-            .first()
-            .map(|f| f.volume.cstate.name())
-            .unwrap_or_default();
-        let affected: Vec<&VolumeFacts> = if standalone.is_empty() {
-            volumes.iter().collect()
-        } else {
-            standalone
-        };
-        let earlier = if seen.iter().all(|s| s.recorded_earlier) {
-            " (recorded before this process started)"
-        } else {
-            ""
-        };
-        return Some(SplitBrain {
-            evidence: format!(
-                "DRBD called its split-brain handler for {resource} (minor {}, event {}){earlier} \
-                 and the connection has not come up since (now {conn})",
-                minors.join(", "),
-                seqs.join(", ")
-            ),
-            local: local_side(&affected),
-            peer: peer_side(seen),
-        });
-    }
-    let diverged: Vec<&VolumeFacts> = standalone
-        .into_iter()
-        .filter(|f| {
-            f.volume.peer_role == DrbdRole::Unknown
-                && f.volume.out_of_sync_kib.is_some_and(|k| k > 0)
-                && f.uuids.is_some_and(|u| u.bitmap != 0)
-        })
-        .collect();
-    let first = diverged.first()?;
-    let oos: u64 = diverged
-        .iter()
-        .filter_map(|f| f.volume.out_of_sync_kib)
-        .sum();
-    let bitmap = first.uuids.map(|u| uuid_hex(u.bitmap)).unwrap_or_default();
+    // The side whose handshake the other cut short waits in WFConnection instead.
+    let affected: Vec<&VolumeFacts> = if standalone.is_empty() {
+        volumes.iter().collect()
+    } else {
+        standalone
+    };
+    let earlier = if seen.iter().all(|s| s.recorded_earlier) {
+        " (recorded before this process started)"
+    } else {
+        ""
+    };
     Some(SplitBrain {
         evidence: format!(
-            "probable split brain on {resource} (the split-brain handler call was not observed \
-             by this process): StandAlone with the peer unknown, {oos} KiB changed here since \
-             the last contact (bitmap UUID {bitmap}); the peer's side cannot be read while \
-             disconnected, and a manual disconnect followed by writes on this side looks the \
-             same"
+            "DRBD called its split-brain handler for {resource} (minor {}, event {}){earlier} \
+             and the connection has not come up since (now {conn})",
+            minors.join(", "),
+            seqs.join(", ")
         ),
-        local: local_side(&diverged),
-        peer: None,
+        local: local_side(&affected),
+        peer: peer_side(seen),
     })
 }

@@ -245,6 +245,14 @@ pub fn group_replies(replies: Vec<StatusReply>) -> Vec<DrbdResource> {
     out
 }
 
+/// How current a disk state's data is, lowest first; a multi-volume resource reports its
+/// least current volume. The order is the one that is conservative for promotion: no data or
+/// unusable data (Failed, DRBD 9's Detaching, a value this adapter has no name for, Diskless,
+/// and the transient Attaching and Negotiating, whose data is not known yet) < Inconsistent <
+/// Outdated (consistent but known old) < DUnknown (nothing known; only the peer's disk is
+/// ever DUnknown) < Consistent (whether it is the newest is not known) < UpToDate. So the
+/// resource is UpToDate only if every volume is, and a volume in a transient state never lets
+/// the resource look Inconsistent (promotable while connected to an UpToDate peer).
 fn disk_rank(d: DrbdDiskState) -> u8 {
     match d {
         DrbdDiskState::Failed | DrbdDiskState::Detaching | DrbdDiskState::Other(_) => 0,
@@ -259,6 +267,10 @@ fn disk_rank(d: DrbdDiskState) -> u8 {
     }
 }
 
+/// How connected, lowest first (a multi-volume resource reports its least connected volume):
+/// not configured < trying < connected and resyncing towards this side (its data is not
+/// current) < resyncing from this side < other connected states (handshake steps, verify,
+/// paused resync, congestion) < plainly Connected.
 fn conn_rank(c: Connection) -> u8 {
     match c {
         Connection::StandAlone => 0,
@@ -272,8 +284,15 @@ fn conn_rank(c: Connection) -> u8 {
 
 impl DrbdResource {
     /// Reduces the resource to the core's status. With several volumes the most cautious
-    /// reading wins: Primary only if every volume is; the peer counts as Primary if any of
-    /// its volumes is; the worst connection and disk states; suspended if any volume is.
+    /// reading wins, since the core acts on the resource as a whole:
+    /// - role: Primary only if every volume is, Secondary only if every volume is, otherwise
+    ///   Unknown (the core demotes whenever the role is not Secondary, which evens out a
+    ///   half-promoted resource);
+    /// - peer role: Primary if any of the peer's volumes is (never promote next to a peer
+    ///   Primary), otherwise the common role, or Unknown when they differ;
+    /// - disk and peer disk: the least current volume (order documented on `disk_rank`);
+    /// - connection: the least connected volume (order on `conn_rank`), with its DRBD name;
+    /// - sync: the running resyncs summed; suspended if any volume is.
     pub fn to_core(&self, name: ResourceName) -> VolumeStatus {
         let vols = &self.volumes;
         let Some(first) = vols.first() else {
@@ -333,5 +352,203 @@ impl DrbdResource {
             sync,
             suspended: vols.iter().any(|v| v.suspended.any()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use iscsi_ha_core::volume::DiskState;
+
+    use super::*;
+
+    fn volume(minor: u32, role: DrbdRole, disk: DrbdDiskState, cstate: ConnState) -> DrbdVolume {
+        DrbdVolume {
+            minor,
+            volume: minor - 1,
+            role,
+            peer_role: DrbdRole::Secondary,
+            cstate,
+            disk,
+            peer_disk: DrbdDiskState::UpToDate,
+            suspended: Suspension::default(),
+            resync_paused: ResyncPause::default(),
+            out_of_sync_kib: Some(0),
+            resync: None,
+            capacity_kib: Some(8192),
+        }
+    }
+
+    fn core(volumes: Vec<DrbdVolume>) -> VolumeStatus {
+        DrbdResource {
+            name: "r0".to_string(),
+            volumes,
+        }
+        .to_core(ResourceName::new("r0").expect("name"))
+    }
+
+    fn two(a: DrbdVolume, b: DrbdVolume) -> [VolumeStatus; 2] {
+        // The reduction does not depend on the volumes' order.
+        [core(vec![a.clone(), b.clone()]), core(vec![b, a])]
+    }
+
+    use ConnState::Connected;
+    use DrbdDiskState::UpToDate;
+    use DrbdRole::{Primary, Secondary};
+
+    #[test]
+    fn the_role_is_primary_or_secondary_only_if_every_volume_is() {
+        let both = |role| {
+            core(vec![
+                volume(1, role, UpToDate, Connected),
+                volume(2, role, UpToDate, Connected),
+            ])
+        };
+        assert_eq!(both(Primary).role, VolumeRole::Primary);
+        assert_eq!(both(Secondary).role, VolumeRole::Secondary);
+        for s in two(
+            volume(1, Primary, UpToDate, Connected),
+            volume(2, Secondary, UpToDate, Connected),
+        ) {
+            assert_eq!(s.role, VolumeRole::Unknown);
+        }
+        for s in two(
+            volume(1, Secondary, UpToDate, Connected),
+            volume(2, DrbdRole::Unknown, UpToDate, Connected),
+        ) {
+            assert_eq!(s.role, VolumeRole::Unknown);
+        }
+        for s in two(
+            volume(1, Primary, UpToDate, Connected),
+            volume(2, DrbdRole::Other(3), UpToDate, Connected),
+        ) {
+            assert_eq!(s.role, VolumeRole::Unknown);
+        }
+    }
+
+    #[test]
+    fn the_peer_is_primary_if_any_of_its_volumes_is() {
+        let mut b = volume(2, Secondary, UpToDate, Connected);
+        b.peer_role = Primary;
+        for s in two(volume(1, Secondary, UpToDate, Connected), b.clone()) {
+            assert_eq!(s.peer_role, VolumeRole::Primary);
+        }
+        b.peer_role = DrbdRole::Unknown;
+        for s in two(volume(1, Secondary, UpToDate, Connected), b) {
+            assert_eq!(s.peer_role, VolumeRole::Unknown);
+        }
+    }
+
+    /// The documented order, least current first (ties: equal rank, either may be shown).
+    const ORDER: [&[DrbdDiskState]; 9] = [
+        &[
+            DrbdDiskState::Failed,
+            DrbdDiskState::Detaching,
+            DrbdDiskState::Other(42),
+        ],
+        &[DrbdDiskState::Diskless],
+        &[DrbdDiskState::Attaching],
+        &[DrbdDiskState::Negotiating],
+        &[DrbdDiskState::Inconsistent],
+        &[DrbdDiskState::Outdated],
+        &[DrbdDiskState::DUnknown],
+        &[DrbdDiskState::Consistent],
+        &[DrbdDiskState::UpToDate],
+    ];
+
+    #[test]
+    fn disk_and_peer_disk_are_the_least_current_volumes() {
+        for (i, lower) in ORDER.iter().enumerate() {
+            for higher in &ORDER[i..] {
+                for (&lo, &hi) in lower.iter().zip(higher.iter().cycle()) {
+                    let expected = if disk_rank(lo) == disk_rank(hi) {
+                        None
+                    } else {
+                        Some(lo.to_core())
+                    };
+                    let a = volume(1, Secondary, lo, Connected);
+                    let b = volume(2, Secondary, hi, Connected);
+                    for s in two(a.clone(), b.clone()) {
+                        if let Some(e) = expected {
+                            assert_eq!(s.disk, e, "{lo} with {hi}");
+                        }
+                    }
+                    let (mut a, mut b) = (a, b);
+                    a.disk = UpToDate;
+                    b.disk = UpToDate;
+                    a.peer_disk = lo;
+                    b.peer_disk = hi;
+                    for s in two(a.clone(), b.clone()) {
+                        assert_eq!(s.disk, DiskState::UpToDate);
+                        if let Some(e) = expected {
+                            assert_eq!(s.peer_disk, e, "peer {lo} with {hi}");
+                        }
+                    }
+                }
+            }
+        }
+        // The cases promotion hinges on, spelled out.
+        let pair = |x, y| {
+            two(
+                volume(1, Secondary, x, Connected),
+                volume(2, Secondary, y, Connected),
+            )
+        };
+        for s in pair(UpToDate, DrbdDiskState::Inconsistent) {
+            assert_eq!(s.disk, DiskState::Inconsistent);
+        }
+        for s in pair(DrbdDiskState::Inconsistent, DrbdDiskState::Negotiating) {
+            assert_eq!(s.disk, DiskState::Negotiating);
+        }
+        for s in pair(DrbdDiskState::Outdated, DrbdDiskState::Consistent) {
+            assert_eq!(s.disk, DiskState::Outdated);
+        }
+        for s in pair(UpToDate, DrbdDiskState::Consistent) {
+            assert_eq!(s.disk, DiskState::Consistent);
+        }
+        for s in pair(UpToDate, DrbdDiskState::Diskless) {
+            assert_eq!(s.disk, DiskState::Diskless);
+        }
+        for s in pair(DrbdDiskState::Diskless, DrbdDiskState::Failed) {
+            assert_eq!(s.disk, DiskState::Failed);
+        }
+    }
+
+    #[test]
+    fn the_connection_is_the_least_connected_volumes() {
+        let pair = |x, y| {
+            two(
+                volume(1, Secondary, UpToDate, x),
+                volume(2, Secondary, UpToDate, y),
+            )
+        };
+        for s in pair(Connected, ConnState::StandAlone) {
+            assert_eq!(
+                (s.connection, s.connection_detail.as_str()),
+                (Connection::StandAlone, "StandAlone")
+            );
+        }
+        for s in pair(Connected, ConnState::WFConnection) {
+            assert_eq!(
+                (s.connection, s.connection_detail.as_str()),
+                (Connection::Connecting, "WFConnection")
+            );
+        }
+        for s in pair(ConnState::SyncSource, ConnState::SyncTarget) {
+            assert_eq!(s.connection, Connection::SyncTarget);
+        }
+        for s in pair(Connected, ConnState::PausedSyncS) {
+            assert_eq!(s.connection, Connection::OtherConnected);
+        }
+        for s in pair(Connected, Connected) {
+            assert_eq!(s.connection, Connection::Connected);
+        }
+    }
+
+    #[test]
+    fn a_resource_without_volumes_is_nothing_to_promote() {
+        let s = core(Vec::new());
+        assert_eq!(s.role, VolumeRole::Unknown);
+        assert_eq!(s.disk, DiskState::Diskless);
+        assert_eq!(s.connection, Connection::StandAlone);
     }
 }

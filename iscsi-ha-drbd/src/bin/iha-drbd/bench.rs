@@ -63,6 +63,10 @@ pub struct BenchSplitBrainArgs {
     /// Calls to time.
     #[arg(long, default_value_t = 200)]
     iterations: usize,
+    /// The adapter's state directory, as the daemon passes it: where a split-brain helper
+    /// call seen by another process is kept (without it only calls seen live count).
+    #[arg(long)]
+    net_config_dir: Option<std::path::PathBuf>,
 }
 
 /// `bench-split-brain`: the port's `split_brain()` and `status()` timed in-process on one
@@ -70,7 +74,10 @@ pub struct BenchSplitBrainArgs {
 pub fn split_brain(args: BenchSplitBrainArgs) -> anyhow::Result<()> {
     use iscsi_ha_core::ports::ReplicatedVolume;
     let name = iscsi_ha_core::resource::ResourceName::new(args.resource)?;
-    let mut volumes = iscsi_ha_drbd::DrbdVolumes::new();
+    let mut volumes = match args.net_config_dir {
+        Some(dir) => iscsi_ha_drbd::DrbdVolumes::new().keep_net_config_in(dir),
+        None => iscsi_ha_drbd::DrbdVolumes::new(),
+    };
     let found = volumes.split_brain(&name)?.is_some();
     let mut sb = Vec::with_capacity(args.iterations);
     for _ in 0..args.iterations {

@@ -15,7 +15,7 @@
 //! iha-drbd net-config RES [--net-config-dir D]                    the kept net config
 //! iha-drbd events [--count N] [--timeout-ms T] [--json]   events with timestamps
 //! iha-drbd bench-status [--iterations N]   time GET_STATUS dumps in-process
-//! iha-drbd bench-split-brain RES [--iterations N]   time the port's split_brain()/status()
+//! iha-drbd bench-split-brain RES [--iterations N] [--net-config-dir D]   time split_brain()/status()
 //! iha-drbd role-server --listen ADDR       promote/demote on request (latency peer)
 //! iha-drbd peer-latency --peer ADDR --resource RES [--rounds N]
 //! ```
