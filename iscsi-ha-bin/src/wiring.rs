@@ -1,14 +1,15 @@
 //! Builds the real adapters from the configuration: DRBD over generic netlink, tgtd over its
 //! socket, the VIP over rtnetlink and raw sockets, and the event sources that wake the daemon.
 
-use crate::daemon::{EventSource, Host};
+use crate::daemon::{ClaimWatch, EventSource, Host};
 use crate::role;
 use anyhow::Context;
 use iscsi_ha_core::config::Config;
 use iscsi_ha_core::ports::{Alerts, IscsiTarget, TargetError};
 use iscsi_ha_core::target::{TargetSpec, TargetStatus};
+use iscsi_ha_core::vip::{Vip, VipClaim};
 use iscsi_ha_drbd::{DrbdEvents, DrbdVolumes};
-use iscsi_ha_net::{AddressEvents, FloatingIpConfig, NetFloatingIp};
+use iscsi_ha_net::{AddressEvents, FloatingIpConfig, NetFloatingIp, VipClaimWatch};
 use iscsi_ha_tgt::{ManagedDaemon, TgtConfig, TgtTarget};
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -88,6 +89,7 @@ pub fn build_host(
         vip: Box::new(vip),
         alerts,
         events,
+        claims: Some(Box::new(ClaimListener::new(config.vip.clone()))),
         // The daemon's exit leaves the storage as it is: a managed tgtd keeps serving, and the
         // next daemon adopts it.
         at_exit: vec![Box::new(move || detach.borrow_mut().detach())],
@@ -217,5 +219,70 @@ impl EventSource for TgtdExit {
             self.watched = None;
         }
         Ok(exited.is_some())
+    }
+}
+
+/// The net adapter's claim watch, reopened when its interface comes and goes.
+#[derive(Debug)]
+struct ClaimListener {
+    vip: Vip,
+    watch: Option<VipClaimWatch>,
+    warned: bool,
+}
+
+impl ClaimListener {
+    fn new(vip: Vip) -> Self {
+        let mut listener = Self {
+            vip,
+            watch: None,
+            warned: false,
+        };
+        listener.refresh();
+        listener
+    }
+}
+
+impl ClaimWatch for ClaimListener {
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.watch.as_ref().map(AsFd::as_fd)
+    }
+
+    fn refresh(&mut self) {
+        if self.watch.is_some() {
+            return;
+        }
+        match VipClaimWatch::open(&self.vip) {
+            Ok(w) => {
+                self.watch = Some(w);
+                self.warned = false;
+            }
+            Err(e) if !self.warned => {
+                tracing::warn!(
+                    "cannot watch for other hosts claiming the VIP ({e}); retrying at each wake-up"
+                );
+                self.warned = true;
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn drain(&mut self) -> Vec<VipClaim> {
+        let Some(watch) = self.watch.as_mut() else {
+            return Vec::new();
+        };
+        match watch.drain() {
+            Ok(claims) => claims
+                .into_iter()
+                .map(|c| VipClaim {
+                    owner: Some(c.claimant.to_string()),
+                    how: c.kind.to_string(),
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!("VIP claim watch: {e}; reopening");
+                self.watch = None;
+                Vec::new()
+            }
+        }
     }
 }

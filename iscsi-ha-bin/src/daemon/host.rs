@@ -2,6 +2,7 @@
 
 use crate::role::RoleSource;
 use iscsi_ha_core::ports::{Alerts, FloatingIp, IscsiTarget, ReplicatedVolume};
+use iscsi_ha_core::vip::VipClaim;
 use std::os::fd::BorrowedFd;
 
 /// A descriptor that becomes readable when the world may have changed (a DRBD state change,
@@ -19,6 +20,17 @@ pub trait EventSource: std::fmt::Debug {
     fn drain(&mut self) -> Result<bool, String>;
 }
 
+/// Another host claiming the VIP (RFC 5227 section 2.4 ongoing conflict detection): a
+/// descriptor that becomes readable when a claim may have arrived, and the claims themselves.
+pub trait ClaimWatch: std::fmt::Debug {
+    /// The descriptor to poll, when the watch is open (the interface may be missing).
+    fn fd(&self) -> Option<BorrowedFd<'_>>;
+    /// Called before each wait: reopen a watch whose interface went away.
+    fn refresh(&mut self) {}
+    /// The claims pending now, without blocking; errors are the watch's to log.
+    fn drain(&mut self) -> Vec<VipClaim>;
+}
+
 /// The ports and event sources of one host, built by the wiring.
 #[allow(missing_debug_implementations)]
 pub struct Host {
@@ -34,6 +46,8 @@ pub struct Host {
     pub alerts: Box<dyn Alerts>,
     /// What wakes the daemon besides its own timers.
     pub events: Vec<Box<dyn EventSource>>,
+    /// Other hosts' claims on the VIP, when the watch could be set up.
+    pub claims: Option<Box<dyn ClaimWatch>>,
     /// Run when the daemon stops, before the ports are dropped (e.g. leave tgtd running).
     pub at_exit: Vec<Box<dyn FnOnce()>>,
 }

@@ -6,7 +6,7 @@ mod host;
 mod operator;
 mod os;
 
-pub use host::{EventSource, Host};
+pub use host::{ClaimWatch, EventSource, Host};
 pub use os::{Notifier, SignalRequest, Signals, WakeTimer};
 
 use crate::config_file;
@@ -84,6 +84,7 @@ enum Token {
     Timer,
     Control,
     Role,
+    Claims,
     Event(usize),
 }
 
@@ -159,6 +160,11 @@ impl Daemon {
                         self.host.role.drain_changes();
                         reasons.push("role source");
                     }
+                    Token::Claims => {
+                        if self.take_claims() {
+                            reasons.push("VIP claimed by another host");
+                        }
+                    }
                     Token::Event(i) => {
                         if let Some(source) = self.host.events.get_mut(i) {
                             match source.drain() {
@@ -188,6 +194,13 @@ impl Daemon {
         ];
         if let Some(fd) = self.host.role.change_fd() {
             tokens.push(Token::Role);
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        if let Some(claims) = self.host.claims.as_mut() {
+            claims.refresh();
+        }
+        if let Some(fd) = self.host.claims.as_ref().and_then(|c| c.fd()) {
+            tokens.push(Token::Claims);
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
         for source in self.host.events.iter_mut() {
@@ -338,13 +351,32 @@ impl Daemon {
                 .vip
                 .is_assigned(&self.config.vip)
                 .map_err(|e| e.to_string()),
-            vip_claim: self.pending_claim.take(),
+            vip_claim: {
+                // Also drained here: a watch whose link went away wakes nothing.
+                self.take_claims();
+                self.pending_claim.take()
+            },
             history: self.history.history.clone(),
         };
         if observation.vip_claim.is_none() && vip_check_due(&observation) {
             observation.vip_claim = self.check_vip_held_here();
         }
         observation
+    }
+
+    /// Takes the claims the watch has; returns whether there was one. Only a claim while the
+    /// VIP is here (or may be) matters; the planner decides what it means.
+    fn take_claims(&mut self) -> bool {
+        let Some(watch) = self.host.claims.as_mut() else {
+            return false;
+        };
+        let claims = watch.drain();
+        let Some(last) = claims.last().cloned() else {
+            return false;
+        };
+        tracing::warn!(claims = claims.len(), "another host claims the VIP: {last}");
+        self.pending_claim = Some(last);
+        true
     }
 
     /// Probes the VIP while holding it: a host that may have been unreachable asks whether
