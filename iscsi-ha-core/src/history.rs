@@ -32,9 +32,14 @@ pub struct ResourceRecord {
 /// never took over and never lost its peer".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServingHistory {
-    /// When this host last became Primary while its peer was unreachable: it took over.
+    /// When this host took over: it became Primary while its peer was unreachable and then
+    /// took the VIP (a promotion that never served the initiators is no take-over).
     #[serde(default)]
     pub took_over_at: Option<Timestamp>,
+    /// A resource was promoted while the peer was unreachable and the VIP has not come here
+    /// since.
+    #[serde(default)]
+    pub promoted_alone: bool,
     /// When this host, Primary, lost the replication link, if it has not been connected to a
     /// Secondary peer since: it may have been the unreachable one (paused, cut off).
     #[serde(default)]
@@ -81,7 +86,7 @@ impl ServingHistory {
             let peer = s.peer_role == VolumeRole::Primary;
             let connected = s.connection.is_connected();
             if known && local && !r.local_primary && !connected {
-                self.took_over_at = Some(now);
+                self.promoted_alone = true;
             }
             if known && local && r.local_primary && r.connected && !connected {
                 self.lost_peer_at = Some(now);
@@ -107,6 +112,10 @@ impl ServingHistory {
             if here != self.vip_held {
                 self.vip_last_held_at = Some(now);
                 self.vip_held = here;
+            }
+            if here && self.promoted_alone {
+                self.took_over_at = Some(now);
+                self.promoted_alone = false;
             }
         }
         if observation.vip_claim.is_some() {
@@ -159,7 +168,8 @@ impl ServingHistory {
         self.yielded_in_tie = false;
         self.contested_since = None;
         self.lost_peer_at = None;
-        self.took_over_at = Some(now);
+        self.promoted_alone = true;
+        let _ = now;
     }
 }
 
