@@ -12,6 +12,7 @@ pub mod manual_state;
 pub mod metrics;
 pub mod primary_history;
 pub mod role;
+pub mod small_file;
 pub mod wiring;
 
 /// The version and the git commit it was built from.
