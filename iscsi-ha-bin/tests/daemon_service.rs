@@ -49,6 +49,41 @@ fn status_within(d: &Daemon, limit: Duration) -> serde_json::Value {
 }
 
 #[test]
+fn stray_signals_are_logged_and_ignored() {
+    require_root();
+    let ns = Netns::new("s");
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), "");
+    // With the metrics server's thread running too: a process-directed signal may be given
+    // to any thread that does not block it.
+    let mut d = Daemon::start_in(
+        &ns,
+        dir,
+        "slave\n",
+        &text,
+        &["--metrics-listen", "127.0.0.1:0"],
+    );
+    for sig in [
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGPIPE,
+        Signal::SIGALRM,
+    ] {
+        signal(&d, sig);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            d.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "{sig} killed the daemon"
+        );
+        assert!(d.cfg(&["status"]).status.success(), "{sig}: no status");
+    }
+    d.wait_for(Duration::from_secs(2), "SIGUSR1 in the log", |d| {
+        d.log().contains("ignoring signal SIGUSR1")
+    });
+    stop(&mut d);
+}
+
+#[test]
 fn a_fifo_or_a_device_as_the_role_file_is_refused_without_hanging() {
     require_root();
     let ns = Netns::new("h");
