@@ -34,6 +34,4 @@ pub struct Host {
     pub alerts: Box<dyn Alerts>,
     /// What wakes the daemon besides its own timers.
     pub events: Vec<Box<dyn EventSource>>,
-    /// Run when the daemon stops, before the ports are dropped (e.g. leave tgtd running).
-    pub at_exit: Vec<Box<dyn FnOnce()>>,
 }
