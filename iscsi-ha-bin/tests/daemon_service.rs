@@ -436,3 +436,67 @@ fn a_tgtd_killed_under_the_daemon_is_started_again_at_once() {
     });
     assert!(d.cfg(&["status"]).status.success());
 }
+
+#[test]
+fn a_tgtd_that_keeps_dying_is_started_again_only_after_a_spacing() {
+    require_tgt();
+    let ns = Netns::new("r");
+    let port = free_control_port(2);
+    let _cleanup = TgtdCleanup(port);
+    let dir = tempfile::tempdir().unwrap();
+    let text = managed_config(dir.path(), port);
+    let d = Daemon::start_in(&ns, dir, "master\n", &text, &[]);
+    d.wait_for(Duration::from_secs(5), "tgtd to run", |_| {
+        tgtd_pids(port).len() == 1 && tgtadm_ok(port)
+    });
+    let first = one_tgtd(port);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), Signal::SIGKILL).unwrap();
+    let (second, _) = replaced_within(port, first, Duration::from_secs(1));
+    let killed = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(second), Signal::SIGKILL).unwrap();
+    // Dead again at once: not started again in a loop, even while the daemon is woken.
+    while killed.elapsed() < Duration::from_secs(3) {
+        assert!(d.cfg(&["status"]).status.success());
+        assert!(
+            tgtd_pids(port).is_empty(),
+            "tgtd started again {:?} after a second death",
+            killed.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Past the 5 s spacing, the first wake-up (here an operator's status request) starts it.
+    std::thread::sleep(Duration::from_millis(2_200));
+    assert!(d.cfg(&["status"]).status.success());
+    d.wait_for(Duration::from_secs(2), "tgtd after the spacing", |_| {
+        tgtd_pids(port).len() == 1 && tgtadm_ok(port)
+    });
+}
+
+#[test]
+fn a_tgtd_that_cannot_be_started_is_retried_at_a_growing_spacing() {
+    require_root();
+    let ns = Netns::new("f");
+    let port = free_control_port(3);
+    let _cleanup = TgtdCleanup(port);
+    let dir = tempfile::tempdir().unwrap();
+    let text = managed_config(dir.path(), port).replace(
+        "keep_running = true\n",
+        "keep_running = true\nprogram = \"/nonexistent/tgtd\"\n",
+    );
+    let d = Daemon::start_in(&ns, dir, "master\n", &text, &[]);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        assert!(d.cfg(&["status"]).status.success());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = d.log();
+    assert_eq!(
+        log.matches("cannot start tgtd again").count(),
+        1,
+        "one attempt in 2 s of wake-ups:\n{log}"
+    );
+    assert!(
+        log.contains("next attempt in 10 s at the earliest"),
+        "{log}"
+    );
+}
