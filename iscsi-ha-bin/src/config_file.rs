@@ -1,6 +1,7 @@
 //! Reading `/etc/iscsi-ha/iscsi-ha.toml` and its secrets file from disk, with the checks the
 //! core cannot do: a file that holds a password must not be readable by group or others.
 
+use crate::small_file::{self, SmallFileError, CONFIG_FILE_CAP};
 use iscsi_ha_core::config::{secrets_text_holds_secrets, Config, ConfigErrors, Source};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -9,9 +10,12 @@ use std::path::{Path, PathBuf};
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// A file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
+    /// A file could not be read (or is not a regular file of a sane size).
+    #[error(transparent)]
+    Read(#[from] SmallFileError),
+    /// The file's permissions could not be read.
+    #[error("cannot inspect {path}: {source}")]
+    Inspect {
         /// The file.
         path: PathBuf,
         /// The I/O error.
@@ -66,10 +70,7 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {
-    fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(small_file::read(path, CONFIG_FILE_CAP)?)
 }
 
 /// The secrets file named by `[secrets] file`, relative paths taken from the config's directory.
@@ -85,7 +86,7 @@ fn secrets_path(text: &str, config_path: &Path) -> Option<PathBuf> {
 }
 
 fn check_private(path: &Path) -> Result<(), LoadError> {
-    let meta = fs::metadata(path).map_err(|source| LoadError::Read {
+    let meta = fs::metadata(path).map_err(|source| LoadError::Inspect {
         path: path.to_path_buf(),
         source,
     })?;

@@ -12,6 +12,7 @@ pub mod manual_state;
 pub mod metrics;
 pub mod role;
 pub mod serving_history;
+pub mod small_file;
 pub mod state_file;
 pub mod wiring;
 

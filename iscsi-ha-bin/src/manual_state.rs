@@ -1,6 +1,7 @@
 //! The operator's manual mode, kept on disk so that a daemon restart keeps it (the original kept
 //! it in `/etc/iscsi-ha/state/manual`).
 
+use crate::small_file::{self, WORD_FILE_CAP};
 use iscsi_ha_core::observation::ManualMode;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ impl ManualState {
 
     /// Reads the saved mode; a missing file means off, an unreadable one is an error.
     pub fn load(&self) -> Result<ManualMode, String> {
-        match fs::read_to_string(&self.path) {
+        match small_file::read(&self.path, WORD_FILE_CAP) {
             Ok(text) => match text.trim() {
                 "become-primary" => Ok(ManualMode::BecomePrimary),
                 "become-secondary" => Ok(ManualMode::BecomeSecondary),
@@ -34,8 +35,8 @@ impl ManualState {
                     self.path.display()
                 )),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ManualMode::Off),
-            Err(e) => Err(format!("{}: {e}", self.path.display())),
+            Err(e) if e.is_not_found() => Ok(ManualMode::Off),
+            Err(e) => Err(e.to_string()),
         }
     }
 

@@ -20,17 +20,17 @@ impl HistoryFile {
     /// the stale-master rule; without them the rules fall back to their cautious side).
     pub fn load(state_dir: &std::path::Path) -> Self {
         let path = state_dir.join("serving-history.json");
-        let history = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        let history = match crate::small_file::read(&path, crate::small_file::CONFIG_FILE_CAP) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
                 tracing::warn!(
                     "{}: not a serving history ({e}); starting a new one",
                     path.display()
                 );
                 ServingHistory::default()
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ServingHistory::default(),
+            Err(e) if e.is_not_found() => ServingHistory::default(),
             Err(e) => {
-                tracing::warn!("cannot read {}: {e}; starting a new one", path.display());
+                tracing::warn!("{e}; starting a new serving history");
                 ServingHistory::default()
             }
         };

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// The tgt adapter's settings from `[target.daemon]`.
 pub fn tgt_config(config: &Config) -> TgtConfig {
@@ -65,7 +66,6 @@ pub fn build_host(
             tracing::warn!("cannot start tgtd ahead of need ({e}); it is started when serving");
         }
     }
-    let detach = target.clone();
     let vip =
         NetFloatingIp::new(net_config(config)).context("cannot open rtnetlink for the VIP")?;
     let mut events: Vec<Box<dyn EventSource>> = vec![
@@ -73,6 +73,9 @@ pub fn build_host(
         Box::new(TgtdExit {
             target: target.clone(),
             watched: None,
+            keep_running: daemon.managed && daemon.keep_running,
+            last_restart: None,
+            failures: 0,
         }),
     ];
     match AddressEvents::subscribe() {
@@ -90,14 +93,19 @@ pub fn build_host(
         alerts,
         events,
         claims: Some(Box::new(ClaimListener::new(config.vip.clone()))),
-        // The daemon's exit leaves the storage as it is: a managed tgtd keeps serving, and the
-        // next daemon adopts it.
-        at_exit: vec![Box::new(move || detach.borrow_mut().detach())],
     })
 }
 
-/// The tgt adapter, shared with the watch on its managed child.
+/// The tgt adapter, shared with the watch on tgtd's exit. Dropping it (however the daemon
+/// ends: SIGTERM, an error, the end of `run`) detaches a managed tgtd instead of killing it:
+/// the daemon's exit leaves the storage as it is, and the next daemon adopts that tgtd.
 struct SharedTarget(Rc<RefCell<TgtTarget>>);
+
+impl Drop for SharedTarget {
+    fn drop(&mut self) {
+        self.0.borrow_mut().detach();
+    }
+}
 
 impl IscsiTarget for SharedTarget {
     fn status(&mut self) -> Result<TargetStatus, TargetError> {
@@ -176,10 +184,49 @@ impl EventSource for AddressWatch {
     }
 }
 
-/// The managed tgtd child: its pidfd becomes readable when it exits.
+/// A tgtd that dies again this soon after being started again is started only at the first
+/// wake-up past this spacing (a serve, the scan), not in a loop; the spacing doubles with each
+/// start that fails, up to [`MAX_RESTART_SPACING`].
+const RESTART_SPACING: Duration = Duration::from_secs(5);
+const MAX_RESTART_SPACING: Duration = Duration::from_secs(300);
+
+/// The managed tgtd (our child or the one adopted on our control port): its pidfd becomes
+/// readable when it exits. With `keep_running`, a tgtd that exits is started again at once.
 struct TgtdExit {
     target: Rc<RefCell<TgtTarget>>,
     watched: Option<(u32, OwnedFd)>,
+    keep_running: bool,
+    last_restart: Option<Instant>,
+    failures: u32,
+}
+
+impl TgtdExit {
+    /// Starts tgtd again (or finds it answering), unless the last attempt was too recent.
+    fn restart(&mut self) {
+        let spacing = RESTART_SPACING
+            .saturating_mul(1 << self.failures.min(6))
+            .min(MAX_RESTART_SPACING);
+        if self.last_restart.is_some_and(|at| at.elapsed() < spacing) {
+            return;
+        }
+        self.last_restart = Some(Instant::now());
+        let mut target = self.target.borrow_mut();
+        match target.ensure_daemon() {
+            Ok(()) => {
+                self.failures = 0;
+                if let Some((pid, _)) = target.exit_watch() {
+                    tracing::info!(pid, "tgtd running again (keep_running)");
+                }
+            }
+            Err(e) => {
+                self.failures = self.failures.saturating_add(1);
+                tracing::error!(
+                    "cannot start tgtd again ({e}); next attempt in {} s at the earliest",
+                    spacing.saturating_mul(2).min(MAX_RESTART_SPACING).as_secs()
+                );
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for TgtdExit {
@@ -198,10 +245,14 @@ impl EventSource for TgtdExit {
         self.watched.as_ref().map(|(_, fd)| fd.as_fd())
     }
     fn refresh(&mut self) {
+        if self.keep_running && self.target.borrow().exit_watch().is_none() {
+            // A start that failed, or one held back by the spacing.
+            self.restart();
+        }
         let target = self.target.borrow();
         let current = target
-            .managed()
-            .and_then(|m| Some((m.pid(), m.pidfd()?.try_clone_to_owned().ok()?)));
+            .exit_watch()
+            .and_then(|(pid, fd)| Some((pid, fd.try_clone_to_owned().ok()?)));
         match (&self.watched, current) {
             (Some((old, _)), Some((pid, fd))) if *old != pid => self.watched = Some((pid, fd)),
             (None, Some(now)) => self.watched = Some(now),
@@ -213,12 +264,15 @@ impl EventSource for TgtdExit {
         let exited = self
             .target
             .borrow_mut()
-            .reap_exited()
+            .forget_exited()
             .map_err(|e| e.to_string())?;
-        if exited.is_some() {
+        if exited {
             self.watched = None;
+            if self.keep_running {
+                self.restart();
+            }
         }
-        Ok(exited.is_some())
+        Ok(exited)
     }
 }
 

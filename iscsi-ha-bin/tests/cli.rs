@@ -89,3 +89,61 @@ fn import_legacy_writes_a_private_file_and_never_overwrites_without_force() {
     forced.push("--force");
     assert!(iscsi_ha(&forced).status.success());
 }
+
+/// Runs `iscsi-ha check-config FILE`, killed if it has not exited within `limit` (the test
+/// then fails instead of hanging with it).
+fn check_config_within(file: &Path, limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iscsi-ha"))
+        .arg("check-config")
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "check-config {} still running after {limit:?}; stderr:\n{}",
+                file.display(),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn check_config_refuses_a_device_a_fifo_and_a_huge_file_at_once() {
+    let limit = std::time::Duration::from_secs(5);
+    let out = check_config_within(Path::new("/dev/zero"), limit);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("/dev/zero is a character device, not a regular file"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("iscsi-ha.toml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let out = check_config_within(&fifo, limit);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} is a FIFO, not a regular file", fifo.display()))
+            && stderr.contains("put a regular file there"),
+        "{stderr}"
+    );
+
+    // A sparse 2 GiB regular file: read up to the 1 MiB cap, then refused.
+    let huge = dir.path().join("huge.toml");
+    fs::File::create(&huge).unwrap().set_len(2 << 30).unwrap();
+    let out = check_config_within(&huge, limit);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("is larger than 1048576 bytes"), "{stderr}");
+}

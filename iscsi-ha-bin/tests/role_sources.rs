@@ -175,3 +175,30 @@ esac"#,
         "an xe that hangs makes the role unknown"
     );
 }
+
+#[test]
+fn a_pool_conf_that_is_a_fifo_or_a_device_is_unknown_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pool.conf");
+    let mut source = PoolConfRole::new(path.clone(), None).unwrap();
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let t0 = Instant::now();
+    let reason = unknown(source.role());
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        reason.contains(&format!("{} is a FIFO, not a regular file", path.display())),
+        "{reason}"
+    );
+    fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let reason = unknown(source.role());
+    assert!(reason.contains("is a character device"), "{reason}");
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, format!("master{}\n", " ".repeat(8 << 10))).unwrap();
+    let reason = unknown(source.role());
+    assert!(reason.contains("is larger than 4096 bytes"), "{reason}");
+}

@@ -1,5 +1,6 @@
 //! [`TgtTarget`]: the [`IscsiTarget`] port over tgtd.
 
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitStatus;
 use std::thread;
 
@@ -8,7 +9,7 @@ use iscsi_ha_core::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatu
 
 use crate::client::Client;
 use crate::config::{Lifecycle, TgtConfig};
-use crate::daemon::ManagedTgtd;
+use crate::daemon::{pidfd_open, ManagedTgtd};
 use crate::error::TgtError;
 use crate::ops::{State, Tgt};
 use crate::plan::{self, fingerprint, Applied, Step};
@@ -24,6 +25,9 @@ pub struct TgtTarget {
     /// A managed configuration found tgtd already answering on its socket (left running by
     /// a previous daemon instance) and uses it instead of starting a second one.
     adopted: bool,
+    /// The adopted tgtd's pid and pidfd, when they could be learnt: its exit is then seen at
+    /// once, as a child's is.
+    adopted_watch: Option<(u32, OwnedFd)>,
     applied: Applied,
 }
 
@@ -37,6 +41,7 @@ impl TgtTarget {
             tgt: Tgt::new(client),
             daemon: None,
             adopted: false,
+            adopted_watch: None,
             applied: Applied::default(),
         }
     }
@@ -73,6 +78,73 @@ impl TgtTarget {
         Ok(status)
     }
 
+    /// The tgtd whose exit the daemon should notice at once: the managed child, or the tgtd
+    /// adopted on our control port. Its pid, and a pidfd that becomes readable when it exits
+    /// (then call [`TgtTarget::forget_exited`]). `None` without one, or where pidfds or the
+    /// adopted tgtd's pid are not to be had (its exit is then seen at the next status).
+    pub fn exit_watch(&self) -> Option<(u32, BorrowedFd<'_>)> {
+        match &self.daemon {
+            Some(child) => Some((child.pid(), child.pidfd()?)),
+            None => self
+                .adopted_watch
+                .as_ref()
+                .map(|(pid, fd)| (*pid, fd.as_fd())),
+        }
+    }
+
+    /// Forgets the watched tgtd if it has exited (reaping our own child): returns whether it
+    /// had. Its state died with it; the next `serve` (or [`TgtTarget::ensure_daemon`]) starts
+    /// a new one.
+    pub fn forget_exited(&mut self) -> Result<bool, TgtError> {
+        if self.reap_exited()?.is_some() {
+            return Ok(true);
+        }
+        let Some((pid, fd)) = &self.adopted_watch else {
+            return Ok(false);
+        };
+        let mut fds = [nix::poll::PollFd::new(
+            fd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let exited = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0);
+        if exited {
+            tracing::warn!(pid, "the adopted tgtd exited");
+            self.adopted_watch = None;
+            self.adopted = false;
+            self.applied = Applied::default();
+        }
+        Ok(exited)
+    }
+
+    /// Takes a tgtd found answering on our socket as ours: remembers it and, when its pid can
+    /// be learnt, watches it with a pidfd.
+    fn adopt(&mut self) {
+        if self.adopted {
+            return;
+        }
+        self.adopted = true;
+        self.applied = Applied::default();
+        self.adopted_watch = self.watch_running();
+        let socket = self.config.socket_path();
+        match &self.adopted_watch {
+            Some((pid, _)) => {
+                tracing::info!(pid, socket = %socket.display(), "adopting the tgtd already running on our control port")
+            }
+            None => {
+                tracing::warn!(socket = %socket.display(), "adopting the tgtd already running on our control port; its pid is unknown, so its exit is seen only at the next scan")
+            }
+        }
+    }
+
+    /// A pidfd on the tgtd listening on our socket. The pid is read again after the pidfd is
+    /// opened, so a pid reused in between is not watched in its place.
+    fn watch_running(&self) -> Option<(u32, OwnedFd)> {
+        let client = self.tgt.client();
+        let pid = client.server_pid().ok()?;
+        let fd = pidfd_open(pid)?;
+        (client.server_pid().ok()? == pid).then_some((pid, fd))
+    }
+
     /// Makes sure tgtd answers: starts the managed child if there is none (or it exited);
     /// for an adopted tgtd, checks that it answers.
     pub fn ensure_daemon(&mut self) -> Result<(), TgtError> {
@@ -98,14 +170,13 @@ impl TgtTarget {
             // instance (its exit leaves the storage as it is): use it rather than disturb it.
             match self.tgt.system_show() {
                 Ok(_) => {
-                    if !self.adopted {
-                        tracing::info!(socket = %self.config.socket_path().display(), "adopting the tgtd already running on our control port");
-                        self.adopted = true;
-                        self.applied = Applied::default();
-                    }
+                    self.adopt();
                     return Ok(true);
                 }
-                Err(TgtError::NotRunning { .. }) => self.adopted = false,
+                Err(TgtError::NotRunning { .. }) => {
+                    self.adopted = false;
+                    self.adopted_watch = None;
+                }
                 Err(e) => return Err(e),
             }
             let child = ManagedTgtd::start(&command, self.tgt.client(), ready_timeout)?;
@@ -184,6 +255,7 @@ impl TgtTarget {
         while start.elapsed() < stop_timeout {
             if let Err(TgtError::NotRunning { .. }) = self.tgt.system_show() {
                 self.adopted = false;
+                self.adopted_watch = None;
                 self.applied = Applied::default();
                 return Ok(());
             }
@@ -342,12 +414,18 @@ impl TgtTarget {
     pub fn target_status(&mut self) -> Result<TargetStatus, TgtError> {
         self.reap_exited()?;
         // Without a child of ours, a tgtd answering on our socket is still the truth (one
-        // left running by a previous daemon instance, adopted at the next serve).
+        // left running by a previous daemon instance): a managed configuration adopts it now,
+        // so that its exit is noticed.
         match self.tgt.targets() {
-            Ok(targets) => Ok(TargetStatus {
-                daemon_running: true,
-                targets: targets.iter().map(observe).collect(),
-            }),
+            Ok(targets) => {
+                if self.daemon.is_none() && matches!(self.config.lifecycle, Lifecycle::Managed(_)) {
+                    self.adopt();
+                }
+                Ok(TargetStatus {
+                    daemon_running: true,
+                    targets: targets.iter().map(observe).collect(),
+                })
+            }
             Err(TgtError::NotRunning { .. }) => Ok(TargetStatus::default()),
             Err(e) => Err(e),
         }

@@ -120,6 +120,21 @@ impl Client {
         }
     }
 
+    /// The pid of the process listening on the socket, from the kernel's record of who
+    /// listened (`SO_PEERCRED`), not from anything that process says. The connection is
+    /// closed without a request; tgtd drops it.
+    pub fn server_pid(&self) -> Result<u32, TgtError> {
+        let what = "peer credentials";
+        let stream = self.connect(what)?;
+        let creds =
+            nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+                .map_err(|e| self.io_error(what, e.into()))?;
+        u32::try_from(creds.pid()).map_err(|_| TgtError::Malformed {
+            request: what.to_string(),
+            reason: format!("the kernel gave pid {}", creds.pid()),
+        })
+    }
+
     fn connect(&self, what: &str) -> Result<UnixStream, TgtError> {
         UnixStream::connect(&self.socket).map_err(|e| match e.kind() {
             ErrorKind::NotFound | ErrorKind::ConnectionRefused => TgtError::NotRunning {

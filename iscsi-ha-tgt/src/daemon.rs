@@ -298,7 +298,8 @@ impl Drop for ManagedTgtd {
     }
 }
 
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+/// A pidfd for any process (Linux ≥ 5.3; not only a child): readable once it has exited.
+pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     let pid = libc::pid_t::try_from(pid).ok()?;
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is shared.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };

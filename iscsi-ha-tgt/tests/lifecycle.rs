@@ -276,3 +276,47 @@ fn a_child_losing_the_lock_race_leaves_the_winner_alone() {
     drop(winner);
     assert!(!bench.client().socket().exists());
 }
+
+#[test]
+fn an_adopted_tgtd_is_watched_through_a_pidfd_on_the_pid_that_listens() {
+    let bench = Bench::new();
+    let mut other = bench.start_tgtd();
+    let mut target = bench.managed_target();
+    assert!(target.exit_watch().is_none(), "nothing adopted yet");
+    let status = target.status().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.daemon_running);
+    assert!(target.managed().is_none(), "adopted, not started");
+    let (pid, readable_before) = {
+        let (pid, fd) = target
+            .exit_watch()
+            .unwrap_or_else(|| panic!("the adopted tgtd is not watched"));
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        (
+            pid,
+            poll(&mut fds, PollTimeout::ZERO).unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    assert_eq!(pid, other.pid(), "the pid of the tgtd that listens");
+    assert_eq!(readable_before, 0, "the pidfd is readable while tgtd runs");
+    assert!(!target.forget_exited().unwrap_or_else(|e| panic!("{e}")));
+
+    other.kill().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let (_, fd) = target
+            .exit_watch()
+            .unwrap_or_else(|| panic!("the watch went away before the exit was taken"));
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        let n = poll(&mut fds, PollTimeout::from(5_000_u16)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, 1, "the pidfd did not report the exit");
+    }
+    assert!(target.forget_exited().unwrap_or_else(|e| panic!("{e}")));
+    assert!(target.exit_watch().is_none());
+    target
+        .ensure_daemon()
+        .unwrap_or_else(|e| panic!("starting tgtd again: {e}"));
+    let child = target
+        .managed()
+        .unwrap_or_else(|| panic!("no child started"));
+    assert_ne!(child.pid(), pid);
+    assert_eq!(target.exit_watch().map(|(p, _)| p), Some(child.pid()));
+}

@@ -1,9 +1,10 @@
 //! `iscsi-ha import-legacy FILE [-o OUT]`: convert the original add-on's `iscsi-ha.conf`.
 
+use crate::small_file::{self, CONFIG_FILE_CAP};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use iscsi_ha_core::config::legacy::import;
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -26,12 +27,9 @@ pub struct ImportLegacyArgs {
 
 /// Converts the file; the TOML goes to OUTPUT or stdout, the notes to stderr.
 pub fn run(args: &ImportLegacyArgs) -> Result<()> {
-    let conf = fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let conf = small_file::read(&args.file, CONFIG_FILE_CAP)?;
     let targets = match &args.targets_conf {
-        Some(p) => {
-            Some(fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?)
-        }
+        Some(p) => Some(small_file::read(p, CONFIG_FILE_CAP)?),
         None => None,
     };
     let result = import(&conf, targets.as_deref());

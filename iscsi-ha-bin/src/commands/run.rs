@@ -2,7 +2,7 @@
 
 use crate::config_file::load;
 use crate::control::{ControlServer, SOCKET_NAME};
-use crate::daemon::{Daemon, DaemonParts};
+use crate::daemon::{block_signals, Daemon, DaemonParts};
 use crate::mail::{build_alerts, AlertStats};
 use crate::manual_state::{ManualState, DEFAULT_STATE_DIR};
 use crate::metrics::Metrics;
@@ -39,6 +39,8 @@ pub struct RunArgs {
 /// Loads the configuration (refusing to start on any error), wires the adapters and runs the
 /// loop until SIGTERM.
 pub fn run(args: &RunArgs) -> Result<()> {
+    // Before the mail and metrics threads exist, so that they inherit the blocked mask.
+    block_signals().context("cannot block the daemon's signals")?;
     let config = load(&args.config).map_err(|e| anyhow::anyhow!("{e}\nrefusing to start"))?;
     let sink = crate::logging::init(&config.file.logging);
     tracing::debug!("logging to {sink}");

@@ -48,6 +48,4 @@ pub struct Host {
     pub events: Vec<Box<dyn EventSource>>,
     /// Other hosts' claims on the VIP, when the watch could be set up.
     pub claims: Option<Box<dyn ClaimWatch>>,
-    /// Run when the daemon stops, before the ports are dropped (e.g. leave tgtd running).
-    pub at_exit: Vec<Box<dyn FnOnce()>>,
 }

@@ -7,7 +7,7 @@ mod operator;
 mod os;
 
 pub use host::{ClaimWatch, EventSource, Host};
-pub use os::{Notifier, SignalRequest, Signals, WakeTimer};
+pub use os::{block_signals, Notifier, SignalRequest, Signals, WakeTimer};
 
 use crate::config_file;
 use crate::control::{ControlServer, PeerRequest};
@@ -143,6 +143,9 @@ impl Daemon {
                                         Err(e) => tracing::error!("reload refused, keeping the running configuration:\n{e}"),
                                     }
                                     reasons.push("reload");
+                                }
+                                SignalRequest::Ignore(signal) => {
+                                    tracing::info!("ignoring signal {signal}");
                                 }
                             }
                         }

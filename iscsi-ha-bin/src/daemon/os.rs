@@ -15,23 +15,49 @@ pub enum SignalRequest {
     Stop,
     /// SIGHUP: reload the configuration.
     Reload,
+    /// A signal whose default action would end the daemon but that asks nothing of it
+    /// (SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM): logged and otherwise ignored.
+    Ignore(Signal),
 }
 
-/// SIGTERM, SIGINT and SIGHUP, blocked and read from a descriptor.
+/// Every signal the daemon reads from its descriptor: those that ask something of it and
+/// those that would otherwise end it for nothing.
+const HANDLED: [Signal; 7] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGPIPE,
+    Signal::SIGALRM,
+];
+
+fn handled() -> SigSet {
+    let mut mask = SigSet::empty();
+    for signal in HANDLED {
+        mask.add(signal);
+    }
+    mask
+}
+
+/// Blocks the daemon's signals in the calling thread. Call it before any thread is started:
+/// threads inherit the mask, and a process-directed signal goes to any thread that does not
+/// block it, whose default action would end the whole process.
+pub fn block_signals() -> nix::Result<()> {
+    handled().thread_block()
+}
+
+/// The daemon's signals, blocked and read from a descriptor.
 #[derive(Debug)]
 pub struct Signals {
     fd: SignalFd,
 }
 
 impl Signals {
-    /// Blocks the signals for this thread and opens the descriptor.
+    /// Blocks the signals for this thread (see [`block_signals`]) and opens the descriptor.
     pub fn new() -> nix::Result<Self> {
-        let mut mask = SigSet::empty();
-        mask.add(Signal::SIGTERM);
-        mask.add(Signal::SIGINT);
-        mask.add(Signal::SIGHUP);
-        mask.thread_block()?;
-        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        block_signals()?;
+        let fd = SignalFd::with_flags(&handled(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         Ok(Self { fd })
     }
 
@@ -43,7 +69,8 @@ impl Signals {
             match Signal::try_from(signo) {
                 Ok(Signal::SIGHUP) => out.push(SignalRequest::Reload),
                 Ok(Signal::SIGTERM | Signal::SIGINT) => out.push(SignalRequest::Stop),
-                _ => {}
+                Ok(other) => out.push(SignalRequest::Ignore(other)),
+                Err(_) => {}
             }
         }
         out

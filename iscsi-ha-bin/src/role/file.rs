@@ -2,6 +2,7 @@
 //! keepalived notify script (or by hand).
 
 use super::{parse_role_word, FileWatch, RoleSource};
+use crate::small_file::{self, WORD_FILE_CAP};
 use iscsi_ha_core::ports::{PoolRole, RoleError};
 use iscsi_ha_core::role::Role;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -24,7 +25,7 @@ impl FileRole {
 
 impl PoolRole for FileRole {
     fn role(&mut self) -> Result<Role, RoleError> {
-        match std::fs::read_to_string(&self.path) {
+        match small_file::read(&self.path, WORD_FILE_CAP) {
             Ok(text) => Ok(parse_role_word(&text).unwrap_or_else(|| {
                 Role::Unknown(format!(
                     "{} holds {:?}, not master or slave",
@@ -32,7 +33,7 @@ impl PoolRole for FileRole {
                     text.trim()
                 ))
             })),
-            Err(e) => Ok(Role::Unknown(format!("{}: {e}", self.path.display()))),
+            Err(e) => Ok(Role::Unknown(format!("role file: {e}"))),
         }
     }
 }

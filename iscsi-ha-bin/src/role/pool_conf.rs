@@ -3,6 +3,7 @@
 //! XAPI gave up), optionally cross-checked against XAPI itself.
 
 use super::{FileWatch, RoleSource, XapiCheck};
+use crate::small_file::{self, WORD_FILE_CAP};
 use iscsi_ha_core::ports::{PoolRole, RoleError};
 use iscsi_ha_core::role::Role;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -59,9 +60,9 @@ impl PoolConfRole {
 impl PoolRole for PoolConfRole {
     fn role(&mut self) -> Result<Role, RoleError> {
         let shown = self.path.display();
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match small_file::read(&self.path, WORD_FILE_CAP) {
             Ok(t) => t,
-            Err(e) => return Ok(Role::Unknown(format!("{shown}: {e}"))),
+            Err(e) => return Ok(Role::Unknown(e.to_string())),
         };
         let conf = match parse_pool_conf(&text) {
             Ok(c) => c,

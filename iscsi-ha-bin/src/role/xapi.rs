@@ -3,10 +3,15 @@
 
 use super::command::run_with_timeout;
 use super::pool_conf::PoolConf;
+use crate::small_file;
+use std::path::Path;
 use std::time::Duration;
 
 /// Where XenServer records this host's UUID.
 pub const INVENTORY: &str = "/etc/xensource-inventory";
+
+/// XAPI's inventory is a few dozen `KEY='value'` lines.
+const INVENTORY_CAP: u64 = 64 * 1024;
 
 /// Asks XAPI who the pool master is.
 #[derive(Debug, Clone)]
@@ -88,8 +93,8 @@ impl XapiCheck {
     }
 
     fn own_uuid(&self) -> Result<String, String> {
-        let text = std::fs::read_to_string(&self.inventory)
-            .map_err(|e| format!("{}: {e}", self.inventory))?;
+        let text = small_file::read(Path::new(&self.inventory), INVENTORY_CAP)
+            .map_err(|e| e.to_string())?;
         text.lines()
             .find_map(|l| l.strip_prefix("INSTALLATION_UUID="))
             .map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string())
