@@ -53,6 +53,16 @@ pub trait ReplicatedVolume {
     fn promote(&mut self, resource: &ResourceName, force: bool) -> Result<(), VolumeError>;
     /// Makes this host Secondary.
     fn demote(&mut self, resource: &ResourceName) -> Result<(), VolumeError>;
+    /// Lets I/O frozen by the replication layer's fencing go on (DRBD's `resume-io`): the
+    /// writes held since the peer was lost complete on this host's disk only. Only for a host
+    /// that no longer serves (its VIP gone), so none of them can be acknowledged to an
+    /// initiator; it is how a yielding host gets its device free to demote.
+    fn resume_io(&mut self, resource: &ResourceName) -> Result<(), VolumeError> {
+        let _ = resource;
+        Err(VolumeError::Unsupported(
+            "resuming frozen I/O is not supported by this adapter".into(),
+        ))
+    }
     /// Whether the resource is in split brain, with what each side is known to hold. Adapters
     /// that cannot tell answer `None`.
     fn split_brain(&mut self, resource: &ResourceName) -> Result<Option<SplitBrain>, VolumeError> {
@@ -167,7 +177,7 @@ impl RetryHint for TargetError {
 
 /// The floating IP address.
 pub trait FloatingIp {
-    /// Whether the VIP is assigned here.
+    /// Whether the VIP is assigned here (`false` when its interface does not exist).
     fn is_assigned(&mut self, vip: &Vip) -> Result<bool, FloatingIpError>;
     /// Asks the network whether another host answers for the VIP (RFC 5227 ARP probe for IPv4).
     fn probe(&mut self, vip: &Vip) -> Result<VipProbe, FloatingIpError>;
@@ -176,7 +186,8 @@ pub trait FloatingIp {
     fn assign(&mut self, vip: &Vip) -> Result<(), FloatingIpError>;
     /// Announces the VIP again without changing addresses.
     fn announce(&mut self, vip: &Vip) -> Result<(), FloatingIpError>;
-    /// Removes the VIP. Removing an address that is not here succeeds.
+    /// Removes the VIP. Removing an address that is not here succeeds, and so does removing
+    /// it from an interface that no longer exists (the address cannot be there).
     fn release(&mut self, vip: &Vip) -> Result<(), FloatingIpError>;
 }
 
