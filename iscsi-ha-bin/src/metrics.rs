@@ -63,6 +63,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::ReleaseVip => "release_vip",
         Step::ProbeVip => "probe_vip",
         Step::AnnounceVip => "announce_vip",
+        Step::ResumeIo(_) => "resume_io",
     }
 }
 

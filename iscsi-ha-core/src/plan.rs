@@ -53,6 +53,10 @@ pub enum Step {
     ReleaseVip,
     /// Stop exporting the target.
     StopTarget,
+    /// Let I/O frozen by the replication layer's fencing go on, so the device can be demoted.
+    /// Planned only once the VIP is observed gone: the writes it releases complete on this
+    /// host's disk alone, and no initiator can be told they did.
+    ResumeIo(ResourceName),
     /// Make the resource Secondary here.
     Demote(ResourceName),
 }
@@ -61,7 +65,9 @@ impl Step {
     /// The component this step acts on (restart budgets and retry delays are per component).
     pub fn component(&self) -> Component {
         match self {
-            Step::Promote(r) | Step::Demote(r) => Component::Volume(r.clone()),
+            Step::Promote(r) | Step::Demote(r) | Step::ResumeIo(r) => {
+                Component::Volume(r.clone())
+            }
             Step::ServeTarget | Step::StopTarget => Component::Target,
             Step::ProbeVip | Step::AssignVip | Step::AnnounceVip | Step::ReleaseVip => {
                 Component::Vip
@@ -85,6 +91,7 @@ impl fmt::Display for Step {
             Step::AnnounceVip => f.write_str("announce VIP"),
             Step::ReleaseVip => f.write_str("release VIP"),
             Step::StopTarget => f.write_str("stop target"),
+            Step::ResumeIo(r) => write!(f, "resume frozen I/O on {r}"),
             Step::Demote(r) => write!(f, "demote {r}"),
         }
     }
@@ -379,6 +386,10 @@ fn plan_release(config: &Config, observation: &Observation) -> Vec<Step> {
         match seen.map(|v| &v.status) {
             // Only a resource seen Secondary is left alone: a mixed or unknown role is demoted.
             Some(Ok(status)) if status.role == VolumeRole::Secondary => {}
+            Some(Ok(status)) if status.suspended && observation.vip_here == Ok(false) => {
+                steps.push(Step::ResumeIo(name.clone()));
+                steps.push(Step::Demote(name.clone()));
+            }
             _ => steps.push(Step::Demote(name.clone())),
         }
     }

@@ -446,7 +446,7 @@ impl Failure {
 fn continues_after_failure(step: &Step, yielding: bool) -> bool {
     match step {
         Step::ReleaseVip => yielding,
-        Step::StopTarget | Step::Demote(_) => true,
+        Step::StopTarget | Step::ResumeIo(_) | Step::Demote(_) => true,
         Step::ProbeVip
         | Step::Promote(_)
         | Step::ServeTarget
@@ -489,6 +489,7 @@ fn execute(
             .promote(r, false)
             .map_err(|e| Failure::from(&e)),
         Step::Demote(r) => ports.volumes.demote(r).map_err(|e| Failure::from(&e)),
+        Step::ResumeIo(r) => ports.volumes.resume_io(r).map_err(|e| Failure::from(&e)),
         Step::ServeTarget => ports
             .target
             .serve(&config.target)
@@ -523,6 +524,7 @@ fn success_alert(step: &Step, config: &Config) -> Option<Alert> {
         Step::ServeTarget => format!("target {} serving", config.target.iqn),
         Step::StopTarget => format!("target {} stopped", config.target.iqn),
         Step::AssignVip => format!("{} assigned here and announced", config.vip),
+        Step::ResumeIo(r) => format!("{r}: frozen I/O resumed on this host only (it no longer serves)"),
         Step::ProbeVip | Step::AnnounceVip => return None,
         Step::ReleaseVip => format!("{} released", config.vip),
     };

@@ -75,6 +75,7 @@ pub struct Faults {
 pub enum Call {
     Promote(String),
     Demote(String),
+    ResumeIo(String),
     Serve,
     Stop,
     Probe,
@@ -112,6 +113,8 @@ pub struct World {
     pub stop_attempted: bool,
     /// The last observation, as the planner saw it.
     pub last_observation: Option<Observation>,
+    /// Resources whose I/O the fencing froze.
+    pub suspended: BTreeMap<String, bool>,
 }
 
 impl World {
@@ -189,7 +192,7 @@ impl World {
                 DiskState::Unknown
             },
             sync: None,
-            suspended: false,
+            suspended: self.suspended.get(name).copied().unwrap_or(false),
         }
     }
 
@@ -317,7 +320,23 @@ impl ReplicatedVolume for Handle {
         if w.faults.demote {
             return Err(VolumeError::Refused("injected".into()));
         }
+        if w.suspended.get(r.as_str()) == Some(&true) {
+            // Frozen requests keep the device busy.
+            return Err(VolumeError::DeviceInUse);
+        }
         w.roles.insert(r.to_string(), VolumeRole::Secondary);
+        Ok(())
+    }
+
+    fn resume_io(&mut self, r: &ResourceName) -> Result<(), VolumeError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::ResumeIo(r.to_string()));
+        if w.vip_here {
+            w.violations.push(format!(
+                "I/O on {r} resumed while the VIP is here: a frozen write could be acknowledged"
+            ));
+        }
+        w.suspended.insert(r.to_string(), false);
         Ok(())
     }
 }

@@ -52,6 +52,7 @@ struct Host {
     disks: [DiskState; 2],
     disconnected: [bool; 2],
     split: [bool; 2],
+    frozen: [bool; 2],
     target_served: bool,
     vip_here: bool,
     claim: bool,
@@ -63,16 +64,22 @@ fn host() -> impl Strategy<Value = Host> {
         [disk(), disk()],
         any::<[bool; 2]>(),
         prop::array::uniform2(prop::bool::weighted(0.3)),
+        prop::array::uniform2(prop::bool::weighted(0.2)),
         any::<bool>(),
         any::<bool>(),
         prop::bool::weighted(0.3),
     )
         .prop_map(
-            |(roles, disks, disconnected, split, target_served, vip_here, claim)| Host {
+            |(roles, disks, disconnected, split, frozen, target_served, vip_here, claim)| Host {
                 roles,
                 disks,
                 disconnected,
                 split,
+                // Only a Primary's I/O is frozen by fencing.
+                frozen: [
+                    frozen[0] && roles[0] == VolumeRole::Primary,
+                    frozen[1] && roles[1] == VolumeRole::Primary,
+                ],
                 target_served,
                 vip_here,
                 claim,
@@ -95,6 +102,7 @@ fn setup(h: &Host) -> Fakes {
             w.roles.insert((*name).into(), h.roles[i]);
             w.disks.insert((*name).into(), h.disks[i]);
             w.disconnected.insert((*name).into(), h.disconnected[i]);
+            w.suspended.insert((*name).into(), h.frozen[i]);
             if h.split[i] {
                 w.split_brain
                     .insert((*name).into(), super::fakes::split_brain());

@@ -266,7 +266,7 @@ proptest! {
             (Intent::Serve, Step::AssignVip) => 3,
             (Intent::Release, Step::ReleaseVip) => 0,
             (Intent::Release, Step::StopTarget) => 1,
-            (Intent::Release, Step::Demote(_)) => 2,
+            (Intent::Release, Step::ResumeIo(_) | Step::Demote(_)) => 2,
             _ => 99,
         };
         let ranks: Vec<u8> = p.steps.iter().map(rank).collect();
