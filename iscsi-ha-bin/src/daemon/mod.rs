@@ -300,8 +300,9 @@ impl Daemon {
             self.status = Some(status);
             self.observation = Some(observation);
             done.extend(report.actions.iter().cloned());
-            let progressed = !report.actions.is_empty()
-                && report.actions.iter().all(|a| a.outcome == Outcome::Done);
+            // Any step done may unblock the next (a VIP seen gone lets frozen I/O resume, a
+            // stopped target lets a demotion through): observe again, up to MAX_PASSES.
+            let progressed = report.actions.iter().any(|a| a.outcome == Outcome::Done);
             if !progressed {
                 break;
             }
