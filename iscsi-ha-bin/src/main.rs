@@ -2,7 +2,7 @@
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use iscsi_ha_bin::cfg_cli::CfgCli;
-use iscsi_ha_bin::commands::{check_config, import_legacy, log, run, status};
+use iscsi_ha_bin::commands::{check_config, fence_peer, import_legacy, log, run, status};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,6 +27,9 @@ enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Convert the original add-on's iscsi-ha.conf to TOML.
     ImportLegacy(import_legacy::ImportLegacyArgs),
+    /// DRBD's fence-peer handler: may this host go on writing without its peer? (exit 7 yes,
+    /// 1 no; for `handlers { fence-peer "iscsi-ha fence-peer"; }`)
+    FencePeer(fence_peer::FencePeerArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     GenerateAssets(GenerateArgs),
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Command::Log(args) => log::run(&args),
         Command::CheckConfig(args) => return check_config::run(&args),
         Command::ImportLegacy(args) => import_legacy::run(&args),
+        Command::FencePeer(args) => return fence_peer::run(&args),
         Command::GenerateAssets(args) => generate_assets(&args),
     };
     match result {

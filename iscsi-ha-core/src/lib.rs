@@ -15,6 +15,7 @@
 //! | [`alert`] | alerts and the duplicate screen |
 //! | [`config`] | the TOML configuration, its checks, and the legacy importer |
 //! | [`observation`], [`plan`] | what was seen, and the pure planner |
+//! | [`fence`] | the answer to the replication layer's question "may this host go on alone?" |
 //! | [`history`], [`standing`] | what the host remembers of serving; who may serve, which split-brain side to keep |
 //! | [`operator`] | the operator's requests checked against the observation |
 //! | [`reconcile`], [`budget`] | executing plans through the ports, restart budgets, alert policy |
@@ -23,6 +24,7 @@
 pub mod alert;
 pub mod budget;
 pub mod config;
+pub mod fence;
 pub mod history;
 pub mod iqn;
 pub mod observation;

@@ -24,7 +24,12 @@ pub enum Intent {
 
 /// The role the planner follows: manual mode first, then the pool role.
 pub fn intent(observation: &Observation) -> Intent {
-    match (observation.manual, &observation.role) {
+    intent_of(observation.manual, &observation.role)
+}
+
+/// The intent of a manual mode and a pool role (manual mode first).
+pub fn intent_of(manual: ManualMode, role: &Role) -> Intent {
+    match (manual, role) {
         (ManualMode::BecomePrimary, _) => Intent::Serve,
         (ManualMode::BecomeSecondary, _) => Intent::Release,
         (ManualMode::Off, Role::Master) => Intent::Serve,
@@ -65,9 +70,7 @@ impl Step {
     /// The component this step acts on (restart budgets and retry delays are per component).
     pub fn component(&self) -> Component {
         match self {
-            Step::Promote(r) | Step::Demote(r) | Step::ResumeIo(r) => {
-                Component::Volume(r.clone())
-            }
+            Step::Promote(r) | Step::Demote(r) | Step::ResumeIo(r) => Component::Volume(r.clone()),
             Step::ServeTarget | Step::StopTarget => Component::Target,
             Step::ProbeVip | Step::AssignVip | Step::AnnounceVip | Step::ReleaseVip => {
                 Component::Vip

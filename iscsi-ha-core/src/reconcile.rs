@@ -524,7 +524,9 @@ fn success_alert(step: &Step, config: &Config) -> Option<Alert> {
         Step::ServeTarget => format!("target {} serving", config.target.iqn),
         Step::StopTarget => format!("target {} stopped", config.target.iqn),
         Step::AssignVip => format!("{} assigned here and announced", config.vip),
-        Step::ResumeIo(r) => format!("{r}: frozen I/O resumed on this host only (it no longer serves)"),
+        Step::ResumeIo(r) => {
+            format!("{r}: frozen I/O resumed on this host only (it no longer serves)")
+        }
         Step::ProbeVip | Step::AnnounceVip => return None,
         Step::ReleaseVip => format!("{} released", config.vip),
     };
