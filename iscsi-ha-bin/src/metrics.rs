@@ -478,6 +478,7 @@ mod tests {
             disk: Some(DiskState::UpToDate),
             peer_disk: Some(DiskState::Inconsistent),
             sync,
+            suspended: Some(false),
             error: None,
             split_brain: None,
         };

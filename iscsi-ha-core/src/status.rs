@@ -65,6 +65,9 @@ pub struct ResourceView {
     pub peer_disk: Option<DiskState>,
     /// Resync progress.
     pub sync: Option<SyncProgress>,
+    /// I/O is frozen on this replica (the replication layer's fencing waits for a verdict).
+    #[serde(default)]
+    pub suspended: Option<bool>,
     /// Why the status could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -187,6 +190,12 @@ impl Status {
             .iter()
             .filter_map(|v| {
                 let s = v.status.as_ref().ok()?;
+                if s.suspended {
+                    return Some(format!(
+                        "{}: I/O is frozen: the replication layer's fencing did not let this host go on without its peer (iscsi-ha fence-peer refused: another host serves, or this host is not the master); it resumes when the peer is back or once this host has released the VIP",
+                        v.name
+                    ));
+                }
                 (s.role == VolumeRole::Primary && s.disk == DiskState::Inconsistent).then(|| {
                     format!(
                         "{}: serving from an Inconsistent disk while the resync from the peer runs; reads go through the peer, so do not take the peer down until the sync completes",
@@ -208,6 +217,7 @@ impl Status {
                     disk: Some(s.disk),
                     peer_disk: Some(s.peer_disk),
                     sync: s.sync,
+                    suspended: Some(s.suspended),
                     error: None,
                     split_brain: split_view(v),
                 },
@@ -220,6 +230,7 @@ impl Status {
                     disk: None,
                     peer_disk: None,
                     sync: None,
+                    suspended: None,
                     error: Some(e.clone()),
                     split_brain: split_view(v),
                 },

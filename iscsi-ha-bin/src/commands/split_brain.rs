@@ -3,6 +3,7 @@
 
 use super::{status::fetch, EXIT_NOT_RUNNING};
 use crate::control::ClientError;
+use iscsi_ha_core::standing::Keep;
 use iscsi_ha_core::status::{ResourceView, SplitBrainView};
 use iscsi_ha_core::volume::SplitBrainSide;
 use std::fmt::Write as _;
@@ -74,12 +75,14 @@ pub fn render(host: &str, resources: &[ResourceView]) -> String {
         );
         let _ = writeln!(
             o,
-            "  recommendation: keep the side that has been Primary and serving ({})",
-            if sb.serving_here {
-                "this host serves now"
-            } else {
-                "this host does not serve"
-            }
+            "  recommendation: {} (confidence {}): {}",
+            match sb.keep {
+                Keep::ThisHost => "keep THIS host's data",
+                Keep::OtherHost => "keep the OTHER host's data",
+                Keep::Undecided => "undecided from here",
+            },
+            sb.confidence,
+            sb.why
         );
         let _ = writeln!(o, "  recovery: {}", sb.recovery);
     }

@@ -136,7 +136,11 @@ pub fn render(s: &Status, now: SystemTime) -> String {
                 }
                 o.push('\n');
                 if let Some(sb) = &r.split_brain {
-                    let _ = writeln!(o, "  SPLIT BRAIN ({}): {}", sb.detail.evidence, sb.recovery);
+                    let _ = writeln!(
+                        o,
+                        "  SPLIT BRAIN ({}): {} (confidence {}: {})",
+                        sb.detail.evidence, sb.recovery, sb.confidence, sb.why
+                    );
                 }
             }
         }
@@ -172,6 +176,9 @@ pub fn render(s: &Status, now: SystemTime) -> String {
     );
     for h in &s.holds {
         let _ = writeln!(o, "HOLD:           {h}");
+    }
+    for w in &s.warnings {
+        let _ = writeln!(o, "WARNING:        {w}");
     }
     for e in &s.exhausted {
         let _ = writeln!(

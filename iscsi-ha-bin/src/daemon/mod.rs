@@ -30,8 +30,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// How many passes one wake-up may run while steps keep succeeding (each pass re-observes).
 const MAX_PASSES: usize = 4;
 
-/// How often a serving host that may have been unreachable probes the VIP it holds.
+/// How often a serving host that may have been unreachable probes the VIP it holds, at first.
 const VIP_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// ... and after the first minute.
+const VIP_CHECK_LATER: Duration = Duration::from_secs(5);
 
 /// Everything the daemon needs to start.
 #[allow(missing_debug_implementations)]
@@ -283,11 +285,10 @@ impl Daemon {
             {
                 self.history.save();
             }
-            if vip_check_due(&observation) && recently_suspect(&self.history.history, now.wall) {
+            if vip_check_due(&observation) {
                 // A host that may have been unreachable checks again soon, not only at the scan.
-                self.wake_at = Some(self.wake_at.map_or(Instant::now() + VIP_CHECK_EVERY, |w| {
-                    w.min(Instant::now() + VIP_CHECK_EVERY)
-                }));
+                let next = Instant::now() + vip_check_period(&self.history.history, now.wall);
+                self.wake_at = Some(self.wake_at.map_or(next, |w| w.min(next)));
             }
             let status = Status::build(
                 &self.host_name,
@@ -485,13 +486,19 @@ impl Daemon {
     }
 }
 
-/// Within the first minute after losing its peer (or while a split brain shows), a serving
-/// host probes the VIP every second; later only when something wakes it, so a peer that is
-/// simply dead costs no steady broadcast.
-fn recently_suspect(history: &ServingHistory, now: Timestamp) -> bool {
-    history
+/// How often a serving host that may have been unreachable probes the VIP it holds: every
+/// second in the first minute after it lost its peer (when a stale master comes back), then
+/// every five seconds for as long as it is not connected again, so that a link restored much
+/// later is still noticed within seconds at the cost of one ARP probe per period.
+fn vip_check_period(history: &ServingHistory, now: Timestamp) -> Duration {
+    let recent = history
         .lost_peer_at
-        .is_none_or(|at| iscsi_ha_core::history::elapsed(at, now) < 60_000)
+        .is_none_or(|at| iscsi_ha_core::history::elapsed(at, now) < 60_000);
+    if recent {
+        VIP_CHECK_EVERY
+    } else {
+        VIP_CHECK_LATER
+    }
 }
 
 fn moment() -> Moment {
