@@ -37,6 +37,12 @@ fn check_config_prints_the_effective_configuration() {
         stdout.contains("scsi_sn = "),
         "derived LUN identity is shown:\n{stdout}"
     );
+    let hint = text(&out.stderr);
+    assert!(
+        hint.contains("(iscsi1) `protocol C`, `fencing resource-and-stonith`")
+            && hint.contains("fence-peer \"/usr/sbin/iscsi-ha fence-peer\""),
+        "check-config reminds of the DRBD fencing the design relies on:\n{hint}"
+    );
 }
 
 #[test]

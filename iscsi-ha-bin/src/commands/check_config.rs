@@ -24,6 +24,7 @@ pub fn run(args: &CheckConfigArgs) -> ExitCode {
                 args.file.display()
             );
             print!("{}", config.to_effective_toml());
+            eprintln!("{}", drbd_hint(&config));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -35,4 +36,14 @@ pub fn run(args: &CheckConfigArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What the DRBD side of each resource must say for the one-server rules to hold; DRBD's own
+/// files are not ours to read here, so it is a reminder with the example to copy.
+fn drbd_hint(config: &iscsi_ha_core::config::Config) -> String {
+    let names: Vec<String> = config.resources.iter().map(ToString::to_string).collect();
+    format!(
+        "hint: in DRBD, give every resource ({}) `protocol C`, `fencing resource-and-stonith` and `handlers {{ fence-peer \"/usr/sbin/iscsi-ha fence-peer\"; }}`, and no automatic split-brain recovery: without them a paused or cut-off master can accept writes that go two ways (example: /usr/share/doc/iscsi-ha/drbd-iscsi1.res.example)",
+        names.join(", ")
+    )
 }
