@@ -154,6 +154,7 @@ fn man_pages_and_completions_cover_every_command() {
             "iscsi-cfg-status.1",
             "iscsi-cfg.1",
             "iscsi-ha-check-config.1",
+            "iscsi-ha-fence-peer.1",
             "iscsi-ha-import-legacy.1",
             "iscsi-ha-log.1",
             "iscsi-ha-run.1",
