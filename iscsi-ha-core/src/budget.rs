@@ -1,10 +1,22 @@
 //! Restart budgets and retry delays, per component (the original's MONITOR_MAX_STARTS and
 //! MONITOR_DELAY): a component that keeps failing raises one alert and is left alone until its
 //! window passes or an operator intervenes.
+//!
+//! Deliberate choices:
+//! - the retry delay doubles with each consecutive failure of a component (`retry_delay`, 2×,
+//!   4×, … up to [`MAX_RETRY_DELAY`]) and a success resets it, so a component that cannot work
+//!   is not hammered (nor logged) every second, and the budget's `max_starts` are spread over
+//!   more than a few seconds;
+//! - a new intent (the role moved) forgets the retry delays, so the new role acts at once, but
+//!   keeps the starts counted: a role that flaps cannot restart a failing component beyond its
+//!   budget; only an operator's reset forgets the starts.
 
 use crate::plan::Component;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+
+/// The longest wait between two attempts on a failing component.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
 /// The limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +51,7 @@ pub struct Budgets {
     settings: BudgetSettings,
     starts: HashMap<Component, VecDeque<Instant>>,
     retry_after: HashMap<Component, Instant>,
+    failures: HashMap<Component, u32>,
     exhausted_seen: HashMap<Component, Instant>,
 }
 
@@ -49,6 +62,7 @@ impl Budgets {
             settings,
             starts: HashMap::new(),
             retry_after: HashMap::new(),
+            failures: HashMap::new(),
             exhausted_seen: HashMap::new(),
         }
     }
@@ -86,21 +100,37 @@ impl Budgets {
             .push_back(now);
     }
 
-    /// A step on `component` failed at `now`: hold it back for the retry delay.
-    pub fn record_failure(&mut self, component: &Component, now: Instant) {
-        self.retry_after
-            .insert(component.clone(), now + self.settings.retry_delay);
+    /// A step on `component` failed at `now`: hold it back for the retry delay, doubled for
+    /// each consecutive failure. Returns the delay.
+    pub fn record_failure(&mut self, component: &Component, now: Instant) -> Duration {
+        let n = self.failures.entry(component.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        let delay = self
+            .settings
+            .retry_delay
+            .saturating_mul(1u32 << (*n - 1).min(16))
+            .min(MAX_RETRY_DELAY.max(self.settings.retry_delay));
+        self.retry_after.insert(component.clone(), now + delay);
+        delay
     }
 
     /// A step on `component` succeeded: no delay before the next.
     pub fn record_success(&mut self, component: &Component) {
         self.retry_after.remove(component);
+        self.failures.remove(component);
     }
 
-    /// Forgets every start and delay (a role change, or an operator's reset).
+    /// A new intent: retry delays are forgotten so it acts at once; starts stay counted.
+    pub fn forget_delays(&mut self) {
+        self.retry_after.clear();
+        self.failures.clear();
+    }
+
+    /// Forgets every start and delay (an operator's reset).
     pub fn reset(&mut self) {
         self.starts.clear();
         self.retry_after.clear();
+        self.failures.clear();
         self.exhausted_seen.clear();
     }
 
@@ -182,6 +212,31 @@ mod tests {
         b.record_failure(&c, t0);
         b.record_success(&c);
         assert_eq!(b.gate(&c, false, t0), Gate::Go);
+    }
+
+    #[test]
+    fn consecutive_failures_double_the_delay_up_to_a_minute_and_a_success_resets_it() {
+        let t0 = Instant::now();
+        let mut b = Budgets::new(settings());
+        let c = Component::Target;
+        let delays: Vec<u64> = (0..8).map(|_| b.record_failure(&c, t0).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60, 60]);
+        b.record_success(&c);
+        assert_eq!(b.record_failure(&c, t0), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_new_intent_forgets_delays_but_not_starts() {
+        let t0 = Instant::now();
+        let mut b = Budgets::new(settings());
+        let c = Component::Target;
+        for _ in 0..3 {
+            b.record_start(&c, t0);
+        }
+        b.record_failure(&c, t0);
+        b.forget_delays();
+        assert!(matches!(b.gate(&c, false, t0), Gate::Go));
+        assert!(matches!(b.gate(&c, true, t0), Gate::Exhausted { .. }));
     }
 
     #[test]

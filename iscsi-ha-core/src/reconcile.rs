@@ -187,8 +187,9 @@ impl Reconciler {
     ) -> Report {
         let plan = plan(config, observation);
         if self.last_intent.as_ref() != Some(&plan.intent) {
-            // A new role is a new intent: earlier failures say nothing about it.
-            self.budgets.reset();
+            // A new role acts at once; the starts stay counted, so a flapping role cannot
+            // restart a failing component beyond its budget.
+            self.budgets.forget_delays();
             self.last_intent = Some(plan.intent.clone());
         }
         let (mut pending, mut wake_at) = self.condition_alerts(observation, &plan, now.instant);
@@ -214,11 +215,8 @@ impl Reconciler {
                             }
                         }
                         Err(failure) => {
-                            self.budgets.record_failure(&component, now.instant);
-                            wake_at = earliest(
-                                wake_at,
-                                now.instant + config.file.monitor.retry_delay.get(),
-                            );
+                            let delay = self.budgets.record_failure(&component, now.instant);
+                            wake_at = earliest(wake_at, now.instant + delay);
                             pending.push(failure.alert(step, config));
                         }
                     }

@@ -322,4 +322,23 @@ proptest! {
         prop_assert!(serves <= 3);
         prop_assert!(w.alerts.iter().filter(|a| a.message.contains("keeps failing")).count() <= 1);
     }
+
+    /// A flapping role does not bypass the budget: a target that keeps failing to start is
+    /// started at most max_starts times within the window, however often the role flips.
+    #[test]
+    fn a_flapping_role_cannot_bypass_the_budget(flips in prop::collection::vec(any::<bool>(), 5..30)) {
+        let cfg = config(&["r0"]);
+        let mut f = Fakes::new(&["r0"]);
+        f.world.borrow_mut().faults.serve = true;
+        let mut rec = Reconciler::new(&cfg);
+        let t0 = Instant::now();
+        for (i, master) in flips.into_iter().enumerate() {
+            let role = if master { Role::Master } else { Role::Slave };
+            let obs = f.world.borrow_mut().observe(role, ManualMode::Off, &cfg.target);
+            rec.reconcile(&cfg, &obs, &mut f.ports(), at(t0, i as u64 * 2));
+        }
+        let w = f.world.borrow();
+        let serves = w.calls.iter().filter(|c| **c == super::fakes::Call::Serve).count();
+        prop_assert!(serves <= 3, "{} starts within a minute", serves);
+    }
 }
