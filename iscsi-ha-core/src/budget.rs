@@ -7,12 +7,16 @@
 //!   4×, … up to [`MAX_RETRY_DELAY`]) and a success resets it, so a component that cannot work
 //!   is not hammered (nor logged) every second, and the budget's `max_starts` are spread over
 //!   more than a few seconds;
+//! - what counts against the budget is a start that failed, and a start of a component that had
+//!   already come up under the same intent (a restart after it died); the first start that
+//!   works under a new intent is the role change itself and is not counted, so planned
+//!   switches are never refused;
 //! - a new intent (the role moved) forgets the retry delays, so the new role acts at once, but
 //!   keeps the starts counted: a role that flaps cannot restart a failing component beyond its
 //!   budget; only an operator's reset forgets the starts.
 
 use crate::plan::Component;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// The longest wait between two attempts on a failing component.
@@ -52,6 +56,7 @@ pub struct Budgets {
     starts: HashMap<Component, VecDeque<Instant>>,
     retry_after: HashMap<Component, Instant>,
     failures: HashMap<Component, u32>,
+    up_in_intent: HashSet<Component>,
     exhausted_seen: HashMap<Component, Instant>,
 }
 
@@ -63,6 +68,7 @@ impl Budgets {
             starts: HashMap::new(),
             retry_after: HashMap::new(),
             failures: HashMap::new(),
+            up_in_intent: HashSet::new(),
             exhausted_seen: HashMap::new(),
         }
     }
@@ -114,16 +120,23 @@ impl Budgets {
         delay
     }
 
-    /// A step on `component` succeeded: no delay before the next.
-    pub fn record_success(&mut self, component: &Component) {
+    /// A step on `component` succeeded: no delay before the next. The first start that works
+    /// under an intent is not counted against the budget (it is the role change itself).
+    pub fn record_success(&mut self, component: &Component, was_start: bool) {
         self.retry_after.remove(component);
         self.failures.remove(component);
+        if was_start && self.up_in_intent.insert(component.clone()) {
+            if let Some(starts) = self.starts.get_mut(component) {
+                starts.pop_back();
+            }
+        }
     }
 
     /// A new intent: retry delays are forgotten so it acts at once; starts stay counted.
     pub fn forget_delays(&mut self) {
         self.retry_after.clear();
         self.failures.clear();
+        self.up_in_intent.clear();
     }
 
     /// Forgets every start and delay (an operator's reset).
@@ -131,6 +144,7 @@ impl Budgets {
         self.starts.clear();
         self.retry_after.clear();
         self.failures.clear();
+        self.up_in_intent.clear();
         self.exhausted_seen.clear();
     }
 
@@ -210,7 +224,7 @@ mod tests {
         );
         assert_eq!(b.gate(&c, false, t0 + Duration::from_secs(2)), Gate::Go);
         b.record_failure(&c, t0);
-        b.record_success(&c);
+        b.record_success(&c, false);
         assert_eq!(b.gate(&c, false, t0), Gate::Go);
     }
 
@@ -221,7 +235,7 @@ mod tests {
         let c = Component::Target;
         let delays: Vec<u64> = (0..8).map(|_| b.record_failure(&c, t0).as_secs()).collect();
         assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60, 60]);
-        b.record_success(&c);
+        b.record_success(&c, false);
         assert_eq!(b.record_failure(&c, t0), Duration::from_secs(2));
     }
 

@@ -209,7 +209,7 @@ impl Reconciler {
                     }
                     match &result {
                         Ok(()) => {
-                            self.budgets.record_success(&component);
+                            self.budgets.record_success(&component, step.is_start());
                             if let Some(a) = success_alert(step, config) {
                                 pending.push(a);
                             }

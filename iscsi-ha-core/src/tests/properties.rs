@@ -341,4 +341,22 @@ proptest! {
         let serves = w.calls.iter().filter(|c| **c == super::fakes::Call::Serve).count();
         prop_assert!(serves <= 3, "{} starts within a minute", serves);
     }
+
+    /// Planned switches are never refused by the budget: every role change whose steps work
+    /// serves or releases completely, however many there are within the window.
+    #[test]
+    fn planned_switches_are_never_refused(flips in prop::collection::vec(any::<bool>(), 5..40)) {
+        let cfg = config(&["r0"]);
+        let mut f = Fakes::new(&["r0"]);
+        let mut rec = Reconciler::new(&cfg);
+        let t0 = Instant::now();
+        for (i, master) in flips.into_iter().enumerate() {
+            let role = if master { Role::Master } else { Role::Slave };
+            let obs = f.world.borrow_mut().observe(role, ManualMode::Off, &cfg.target);
+            let report = rec.reconcile(&cfg, &obs, &mut f.ports(), at(t0, i as u64));
+            prop_assert!(report.actions.iter().all(|a| a.outcome.is_done()), "{:?}", report.actions);
+            let w = f.world.borrow();
+            prop_assert_eq!(w.target_served, master);
+        }
+    }
 }
