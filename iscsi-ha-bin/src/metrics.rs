@@ -519,6 +519,7 @@ mod tests {
             holds: Vec::new(),
             warnings: Vec::new(),
             exhausted: vec!["target".into()],
+            retrying: Vec::new(),
             last_actions: Vec::new(),
             alerts: Vec::new(),
             updated_at: Timestamp::from_system_time(SystemTime::now()),

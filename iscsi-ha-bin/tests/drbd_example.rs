@@ -40,7 +40,10 @@ fn the_drbd_example_parses_and_keeps_the_fencing_the_design_relies_on() {
         "after-sb-1pri    disconnect;",
         "after-sb-2pri    disconnect;",
     ] {
-        assert!(dump.contains(needle), "the example lost `{needle}`:\n{dump}");
+        assert!(
+            dump.contains(needle),
+            "the example lost `{needle}`:\n{dump}"
+        );
     }
     let cargo = include_str!("../Cargo.toml");
     assert!(

@@ -148,6 +148,18 @@ impl Budgets {
         self.exhausted_seen.clear();
     }
 
+    /// Components held back by a retry delay at `now`, with the time left.
+    pub fn waiting(&self, now: Instant) -> Vec<(Component, Duration)> {
+        let mut out: Vec<(Component, Duration)> = self
+            .retry_after
+            .iter()
+            .filter(|(_, at)| **at > now)
+            .map(|(c, at)| (c.clone(), at.saturating_duration_since(now)))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Components whose budget is used up at `now`.
     pub fn exhausted(&self, now: Instant) -> Vec<Component> {
         let mut out: Vec<Component> = self

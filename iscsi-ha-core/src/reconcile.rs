@@ -172,6 +172,11 @@ impl Reconciler {
         self.alerts.iter()
     }
 
+    /// Components that failed and wait for their retry, with the time left.
+    pub fn waiting(&self, now: Instant) -> Vec<(Component, Duration)> {
+        self.budgets.waiting(now)
+    }
+
     /// Components whose restart budget is used up.
     pub fn exhausted(&self, now: Instant) -> Vec<Component> {
         self.budgets.exhausted(now)

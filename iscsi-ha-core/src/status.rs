@@ -38,12 +38,24 @@ pub struct Status {
     pub warnings: Vec<String>,
     /// Components whose restart budget is used up.
     pub exhausted: Vec<String>,
+    /// Components whose last step failed, and when they are tried again.
+    #[serde(default)]
+    pub retrying: Vec<RetryView>,
     /// The last actions, oldest first.
     pub last_actions: Vec<ActionRecord>,
     /// The last alerts, oldest first.
     pub alerts: Vec<AlertRecord>,
     /// When this status was made.
     pub updated_at: Timestamp,
+}
+
+/// A component waiting to be tried again after a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryView {
+    /// The component (`target`, `VIP`, `resource r0`).
+    pub component: String,
+    /// Milliseconds until the next attempt.
+    pub retry_in_ms: u64,
 }
 
 /// One resource as shown in status.
@@ -291,6 +303,14 @@ impl Status {
                 .exhausted(now.instant)
                 .iter()
                 .map(ToString::to_string)
+                .collect(),
+            retrying: reconciler
+                .waiting(now.instant)
+                .into_iter()
+                .map(|(c, left)| RetryView {
+                    component: c.to_string(),
+                    retry_in_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+                })
                 .collect(),
             last_actions: reconciler.recent_actions().cloned().collect(),
             alerts: reconciler.recent_alerts().cloned().collect(),

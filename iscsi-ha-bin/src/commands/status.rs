@@ -180,6 +180,14 @@ pub fn render(s: &Status, now: SystemTime) -> String {
     for w in &s.warnings {
         let _ = writeln!(o, "WARNING:        {w}");
     }
+    for r in &s.retrying {
+        let _ = writeln!(
+            o,
+            "RETRYING:       {} failed; tried again in {:.1} s",
+            r.component,
+            r.retry_in_ms as f64 / 1000.0
+        );
+    }
     for e in &s.exhausted {
         let _ = writeln!(
             o,

@@ -69,6 +69,8 @@ pub struct Daemon {
     pending_claim: Option<VipClaim>,
     /// When the VIP was last probed while held here (stale-master check), to space probes.
     last_vip_check: Option<Instant>,
+    /// Steps whose failure was logged as an error, with that error (logged once).
+    failing: std::collections::HashMap<iscsi_ha_core::plan::Step, String>,
     reconciler: Reconciler,
     signals: Signals,
     timer: WakeTimer,
@@ -106,6 +108,7 @@ impl Daemon {
             history: parts.history,
             pending_claim: None,
             last_vip_check: None,
+            failing: std::collections::HashMap::new(),
             signals: Signals::new()?,
             timer: WakeTimer::new()?,
             notifier: Notifier::new(),
@@ -414,15 +417,29 @@ impl Daemon {
         }
     }
 
-    fn log_report(&self, reason: &str, pass: usize, report: &Report) {
+    /// Logs what a pass did. A step that keeps failing with the same error is logged as an
+    /// error once (then at debug level) and once more when it works again, so a component that
+    /// cannot work does not fill the log; status says when it is retried.
+    fn log_report(&mut self, reason: &str, pass: usize, report: &Report) {
         if report.actions.is_empty() {
             tracing::debug!(reason, pass, intent = ?report.plan.intent, holds = report.plan.holds.len(), "nothing to do");
         }
         for a in &report.actions {
             match &a.outcome {
-                Outcome::Done => tracing::info!(reason, "{}: done", a.step),
+                Outcome::Done => {
+                    if self.failing.remove(&a.step).is_some() {
+                        tracing::info!(reason, "{}: done, it works again", a.step);
+                    } else {
+                        tracing::info!(reason, "{}: done", a.step);
+                    }
+                }
                 Outcome::Failed { error, .. } => {
-                    tracing::error!(reason, "{}: failed: {error}", a.step)
+                    if self.failing.get(&a.step) == Some(error) {
+                        tracing::debug!(reason, "{}: still failing: {error}", a.step);
+                    } else {
+                        tracing::error!(reason, "{}: failed: {error}", a.step);
+                        self.failing.insert(a.step.clone(), error.clone());
+                    }
                 }
                 Outcome::Deferred { retry_in_ms } => {
                     tracing::debug!("{}: deferred {retry_in_ms} ms", a.step)
