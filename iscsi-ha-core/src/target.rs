@@ -164,6 +164,30 @@ pub struct LunSpec {
     pub identity: LunIdentity,
     /// Export read-only.
     pub read_only: bool,
+    /// The initiator is told the LUN has a volatile write cache (SCSI caching mode page,
+    /// WCE=1): a completed write may not be stable yet, and what the initiator needs kept it
+    /// must flush (SYNCHRONIZE CACHE, or FUA). `false` tells it every completed write is
+    /// stable, so it sends no flushes; that is only true with [`LunSpec::stable_writes`].
+    #[serde(default)]
+    pub volatile_cache_reported: bool,
+    /// A write is completed to the initiator only once it is on the backing device's stable
+    /// storage (for a DRBD device with protocol C: on both hosts' disks), whatever the
+    /// initiator sends. `false` lets the host cache acknowledged writes in memory, so they
+    /// are lost when the host dies before it writes them back.
+    #[serde(default = "stable_by_default")]
+    pub stable_writes: bool,
+}
+
+fn stable_by_default() -> bool {
+    true
+}
+
+impl LunSpec {
+    /// Whether the initiator may be told "no volatile cache" while writes are not stable:
+    /// it would then never flush, and nothing would make its writes stable.
+    pub fn reports_stable_falsely(&self) -> bool {
+        !self.volatile_cache_reported && !self.stable_writes
+    }
 }
 
 /// A CHAP user name and secret.
@@ -244,6 +268,12 @@ pub struct ObservedLun {
     pub scsi_sn: Option<String>,
     /// Read-only, if reported.
     pub read_only: Option<bool>,
+    /// Whether completed writes are stable (see [`LunSpec::stable_writes`]), if the daemon
+    /// shows what decides it.
+    pub stable_writes: Option<bool>,
+    /// Whether a volatile write cache is reported to initiators, if the daemon shows it
+    /// (tgtd does not: only an initiator's MODE SENSE sees it).
+    pub volatile_cache_reported: Option<bool>,
 }
 
 impl TargetStatus {
@@ -273,7 +303,9 @@ impl TargetSpec {
 
     /// Whether `status` shows this target fully served: present, ready, every LUN with its
     /// path, identity and read-only flag, the access list and CHAP users exactly as specified.
-    /// Fields the daemon does not report are not compared.
+    /// Fields the daemon does not report are not compared, nor is write durability: the
+    /// daemon may be able to fix it only once no initiator is logged in, so serving again
+    /// would not help; see [`TargetSpec::durability_mismatches`].
     pub fn is_served_by(&self, status: &TargetStatus) -> bool {
         if !status.daemon_running {
             return false;
@@ -328,6 +360,28 @@ impl TargetSpec {
             && names == want_names
             && users == want_users
             && outgoing_ok
+    }
+
+    /// The LUNs whose observed write durability differs from the spec (where the daemon
+    /// reports it): a LUN meant to have stable writes that does not is an acknowledged-write
+    /// loss waiting for this host to die, worth an alert.
+    pub fn durability_mismatches(&self, status: &TargetStatus) -> Vec<LunId> {
+        let Some(t) = status.find(&self.iqn) else {
+            return Vec::new();
+        };
+        self.luns
+            .iter()
+            .filter(|want| {
+                t.luns.iter().any(|have| {
+                    have.lun == want.lun.get()
+                        && (have.stable_writes.is_some_and(|s| s != want.stable_writes)
+                            || have
+                                .volatile_cache_reported
+                                .is_some_and(|v| v != want.volatile_cache_reported))
+                })
+            })
+            .map(|l| l.lun)
+            .collect()
     }
 
     /// Whether any trace of this target is still exported.
@@ -392,6 +446,8 @@ mod tests {
                 path: "/dev/drbd1".into(),
                 identity: LunIdentity::derived(&iqn(), lun(1)),
                 read_only: false,
+                volatile_cache_reported: false,
+                stable_writes: true,
             }],
             access: Access {
                 initiator_addresses: vec!["10.0.0.9/24".parse().unwrap_or_else(|e| panic!("{e}"))],
@@ -415,6 +471,8 @@ mod tests {
                         scsi_id: Some(l.identity.scsi_id.clone()),
                         scsi_sn: Some(l.identity.scsi_sn.clone()),
                         read_only: Some(l.read_only),
+                        stable_writes: Some(l.stable_writes),
+                        volatile_cache_reported: None,
                     })
                     .collect(),
                 initiator_addresses: vec!["10.0.0.0/24".into()],
@@ -445,5 +503,26 @@ mod tests {
         down.daemon_running = false;
         assert!(!spec.is_served_by(&down));
         assert!(!spec.is_present_in(&down));
+    }
+
+    #[test]
+    fn durability_is_reported_apart_from_serving() {
+        let spec = spec();
+        assert!(spec.durability_mismatches(&served(&spec)).is_empty());
+        let mut cached = served(&spec);
+        cached.targets[0].luns[0].stable_writes = Some(false);
+        assert!(spec.is_served_by(&cached));
+        assert_eq!(spec.durability_mismatches(&cached), vec![lun(1)]);
+        let mut unknown = served(&spec);
+        unknown.targets[0].luns[0].stable_writes = None;
+        assert!(spec.durability_mismatches(&unknown).is_empty());
+    }
+
+    #[test]
+    fn older_serialised_luns_default_to_stable_writes() {
+        let old = r#"{"lun":1,"path":"/dev/drbd1","identity":{"scsi_id":"a","scsi_sn":"b","vendor_id":null,"product_id":null},"read_only":false}"#;
+        let lun: LunSpec = serde_json::from_str(old).unwrap_or_else(|e| panic!("{e}"));
+        assert!(lun.stable_writes && !lun.volatile_cache_reported);
+        assert!(!lun.reports_stable_falsely());
     }
 }

@@ -127,3 +127,25 @@ fn broken_values_are_reported_not_guessed_silently() {
     assert!(toml.contains("address = \"10.10.10.3/24\""));
     assert!(toml.contains("enabled = false"));
 }
+
+#[test]
+fn write_cache_is_carried_per_lun() {
+    let toml = golden(
+        "write-cache",
+        "howto-sample.conf",
+        Some("write-cache-targets.conf"),
+    );
+    let config = parse(&toml).unwrap();
+    let luns = &config.target.luns;
+    assert_eq!(luns.len(), 3);
+    // off (target level) and an unknown value (ignored, target level applies): stable.
+    for i in [0, 2] {
+        assert!(luns[i].stable_writes && !luns[i].volatile_cache_reported);
+    }
+    // on in its block: the risk kept, and said.
+    assert!(!luns[1].stable_writes && luns[1].volatile_cache_reported);
+    // tgt's default (nothing said) becomes iscsi-ha's safe default, with a note.
+    let howto = golden("howto", "howto-sample.conf", Some("howto-targets.conf"));
+    let config = parse(&howto).unwrap();
+    assert!(config.target.luns[0].stable_writes);
+}

@@ -119,6 +119,8 @@ fn spec(dir: &Path, name: &str) -> Result<TargetSpec, String> {
             path: path.to_string_lossy().into_owned(),
             identity: LunIdentity::derived(&iqn, lun),
             read_only: false,
+            volatile_cache_reported: false,
+            stable_writes: true,
         });
     }
     Ok(TargetSpec {

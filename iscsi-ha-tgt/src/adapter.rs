@@ -10,9 +10,10 @@ use iscsi_ha_core::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatu
 use crate::client::Client;
 use crate::config::{Lifecycle, TgtConfig};
 use crate::daemon::{pidfd_open, ManagedTgtd};
+use crate::durability;
 use crate::error::TgtError;
 use crate::ops::{State, Tgt};
-use crate::plan::{self, fingerprint, Applied, Step};
+use crate::plan::{self, fingerprint, Applied, Deferred, LunKey, Step};
 use crate::show::TargetInfo;
 use crate::wire::{ReplyCode, Request};
 
@@ -272,13 +273,27 @@ impl TgtTarget {
         let targets = self.tgt.targets()?;
         let observed = targets.iter().find(|t| t.name == spec.iqn.as_str());
         let accounts = self.tgt.accounts()?;
-        let steps = plan::plan(
+        let (steps, deferred) = plan::plan_with_deferred(
             spec,
             observed,
             &accounts,
             &self.applied,
             &self.config.backing,
         );
+        for d in &deferred {
+            match d {
+                Deferred::OpenFlags { lun, have, want } => tracing::warn!(
+                    target = %spec.iqn, lun, have = %have, want = %want,
+                    "LUN backing-store flags differ; tgtd sets them only when a LUN is created, so \
+                     it is re-created once no initiator is logged in (stable writes need `sync`)"
+                ),
+                Deferred::VolatileCache { lun } => tracing::warn!(
+                    target = %spec.iqn, lun,
+                    "reporting a volatile write cache waits until no initiator is logged in: one \
+                     that read WCE=0 would never flush"
+                ),
+            }
+        }
         if steps.is_empty() {
             return Ok(());
         }
@@ -316,19 +331,24 @@ impl TgtTarget {
             Step::DeleteAccount(user) => {
                 self.applied.secrets.remove(user);
             }
-            Step::UpdateLun(n, _) => {
+            Step::UpdateLun(n, settings) => {
                 if let Some(l) = spec.luns.iter().find(|l| l.lun.get() == *n) {
+                    let key = (spec.iqn.to_string(), *n, l.path.clone());
+                    if let Some(wce) = settings.write_cache {
+                        self.applied.write_cache.insert(key.clone(), wce);
+                    }
                     self.applied.inquiry.insert(
-                        (spec.iqn.to_string(), *n, l.path.clone()),
+                        key,
                         (l.identity.vendor_id.clone(), l.identity.product_id.clone()),
                     );
                 }
             }
-            Step::DeleteLun(n) => {
+            Step::DeleteLun(n) | Step::NewLun(n, _) => {
+                // A new LU starts with tgtd's defaults (WCE=1), whatever was set before.
                 let iqn = spec.iqn.to_string();
-                self.applied
-                    .inquiry
-                    .retain(|(t, lun, _), _| !(t == &iqn && lun == n));
+                let gone = |(t, lun, _): &LunKey| t == &iqn && lun == n;
+                self.applied.inquiry.retain(|k, _| !gone(k));
+                self.applied.write_cache.retain(|k, _| !gone(k));
             }
             _ => {}
         }
@@ -350,6 +370,7 @@ impl TgtTarget {
         }
         let iqn = spec.iqn.to_string();
         self.applied.inquiry.retain(|(t, _, _), _| t != &iqn);
+        self.applied.write_cache.retain(|(t, _, _), _| t != &iqn);
         self.delete_accounts(spec)?;
         let others = self.tgt.targets()?;
         if others.is_empty() && !self.config.keep_daemon_running {
@@ -468,6 +489,12 @@ pub fn observe(t: &TargetInfo) -> ObservedTarget {
                 scsi_id: l.scsi_id.clone(),
                 scsi_sn: l.scsi_sn.clone(),
                 read_only: l.readonly,
+                stable_writes: l
+                    .backing_flags
+                    .as_deref()
+                    .map(durability::flags_make_writes_stable),
+                // tgtd shows no mode page; only an initiator's MODE SENSE sees WCE.
+                volatile_cache_reported: None,
             })
             .collect(),
         initiator_addresses: t.acl_addresses(),

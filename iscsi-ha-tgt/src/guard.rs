@@ -93,6 +93,14 @@ pub enum GuardError {
         /// `bind` or `unbind`.
         op: &'static str,
     },
+    /// A LUN whose write durability tgtd cannot provide with this backing store.
+    #[error("LUN {lun} refused: {reason}")]
+    Durability {
+        /// The LUN.
+        lun: u64,
+        /// Why.
+        reason: &'static str,
+    },
     /// A logical-unit update that would set nothing.
     #[error("a logical-unit update must set at least one parameter")]
     EmptyUpdate,

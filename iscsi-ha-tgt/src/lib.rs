@@ -9,6 +9,7 @@
 //! | [`guard`] | checks tgtd lacks (it crashes or misbehaves without them) | tgtadm's client-side checks |
 //! | [`ops`] | typed operations: system, target, logical unit, ACL, account, connection | `--mode ... --op ...` |
 //! | [`show`] | total parsers for the `show` replies | reading `tgtadm --op show` |
+//! | [`durability`] | stable writes and the reported write cache: tgt's facts, the mapping | `write-cache`, `--bsoflags` |
 //! | [`plan`] | the pure diff of a target spec against what tgtd holds | — |
 //! | [`daemon`] | tgtd as a supervised child (`tgtd -f -C N`) | `systemctl start tgt` |
 //! | [`config`] | [`TgtConfig`]: socket, lifecycle, timeouts, backing | `/etc/tgt` |
@@ -29,6 +30,7 @@ pub mod adapter;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod durability;
 pub mod error;
 pub mod guard;
 pub mod ops;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use iscsi_ha_core::target::{LunSpec, TargetSpec};
 
 use crate::config::BackingDefaults;
+use crate::durability;
 use crate::guard::{self, GuardError};
 use crate::ops::{LunBacking, LunSettings, State};
 use crate::show::TargetInfo;
@@ -45,14 +46,38 @@ pub enum Step {
     UnbindAccount(String, AccountDirection),
 }
 
-/// What this adapter set that tgtd does not show: CHAP secrets and INQUIRY vendor/product.
-/// Lets a second `serve` recognise there is nothing to do.
+/// A change [`plan`] leaves out because tgtd could make it only by disturbing the
+/// initiators logged in to the target; it is made once none is (or at the next takeover).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    /// The LU's open flags differ (`want` holds `sync` for stable writes, or not): tgtd sets
+    /// them only at creation, and deleting the LU would fail the initiators' I/O.
+    OpenFlags {
+        /// The LUN.
+        lun: u64,
+        /// The flags tgtd shows.
+        have: String,
+        /// The flags wanted.
+        want: String,
+    },
+    /// Reporting a volatile write cache: an initiator that read WCE=0 would go on sending
+    /// no SYNCHRONIZE CACHE while its writes were no longer synced.
+    VolatileCache {
+        /// The LUN.
+        lun: u64,
+    },
+}
+
+/// What this adapter set that tgtd does not show: CHAP secrets, INQUIRY vendor/product and
+/// the reported write cache. Lets a second `serve` recognise there is nothing to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// Secret fingerprint per account user.
     pub secrets: BTreeMap<String, u64>,
     /// Vendor and product per (target name, LUN, path).
     pub inquiry: BTreeMap<LunKey, Inquiry>,
+    /// The caching page's WCE per (target name, LUN, path), as last set.
+    pub write_cache: BTreeMap<LunKey, bool>,
 }
 
 /// A logical unit as [`Applied`] keys it: target name, LUN, backing path.
@@ -80,7 +105,20 @@ pub fn plan(
     applied: &Applied,
     backing: &BackingDefaults,
 ) -> Vec<Step> {
+    plan_with_deferred(spec, observed, accounts, applied, backing).0
+}
+
+/// [`plan`], and the changes it leaves out while initiators are logged in (see
+/// [`Deferred`]).
+pub fn plan_with_deferred(
+    spec: &TargetSpec,
+    observed: Option<&TargetInfo>,
+    accounts: &[String],
+    applied: &Applied,
+    backing: &BackingDefaults,
+) -> (Vec<Step>, Vec<Deferred>) {
     let mut steps = Vec::new();
+    let mut deferred = Vec::new();
     let empty = TargetInfo::default();
     let have = match observed {
         Some(t) => t,
@@ -91,13 +129,13 @@ pub fn plan(
             &empty
         }
     };
-    plan_luns(spec, have, applied, backing, &mut steps);
+    plan_luns(spec, have, applied, backing, &mut steps, &mut deferred);
     plan_acl(spec, have, &mut steps);
     plan_accounts(spec, have, accounts, applied, &mut steps);
     if observed.is_none() || !have.is_ready() {
         steps.push(Step::SetState(State::Ready));
     }
-    steps
+    (steps, deferred)
 }
 
 fn backing_for(lun: &LunSpec, backing: &BackingDefaults) -> LunBacking {
@@ -105,7 +143,7 @@ fn backing_for(lun: &LunSpec, backing: &BackingDefaults) -> LunBacking {
         path: lun.path.clone(),
         bstype: backing.bstype.clone(),
         block_size: backing.block_size,
-        bsoflags: backing.bsoflags.clone(),
+        bsoflags: durability::open_flags(backing.bsoflags.as_deref(), lun.stable_writes),
     }
 }
 
@@ -116,6 +154,7 @@ fn full_settings(lun: &LunSpec) -> LunSettings {
         vendor_id: lun.identity.vendor_id.clone(),
         product_id: lun.identity.product_id.clone(),
         readonly: Some(lun.read_only),
+        write_cache: Some(lun.volatile_cache_reported),
     }
 }
 
@@ -125,6 +164,7 @@ fn plan_luns(
     applied: &Applied,
     backing: &BackingDefaults,
     steps: &mut Vec<Step>,
+    deferred: &mut Vec<Deferred>,
 ) {
     let wanted: BTreeSet<u64> = spec.luns.iter().map(|l| l.lun.get()).collect();
     for lun in have.data_luns() {
@@ -132,11 +172,31 @@ fn plan_luns(
             steps.push(Step::DeleteLun(lun.lun));
         }
     }
+    let logged_in = !have.nexuses.is_empty();
     for want in &spec.luns {
         let n = want.lun.get();
         let existing = have.data_luns().find(|l| l.lun == n);
+        let want_flags = backing_for(want, backing).bsoflags;
+        // tgtd shows no flags line on versions without it: nothing to compare then.
+        let flags_differ = existing.is_some_and(|l| {
+            l.backing_flags
+                .as_deref()
+                .is_some_and(|f| !durability::same_flags(Some(f), want_flags.as_deref()))
+        });
+        if flags_differ && logged_in {
+            deferred.push(Deferred::OpenFlags {
+                lun: n,
+                have: existing
+                    .and_then(|l| l.backing_flags.clone())
+                    .unwrap_or_default(),
+                want: want_flags.clone().unwrap_or_default(),
+            });
+        }
         match existing {
-            Some(l) if l.path.as_deref() == Some(want.path.as_str()) => {
+            Some(l)
+                if l.path.as_deref() == Some(want.path.as_str())
+                    && (!flags_differ || logged_in) =>
+            {
                 let mut s = LunSettings::default();
                 if l.scsi_id.as_deref() != Some(want.identity.scsi_id.as_str()) {
                     s.scsi_id = Some(want.identity.scsi_id.clone());
@@ -156,6 +216,14 @@ fn plan_luns(
                 if !known {
                     s.vendor_id = inquiry.0;
                     s.product_id = inquiry.1;
+                }
+                let wce = want.volatile_cache_reported;
+                if applied.write_cache.get(&key) != Some(&wce) {
+                    if wce && logged_in {
+                        deferred.push(Deferred::VolatileCache { lun: n });
+                    } else {
+                        s.write_cache = Some(wce);
+                    }
                 }
                 if !s.is_empty() {
                     steps.push(Step::UpdateLun(n, s));
@@ -317,6 +385,21 @@ pub fn request(step: &Step, tid: i64, spec: &TargetSpec) -> Result<Request, Guar
 /// Checks everything in `spec` tgtd would be given when serving it from scratch, so a bad
 /// spec is refused whole, before any request.
 pub fn validate(spec: &TargetSpec, backing: &BackingDefaults) -> Result<(), GuardError> {
+    for lun in &spec.luns {
+        let reason = if lun.reports_stable_falsely() {
+            Some("initiators would be told there is no volatile write cache while writes are not made stable: they would never flush")
+        } else if lun.stable_writes && backing.bstype != durability::RDWR {
+            Some("stable writes need the rdwr backing store: tgtd's other stores take no sync open flag (aio never flushes)")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(GuardError::Durability {
+                lun: lun.lun.get(),
+                reason,
+            });
+        }
+    }
     let steps = plan(spec, None, &[], &Applied::default(), backing);
     for step in &steps {
         request(step, 1, spec)?;
@@ -365,6 +448,8 @@ mod tests {
                     ..LunIdentity::derived(&iqn(), lun)
                 },
                 read_only: false,
+                volatile_cache_reported: false,
+                stable_writes: true,
             }],
             access: Access {
                 initiator_addresses: vec!["10.0.0.7/24".parse().unwrap_or_else(|e| panic!("{e}"))],
@@ -394,6 +479,7 @@ mod tests {
                     scsi_id: Some(l.identity.scsi_id.clone()),
                     scsi_sn: Some(l.identity.scsi_sn.clone()),
                     readonly: Some(false),
+                    backing_flags: Some("sync".into()),
                     ..LunInfo::default()
                 },
             ],
@@ -409,7 +495,165 @@ mod tests {
             (spec.iqn.to_string(), 1, l.path.clone()),
             (Some("ACME".into()), None),
         );
+        applied
+            .write_cache
+            .insert((spec.iqn.to_string(), 1, l.path.clone()), false);
         (info, applied)
+    }
+
+    fn logged_in(info: &mut TargetInfo) {
+        info.nexuses.push(crate::show::NexusInfo {
+            id: 1,
+            ..crate::show::NexusInfo::default()
+        });
+    }
+
+    fn run(spec: &TargetSpec, info: &TargetInfo, applied: &Applied) -> (Vec<Step>, Vec<Deferred>) {
+        let accounts = ["alice".to_string()];
+        plan_with_deferred(
+            spec,
+            Some(info),
+            &accounts,
+            applied,
+            &BackingDefaults::default(),
+        )
+    }
+
+    #[test]
+    fn new_luns_get_sync_and_wce_off_by_default() {
+        let steps = plan(
+            &spec(),
+            None,
+            &[],
+            &Applied::default(),
+            &BackingDefaults::default(),
+        );
+        let new = steps.iter().find_map(|s| match s {
+            Step::NewLun(1, b) => Some(b.clone()),
+            _ => None,
+        });
+        assert_eq!(new.and_then(|b| b.bsoflags).as_deref(), Some("sync"));
+        assert!(steps.iter().any(|s| matches!(
+            s,
+            Step::UpdateLun(
+                1,
+                LunSettings {
+                    write_cache: Some(false),
+                    ..
+                }
+            )
+        )));
+        let mut cached = spec();
+        cached.luns[0].stable_writes = false;
+        cached.luns[0].volatile_cache_reported = true;
+        let steps = plan(
+            &cached,
+            None,
+            &[],
+            &Applied::default(),
+            &BackingDefaults::default(),
+        );
+        assert!(steps
+            .iter()
+            .any(|s| matches!(s, Step::NewLun(1, b) if b.bsoflags.is_none())));
+        assert!(steps.iter().any(|s| matches!(
+            s,
+            Step::UpdateLun(
+                1,
+                LunSettings {
+                    write_cache: Some(true),
+                    ..
+                }
+            )
+        )));
+    }
+
+    #[test]
+    fn wrong_flags_recreate_the_lun_only_without_initiators() {
+        let spec = spec();
+        let (mut info, applied) = served(&spec);
+        info.luns[1].backing_flags = Some(String::new());
+        let (steps, deferred) = run(&spec, &info, &applied);
+        assert!(deferred.is_empty());
+        assert_eq!(steps.first(), Some(&Step::DeleteLun(1)));
+        assert!(
+            matches!(steps.get(1), Some(Step::NewLun(1, b)) if b.bsoflags.as_deref() == Some("sync"))
+        );
+        logged_in(&mut info);
+        let (steps, deferred) = run(&spec, &info, &applied);
+        assert!(steps.is_empty(), "{steps:?}");
+        assert_eq!(
+            deferred,
+            vec![Deferred::OpenFlags {
+                lun: 1,
+                have: String::new(),
+                want: "sync".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn wce_off_goes_in_place_on_only_without_initiators() {
+        let spec = spec();
+        let (mut info, mut applied) = served(&spec);
+        logged_in(&mut info);
+        // An adopted tgtd: WCE unknown. Off is safe to set under initiators.
+        applied.write_cache.clear();
+        let (steps, deferred) = run(&spec, &info, &applied);
+        assert!(deferred.is_empty());
+        assert_eq!(
+            steps,
+            vec![Step::UpdateLun(
+                1,
+                LunSettings {
+                    write_cache: Some(false),
+                    ..LunSettings::default()
+                }
+            )]
+        );
+        // On waits: the initiator read WCE=0 and would never flush.
+        let mut cached = spec.clone();
+        cached.luns[0].volatile_cache_reported = true;
+        cached.luns[0].stable_writes = false;
+        info.luns[1].backing_flags = Some(String::new());
+        let (steps, deferred) = run(&cached, &info, &applied);
+        assert!(steps.is_empty(), "{steps:?}");
+        assert_eq!(deferred, vec![Deferred::VolatileCache { lun: 1 }]);
+        info.nexuses.clear();
+        let (steps, deferred) = run(&cached, &info, &applied);
+        assert!(deferred.is_empty());
+        assert!(matches!(
+            steps.as_slice(),
+            [Step::UpdateLun(
+                1,
+                LunSettings {
+                    write_cache: Some(true),
+                    ..
+                }
+            )]
+        ));
+    }
+
+    #[test]
+    fn durability_guards() {
+        let mut lie = spec();
+        lie.luns[0].stable_writes = false;
+        assert!(matches!(
+            validate(&lie, &BackingDefaults::default()),
+            Err(GuardError::Durability { lun: 1, .. })
+        ));
+        let aio = BackingDefaults {
+            bstype: "aio".into(),
+            ..BackingDefaults::default()
+        };
+        assert!(matches!(
+            validate(&spec(), &aio),
+            Err(GuardError::Durability { lun: 1, .. })
+        ));
+        let mut cached = spec();
+        cached.luns[0].stable_writes = false;
+        cached.luns[0].volatile_cache_reported = true;
+        assert_eq!(validate(&cached, &aio), Ok(()));
     }
 
     #[test]

@@ -95,6 +95,7 @@ fn target_params_luns_acls_and_accounts() {
             vendor_id: Some("ACME".into()),
             product_id: Some("Widget".into()),
             readonly: Some(true),
+            write_cache: Some(false),
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));

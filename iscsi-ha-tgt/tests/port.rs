@@ -254,6 +254,8 @@ fn serving_again_keeps_a_running_reader() {
         path: bench.disk("s2.img", 16),
         identity: LunIdentity::derived(&spec.iqn, common::lun_id(2)),
         read_only: false,
+        volatile_cache_reported: false,
+        stable_writes: true,
     });
     target
         .serve(&spec)

@@ -211,7 +211,8 @@ fn logical_unit_requests_match_tgtadm() {
             "--lun",
             "1",
             "--params",
-            "scsi_id=id-1,scsi_sn=SN1,vendor_id=ACME,product_id=Widget,readonly=1",
+            "scsi_id=id-1,scsi_sn=SN1,vendor_id=ACME,product_id=Widget,readonly=1,\
+             mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14:0:0:0:0:0:0",
         ],
         Request::lun_update(
             2,
@@ -222,6 +223,7 @@ fn logical_unit_requests_match_tgtadm() {
                 vendor_id: Some("ACME".into()),
                 product_id: Some("Widget".into()),
                 readonly: Some(true),
+                write_cache: Some(false),
             },
         ),
     );

@@ -418,6 +418,9 @@ struct TgtTarget {
     names: Vec<String>,
     incoming: Vec<(String, String)>,
     outgoing: Option<(String, String)>,
+    /// `write-cache on|off` outside any `<backing-store>` block: every LUN's, unless its
+    /// block says otherwise (tgt-admin's rule).
+    write_cache: Option<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -429,6 +432,8 @@ struct TgtLun {
     vendor_id: Option<String>,
     product_id: Option<String>,
     read_only: bool,
+    /// `write-cache on|off` inside this LUN's `<backing-store>` block.
+    write_cache: Option<bool>,
 }
 
 fn import_target(
@@ -457,6 +462,8 @@ fn import_target(
     t.section("target");
     t.string("iqn", &target.iqn);
     let mut next = 1;
+    let mut unset_cache = false;
+    let mut cached = Vec::new();
     for lun in &target.luns {
         t.raw("\n[[target.lun]]");
         let number = lun.lun.unwrap_or(next);
@@ -476,6 +483,30 @@ fn import_target(
         if lun.read_only {
             t.boolean("read_only", true);
         }
+        match lun.write_cache.or(target.write_cache) {
+            Some(on) => t.boolean("write_cache", on),
+            None => unset_cache = true,
+        }
+        if lun.write_cache.or(target.write_cache) == Some(true) {
+            cached.push(number.to_string());
+        }
+    }
+    if !cached.is_empty() {
+        note(
+            "targets.conf",
+            None,
+            format!(
+                "write-cache on kept as write_cache = true for LUN {}: a write acknowledged to the initiator may be lost when the master dies before it flushes; remove it unless every initiator sends SYNCHRONIZE CACHE and tolerates that",
+                cached.join(", ")
+            ),
+        );
+    }
+    if unset_cache {
+        note(
+            "targets.conf",
+            None,
+            "write-cache was not set: tgt reported a volatile write cache (its default, on); iscsi-ha's default write_cache = false makes every acknowledged write stable on both disks, at a cost in write throughput".into(),
+        );
     }
     t.section("target.access");
     let all = target
@@ -596,6 +627,26 @@ fn parse_targets_conf(
                     format!("{key} before any backing-store, ignored"),
                 ),
             },
+            "write-cache" => {
+                let on = match value {
+                    "on" => Some(true),
+                    "off" => Some(false),
+                    _ => {
+                        note(
+                            "targets.conf",
+                            Some(line),
+                            format!("write-cache {value:?} is neither on nor off, ignored (as tgt-admin does)"),
+                        );
+                        None
+                    }
+                };
+                if on.is_some() {
+                    match lun_of_block {
+                        Some(i) => t.luns[i].write_cache = on,
+                        None => t.write_cache = on,
+                    }
+                }
+            }
             "readonly" => {
                 if let Some(i) = last {
                     t.luns[i].read_only = value == "1";

@@ -138,6 +138,14 @@ pub struct LunSection {
     /// Export read-only.
     #[serde(default)]
     pub read_only: bool,
+    /// Let this host cache acknowledged writes in memory and tell initiators it has a
+    /// volatile write cache. Off (the default): every write is on the backing device (with
+    /// DRBD protocol C, on both disks) before the initiator sees it complete. On: a write
+    /// acknowledged to the initiator may be lost when this host dies before it flushes; only
+    /// for initiators that send SYNCHRONIZE CACHE and tolerate that. Faster (see
+    /// `iscsi-ha-tgt`'s `durability` docs for tgt's mechanics and measured cost).
+    #[serde(default)]
+    pub write_cache: bool,
 }
 
 /// `[target.access]`: who may log in.

@@ -222,6 +222,8 @@ fn build_target(
                 path: section.path.clone(),
                 identity,
                 read_only: section.read_only,
+                volatile_cache_reported: section.write_cache,
+                stable_writes: !section.write_cache,
             }),
             Err(e) => p.add(&here.key(e.field), e.to_string()),
         }

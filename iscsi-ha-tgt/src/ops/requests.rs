@@ -1,6 +1,7 @@
 //! The requests tgtadm would send for each operation, built with the guards applied. Pure:
 //! nothing here talks to tgtd.
 
+use crate::durability;
 use crate::guard::{self, GuardError};
 use crate::wire::{AccountDirection, Body, Lld, Mode, Op, Request};
 
@@ -60,6 +61,8 @@ pub struct LunSettings {
     pub product_id: Option<String>,
     /// Read-only.
     pub readonly: Option<bool>,
+    /// Report a volatile write cache (caching mode page WCE; see [`crate::durability`]).
+    pub write_cache: Option<bool>,
 }
 
 impl LunSettings {
@@ -189,6 +192,10 @@ impl Request {
         }
         if let Some(ro) = settings.readonly {
             pairs.push(("readonly", if ro { "1" } else { "0" }));
+        }
+        let page = settings.write_cache.map(durability::caching_mode_page);
+        if let Some(page) = &page {
+            pairs.push(("mode_page", page));
         }
         if pairs.is_empty() {
             return Err(GuardError::EmptyUpdate);
@@ -351,6 +358,19 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(body_of(&upd), Some("targetOps vendor_id=ACME,readonly=1,"));
+        let wce = Request::lun_update(
+            2,
+            1,
+            &LunSettings {
+                write_cache: Some(false),
+                ..LunSettings::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            body_of(&wce),
+            Some("targetOps mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:0xff:0x80:0x14:0:0:0:0:0:0,")
+        );
         let acct = Request::account_new("alice", "pw").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(body_of(&acct), Some("user=alice,password=pw"));
         assert_eq!(acct.tid, -1);

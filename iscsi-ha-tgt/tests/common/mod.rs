@@ -293,6 +293,8 @@ pub fn spec(name: &str, paths: &[String]) -> TargetSpec {
                 path: path.clone(),
                 identity: LunIdentity::derived(&iqn, lun),
                 read_only: false,
+                volatile_cache_reported: false,
+                stable_writes: true,
             }
         })
         .collect();
