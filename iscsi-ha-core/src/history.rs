@@ -55,7 +55,7 @@ pub struct ServingHistory {
     #[serde(default)]
     pub yielded_in_tie: bool,
     /// Since when this host, the rightful server, has seen another host claim the VIP; when
-    /// that lasts [`crate::standing::TIE_AFTER`] the other side did not yield either.
+    /// that lasts [`crate::standing::TIE_AFTER_MS`] the other side did not yield either.
     #[serde(default)]
     pub contested_since: Option<Timestamp>,
     /// When another host's claim on the VIP was last seen.

@@ -197,7 +197,7 @@ impl Status {
                 }
             })
         };
-        let warnings = observation
+        let mut warnings: Vec<String> = observation
             .volumes
             .iter()
             .filter_map(|v| {
@@ -248,6 +248,13 @@ impl Status {
                 },
             })
             .collect();
+        if let Ok(t) = &observation.target {
+            for lun in config.target.durability_mismatches(t) {
+                warnings.push(format!(
+                    "LUN {lun}: completed writes are not stable as configured (a write cache or backing-store flags differ); it is corrected once no initiator is logged in to it"
+                ));
+            }
+        }
         let target = match &observation.target {
             Ok(t) => {
                 let ours = t.find(&config.target.iqn);
