@@ -217,9 +217,11 @@ fn reconnect_and_report(lab: &Lab, what: &str) {
     std::thread::sleep(Duration::from_secs(1));
     let report = |n: &Node| {
         n.run(
-            "drbdsetup cstate 1; drbdsetup dstate 1; dmesg | grep 'drbd r0' \
-             | grep -E 'Split-Brain|sync source|sync target|uuid_compare|Becoming|helper|fence' \
-             | tail -n 8",
+            // Resource lines are `drbd r0: ...`, the minor's `block drbd1: ...` (8.4).
+            "drbdsetup cstate 1; drbdsetup dstate 1; drbdsetup get-gi 1; \
+             dmesg | grep -E 'drbd r0:|drbd1:' \
+             | grep -E 'Split-Brain|SyncSource|SyncTarget|uuid_compare|Resync done|new current UUID|helper' \
+             | tail -n 10",
         )
         .unwrap_or_default()
     };
