@@ -456,6 +456,11 @@ impl ReplicatedVolume for DrbdVolumes {
             .map_err(volume_error)
     }
 
+    fn resume_io(&mut self, resource: &ResourceName) -> Result<(), VolumeError> {
+        self.with_netlink(|nl| nl.resume_resource_io(resource.as_str()))
+            .map_err(volume_error)
+    }
+
     fn split_brain(&mut self, resource: &ResourceName) -> Result<Option<SplitBrain>, VolumeError> {
         self.pump_events();
         let Some(facts) = self.volume_facts(resource)? else {

@@ -160,6 +160,17 @@ pub fn role_message(minor: u32, role: RoleRequest) -> DrbdMessage {
     }
 }
 
+/// The RESUME_IO request for one minor (8.4), as drbdsetup's `resume-io <minor>` sends it:
+/// the minor in the DRBD header and no attribute.
+pub fn resume_io_message(minor: u32) -> DrbdMessage {
+    DrbdMessage {
+        cmd: DrbdCommand::ResumeIo,
+        version: Dialect::V84.family_version(),
+        header: DrbdHeader { minor, ret_code: 0 },
+        attrs: DrbdAttrs::default(),
+    }
+}
+
 /// A connection to the DRBD kernel module's generic netlink family.
 #[derive(Debug)]
 pub struct DrbdNetlink {
@@ -469,6 +480,15 @@ impl DrbdNetlink {
         resource: &str,
         role: RoleRequest,
     ) -> Result<(), DrbdError> {
+        for minor in self.minors_of(resource)? {
+            self.set_role(minor, role)?;
+        }
+        Ok(())
+    }
+
+    /// The minors of a resource, in order; a resource without volumes is no such resource
+    /// (there is nothing to act on).
+    fn minors_of(&mut self, resource: &str) -> Result<Vec<u32>, DrbdError> {
         let minors: Vec<u32> = self
             .status(Some(resource))?
             .into_iter()
@@ -478,8 +498,26 @@ impl DrbdNetlink {
         if minors.is_empty() {
             return Err(DrbdError::NoSuchResource(resource.to_string()));
         }
-        for minor in minors {
-            self.set_role(minor, role)?;
+        Ok(minors)
+    }
+
+    /// Resumes the I/O of one minor (8.4 RESUME_IO), whatever froze it: `suspend-io`, no
+    /// accessible data, or fencing waiting for the fence-peer handler. Held writes then
+    /// complete on the local disk only (the peer is marked out of sync for them), and the
+    /// kernel starts a new current UUID first if the freeze left one pending. A minor that is
+    /// not suspended succeeds (nothing to do).
+    pub fn resume_io(&mut self, minor: u32) -> Result<(), DrbdError> {
+        self.require_84("resume-io")?;
+        self.request("resume-io", &resume_io_message(minor))
+            .map(|_| ())
+    }
+
+    /// Resumes the I/O of every volume of a resource, in minor order, stopping at the first
+    /// failure.
+    pub fn resume_resource_io(&mut self, resource: &str) -> Result<(), DrbdError> {
+        self.require_84("resume-io")?;
+        for minor in self.minors_of(resource)? {
+            self.resume_io(minor)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 //! - [`retcode`]: reply return codes (`NO_ERROR`, `SS_*`, `ERR_*`) classified as drbdsetup does.
 //! - [`socket`], [`family`]: the netlink socket and family resolution through nlctrl (id,
 //!   version = dialect, `events` group, offered commands; "module not loaded" as a typed state).
-//! - [`client`]: GET_STATUS dumps, PRIMARY/SECONDARY (optionally forced), DISCONNECT,
+//! - [`client`]: GET_STATUS dumps, PRIMARY/SECONDARY (optionally forced), RESUME_IO, DISCONNECT,
 //!   CONNECT.
 //! - [`netconf`]: a connection's running configuration, kept to connect again.
 //! - [`split_brain`]: split-brain recognition from the kernel's `split-brain` helper calls.

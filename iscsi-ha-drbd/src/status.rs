@@ -545,6 +545,30 @@ mod tests {
     }
 
     #[test]
+    fn a_fencing_freeze_is_suspended_in_the_core_status() {
+        // Primary/Unknown, WFConnection(8), UpToDate/DUnknown, susp_fen only: what a Primary
+        // whose fence-peer handler failed shows.
+        let word = StateWord(1 | (8 << 4) | (8 << 9) | (6 << 13) | (1 << 22));
+        let info = crate::wire::sets::StateInfo::default();
+        let v = volume_from_state(1, 0, word, &info);
+        assert_eq!(
+            v.suspended,
+            Suspension {
+                user: false,
+                no_data: false,
+                fencing: true
+            }
+        );
+        assert!(core(vec![v.clone()]).suspended);
+        // One frozen volume makes the resource suspended.
+        let other = volume(2, Primary, UpToDate, ConnState::WFConnection);
+        for s in two(v, other) {
+            assert!(s.suspended);
+        }
+        assert!(!core(vec![volume(1, Primary, UpToDate, Connected)]).suspended);
+    }
+
+    #[test]
     fn a_resource_without_volumes_is_nothing_to_promote() {
         let s = core(Vec::new());
         assert_eq!(s.role, VolumeRole::Unknown);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use iscsi_ha_core::ports::VolumeError;
 use iscsi_ha_drbd::adapter::volume_error;
-use iscsi_ha_drbd::client::{role_message, status_dump_message};
+use iscsi_ha_drbd::client::{resume_io_message, role_message, status_dump_message};
 use iscsi_ha_drbd::dumps::resources_from_dumps;
 use iscsi_ha_drbd::events::{event_from_message, DrbdEvent, NotifyKind};
 use iscsi_ha_drbd::family::{parse_getfamily_reply, FamilyInfo};
@@ -416,4 +416,56 @@ fn events2_dumps_give_the_same_status_as_get_status() {
         .volume
         .expect("volume");
     assert_eq!(*v, from_get_status);
+}
+
+#[test]
+fn resume_io_request_matches_drbdsetup_and_both_replies_succeed() {
+    let msgs = load("resume-io");
+    let (fam, theirs) = drbd_messages("resume-io");
+    let (_, seq, request) = theirs.iter().find(|(user, _, _)| *user).expect("request");
+    assert_eq!(*request, resume_io_message(1));
+    // Byte for byte as drbdsetup sent it, but for the port id drbdsetup writes into nlmsg_pid.
+    let captured = &msgs
+        .iter()
+        .find(|m| m.is_request() && m.message_type() == fam.id)
+        .expect("raw")
+        .bytes;
+    let ours = encode_request(fam.id, *seq, RequestFlags::Request, request).expect("encode");
+    assert_eq!(ours[..12], captured[..12]);
+    assert_eq!(ours[16..], captured[16..]);
+    // Not suspended (drbdsetup ran after ours): SS_NOTHING_TO_DO, which succeeds.
+    let (_, _, reply) = theirs.iter().find(|(user, _, _)| !user).expect("reply");
+    assert_eq!((reply.cmd, reply.header.minor), (DrbdCommand::ResumeIo, 1));
+    assert_eq!(
+        ReplyCode::classify(reply.header.ret_code, Dialect::V84),
+        ReplyCode::Success(2)
+    );
+}
+
+#[test]
+fn ours_resumes_a_fencing_freeze_the_status_showed() {
+    let (_, decoded) = drbd_messages("resume-io-ours");
+    let status = decoded
+        .iter()
+        .find(|(user, _, m)| !user && m.cmd == DrbdCommand::GetStatus)
+        .map(|(_, _, m)| StatusReply::from_message(m).expect("status"))
+        .expect("our GET_STATUS reply");
+    let v = status.volume.expect("volume");
+    assert_eq!((v.role, v.peer_role), (R::Primary, R::Unknown));
+    assert!(v.suspended.fencing && !v.suspended.user && !v.suspended.no_data);
+    let requests: Vec<&DrbdMessage> = decoded
+        .iter()
+        .filter(|(user, _, m)| *user && m.cmd == DrbdCommand::ResumeIo)
+        .map(|(_, _, m)| m)
+        .collect();
+    assert_eq!(requests, vec![&resume_io_message(1)]);
+    let (_, _, reply) = decoded
+        .iter()
+        .find(|(user, _, m)| !user && m.cmd == DrbdCommand::ResumeIo)
+        .expect("reply");
+    // Frozen: the state change happened, SS_SUCCESS.
+    assert_eq!(
+        ReplyCode::classify(reply.header.ret_code, Dialect::V84),
+        ReplyCode::Success(1)
+    );
 }

@@ -139,6 +139,34 @@ fn forced_primary_request_carries_assume_uptodate() {
 }
 
 #[test]
+fn resume_io_request_is_the_minor_and_nothing_else() {
+    let msg = iscsi_ha_drbd::client::resume_io_message(3);
+    let bytes = encode_request(FAMILY, 5, RequestFlags::Request, &msg).unwrap();
+    #[rustfmt::skip]
+    let expected: Vec<u8> = vec![
+        28, 0, 0, 0,  0x1c, 0,  0x01, 0x00,  5, 0, 0, 0,  0, 0, 0, 0,
+        24, 1, 0, 0,                 // RESUME_IO, version 1
+        3, 0, 0, 0,  0, 0, 0, 0,     // minor 3, no attribute
+    ];
+    assert_eq!(bytes, expected);
+    // A refusal of the state change keeps DRBD's reason; no minor is no such resource.
+    let frames =
+        decode_datagram(&nlmsg(FAMILY, 0, 5, &drbd_payload(24, 3, 127, &[])), FAMILY).unwrap();
+    let Frame::Drbd { message, .. } = &frames[0] else {
+        panic!("not drbd")
+    };
+    assert_eq!(message.cmd, DrbdCommand::ResumeIo);
+    assert_eq!(
+        ReplyCode::classify(message.header.ret_code, Dialect::V84),
+        ReplyCode::Error(iscsi_ha_drbd::retcode::ErrCode::MinorInvalid)
+    );
+    assert_eq!(
+        volume_error(DrbdError::NoSuchMinor(3)),
+        VolumeError::NoSuchResource("minor 3".to_string())
+    );
+}
+
+#[test]
 fn get_status_dump_reply_decodes_into_typed_status() {
     let connected = StateWord::compose(1, 2, 10, 8, 8); // Primary/Secondary Connected UpToDate
     let standalone = StateWord::compose(2, 0, 0, 5, 6); // Secondary/Unknown StandAlone Outdated/DUnknown

@@ -55,6 +55,32 @@ impl Default for DrbdTiming {
     }
 }
 
+/// DRBD fencing for one resource, opt-in (the lab configures none by default): the resource
+/// gets `disk { fencing resource-and-stonith; }` and `handlers { fence-peer "<fence_peer>"; }`
+/// (8.4's sections). So a Primary that loses its peer freezes its I/O and the kernel calls the
+/// handler (through `drbdadm fence-peer <resource>`, which reads this file at each call, so a
+/// handler script may be rewritten between calls); its exit code decides whether I/O resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrbdFencing {
+    /// The resource to fence, e.g. `r0`.
+    pub resource: String,
+    /// The handler command, run by drbdadm through `/bin/sh -c` in the guest. It is written
+    /// between double quotes as is, so it may not contain `"`, `\` or a newline.
+    pub fence_peer: String,
+}
+
+impl DrbdFencing {
+    /// Why the handler command cannot be written into `drbd.conf`, if it cannot.
+    pub fn invalid_command(&self) -> Option<String> {
+        self.fence_peer.contains(['"', '\\', '\n']).then(|| {
+            format!(
+                "fence-peer command {:?} contains '\"', '\\' or a newline",
+                self.fence_peer
+            )
+        })
+    }
+}
+
 /// The guest device of the `index`th disk (`/dev/vda`, `/dev/vdb`, ...).
 pub fn disk_device(index: usize) -> String {
     let letter = char::from(b'a' + u8::try_from(index % 26).unwrap_or(0));
@@ -66,8 +92,13 @@ pub fn resource_port(index: usize) -> u32 {
     7789 + u32::try_from(index).unwrap_or(0)
 }
 
-/// Renders `/etc/drbd.conf` for both nodes (`node1`, `node2`).
-pub fn render_conf(resources: &[ResourceSpec], timing: &DrbdTiming) -> String {
+/// Renders `/etc/drbd.conf` for both nodes (`node1`, `node2`), with `fencing` for the
+/// resource it names if given.
+pub fn render_conf(
+    resources: &[ResourceSpec],
+    timing: &DrbdTiming,
+    fencing: Option<&DrbdFencing>,
+) -> String {
     let mut conf = String::new();
     let _ = writeln!(conf, "# Written by iscsi-ha-lab; identical on both nodes.");
     let _ = writeln!(conf, "global {{ usage-count no; }}");
@@ -86,6 +117,10 @@ pub fn render_conf(resources: &[ResourceSpec], timing: &DrbdTiming) -> String {
         let _ = writeln!(conf, "  device {};", r.device());
         let _ = writeln!(conf, "  disk {};", disk_device(i));
         let _ = writeln!(conf, "  meta-disk internal;");
+        if let Some(f) = fencing.filter(|f| f.resource == r.name) {
+            let _ = writeln!(conf, "  disk {{ fencing resource-and-stonith; }}");
+            let _ = writeln!(conf, "  handlers {{ fence-peer \"{}\"; }}", f.fence_peer);
+        }
         for id in [1u8, 2] {
             let _ = writeln!(
                 conf,
@@ -193,9 +228,37 @@ srcversion: 211FB288A383ED945B83420
                 ResourceSpec::new("r1", 2, 32),
             ],
             &DrbdTiming::default(),
+            None,
         );
         assert!(conf.contains("ping-int 1; ping-timeout 5; connect-int 1;"));
+        assert!(!conf.contains("fencing"));
         assert!(conf.contains("resource r1 {\n  device /dev/drbd2;\n  disk /dev/vdb;"));
         assert!(conf.contains("on node2 { address 10.99.0.2:7790; }"));
+    }
+
+    #[test]
+    fn fencing_is_written_for_its_resource_only() {
+        let fencing = DrbdFencing {
+            resource: "r1".into(),
+            fence_peer: "/tmp/fence-peer.sh".into(),
+        };
+        assert_eq!(fencing.invalid_command(), None);
+        let conf = render_conf(
+            &[
+                ResourceSpec::new("r0", 1, 64),
+                ResourceSpec::new("r1", 2, 32),
+            ],
+            &DrbdTiming::default(),
+            Some(&fencing),
+        );
+        let (r0, r1) = conf.split_once("resource r1 {").expect("r1");
+        assert!(!r0.contains("fencing"));
+        assert!(r1.contains("  disk { fencing resource-and-stonith; }\n"));
+        assert!(r1.contains("  handlers { fence-peer \"/tmp/fence-peer.sh\"; }\n"));
+        let quoted = DrbdFencing {
+            fence_peer: "sh -c \"exit 7\"".into(),
+            ..fencing
+        };
+        assert!(quoted.invalid_command().is_some());
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::accel::{self, Accel, AccelVerdict};
 use crate::channel::CommandOutput;
 use crate::dirs::LabDirs;
-use crate::drbd::{render_conf, DrbdTiming, MinorState, ResourceSpec};
+use crate::drbd::{render_conf, DrbdFencing, DrbdTiming, MinorState, ResourceSpec};
 use crate::error::{LabError, Result};
 use crate::host::{self, describe};
 use crate::image::{self, Image};
@@ -35,6 +35,8 @@ pub struct DrbdOptions {
     pub initial_sync: bool,
     /// Network timing written to `drbd.conf`.
     pub timing: DrbdTiming,
+    /// Fencing for one resource (`None`, the default: no fencing, no handlers).
+    pub fencing: Option<DrbdFencing>,
 }
 
 /// What [`Lab::up`] builds.
@@ -137,6 +139,17 @@ impl Lab {
                 "a lab needs at least one resource".into(),
             ));
         }
+        if let Some(f) = options.drbd.as_ref().and_then(|d| d.fencing.as_ref()) {
+            if !options.resources.iter().any(|r| r.name == f.resource) {
+                return Err(LabError::Invalid(format!(
+                    "fencing names {:?}, which is not a resource of the lab",
+                    f.resource
+                )));
+            }
+            if let Some(why) = f.invalid_command() {
+                return Err(LabError::Invalid(why));
+            }
+        }
         let lock = LabLock::acquire(options.lock_wait, &mut |m| say(m))?;
         clean_leftovers(&dirs)?;
         let image = image::ensure(&dirs, &mut |m| say(m))?;
@@ -159,9 +172,10 @@ impl Lab {
             .as_ref()
             .map(|d| d.timing.clone())
             .unwrap_or_default();
+        let fencing = options.drbd.as_ref().and_then(|d| d.fencing.as_ref());
         write(
             &share.join("etc/drbd.conf"),
-            render_conf(&options.resources, &timing).as_bytes(),
+            render_conf(&options.resources, &timing, fencing).as_bytes(),
         )?;
         let tether = if options.detached {
             Tether::Detached(Some(lock.raw_fd()))

@@ -18,6 +18,9 @@ pub enum DrbdCommand {
     Connect,
     /// 11: disconnect from the peer.
     Disconnect,
+    /// 24: resume I/O suspended by the user, by no-data or by fencing (8.4: per minor; the
+    /// kernel first starts a new current UUID if the freeze left one pending).
+    ResumeIo,
     /// 30: dump of resources (events2 era).
     GetResources,
     /// 31: dump of devices.
@@ -56,6 +59,7 @@ impl DrbdCommand {
             DrbdCommand::Disconnect => 11,
             DrbdCommand::Primary => 14,
             DrbdCommand::Secondary => 15,
+            DrbdCommand::ResumeIo => 24,
             DrbdCommand::GetResources => 30,
             DrbdCommand::GetDevices => 31,
             DrbdCommand::GetConnections => 32,
@@ -82,6 +86,7 @@ impl From<u8> for DrbdCommand {
             11 => DrbdCommand::Disconnect,
             14 => DrbdCommand::Primary,
             15 => DrbdCommand::Secondary,
+            24 => DrbdCommand::ResumeIo,
             30 => DrbdCommand::GetResources,
             31 => DrbdCommand::GetDevices,
             32 => DrbdCommand::GetConnections,

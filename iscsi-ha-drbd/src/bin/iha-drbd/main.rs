@@ -9,6 +9,7 @@
 //! iha-drbd port-status RES                 the core's VolumeStatus (the port's view)
 //! iha-drbd primary RES [--force]           promote (through the port; typed errors)
 //! iha-drbd secondary RES                   demote
+//! iha-drbd resume-io RES                   resume I/O frozen by fencing (or suspend-io)
 //! iha-drbd disconnect RES [--force]        disconnect from the peer
 //! iha-drbd connect RES [--discard-my-data] [--net-config-dir D]   connect again
 //! iha-drbd split-brain RES [--watch-ms T] [--net-config-dir D]    split brain, as JSON
@@ -56,6 +57,8 @@ enum Command {
     Primary(role::PrimaryArgs),
     /// Makes this node Secondary for a resource.
     Secondary(role::ResourceArg),
+    /// Resumes a resource's frozen I/O (fencing, suspend-io) through the port.
+    ResumeIo(role::ResourceArg),
     /// Disconnects a resource from its peer.
     Disconnect(role::DisconnectArgs),
     /// Connects a resource to its peer again (replaying its kept network configuration).
@@ -86,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         Command::PortStatus(a) => role::port_status(a),
         Command::Primary(a) => role::primary(a),
         Command::Secondary(a) => role::secondary(a),
+        Command::ResumeIo(a) => role::resume_io(a),
         Command::Disconnect(a) => role::disconnect(a),
         Command::Connect(a) => split::connect(a),
         Command::SplitBrain(a) => split::split_brain(a),

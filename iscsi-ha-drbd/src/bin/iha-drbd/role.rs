@@ -1,4 +1,4 @@
-//! `port-status`, `primary`, `secondary`, `disconnect`: through the port, so the output shows
+//! `port-status`, `primary`, `secondary`, `resume-io`, `disconnect`: through the port, so the output shows
 //! the typed errors the daemon would see.
 
 use clap::Args;
@@ -53,6 +53,11 @@ pub fn primary(a: PrimaryArgs) -> anyhow::Result<()> {
 pub fn secondary(a: ResourceArg) -> anyhow::Result<()> {
     let name = ResourceName::new(a.resource)?;
     DrbdVolumes::new().demote(&name).map_err(report)
+}
+
+pub fn resume_io(a: ResourceArg) -> anyhow::Result<()> {
+    let name = ResourceName::new(a.resource)?;
+    DrbdVolumes::new().resume_io(&name).map_err(report)
 }
 
 pub fn disconnect(a: DisconnectArgs) -> anyhow::Result<()> {
