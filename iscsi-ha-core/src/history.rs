@@ -40,6 +40,9 @@ pub struct ServingHistory {
     /// since.
     #[serde(default)]
     pub promoted_alone: bool,
+    /// When that promotion happened (kept after the VIP came: then it is a take-over).
+    #[serde(default)]
+    pub promoted_alone_at: Option<Timestamp>,
     /// When this host, Primary, lost the replication link, if it has not been connected to a
     /// Secondary peer since: it may have been the unreachable one (paused, cut off).
     #[serde(default)]
@@ -87,6 +90,7 @@ impl ServingHistory {
             let connected = s.connection.is_connected();
             if known && local && !r.local_primary && !connected {
                 self.promoted_alone = true;
+                self.promoted_alone_at = Some(now);
             }
             if known && local && r.local_primary && r.connected && !connected {
                 self.lost_peer_at = Some(now);
@@ -169,7 +173,7 @@ impl ServingHistory {
         self.contested_since = None;
         self.lost_peer_at = None;
         self.promoted_alone = true;
-        let _ = now;
+        self.promoted_alone_at = Some(now);
     }
 }
 

@@ -203,8 +203,8 @@ pub struct Advice {
 }
 
 /// The split-brain advice for `resource`: the side that served the initiators last survives.
-/// A host that took over (and has not lost its peer or yielded since) never advises
-/// discarding its own data.
+/// A host that took over (and has not lost its peer or yielded since), or that kept the VIP
+/// uncontested after it lost its peer, never advises discarding its own data.
 pub fn split_brain_advice(h: &ServingHistory, resource: &str, serving_now: bool) -> Advice {
     let keep_here = |confidence: Confidence, why: String| {
         Advice {
@@ -249,10 +249,20 @@ pub fn split_brain_advice(h: &ServingHistory, resource: &str, serving_now: bool)
         );
     }
     if let Some(lost) = suspect_since(h) {
+        let claimed_since = h.last_claim_at.is_some_and(|c| c >= lost);
+        if serving_now && h.vip_held && !claimed_since {
+            return keep_here(
+                Confidence::Medium,
+                format!(
+                    "this host lost its peer at {lost} while Primary and has held the VIP since, with no other host claiming it: the initiators wrote here; if the other host says it took over, compare with its advice before discarding anything"
+                ),
+            );
+        }
         return keep_there(
             Confidence::Medium,
             format!(
-                "this host lost its peer at {lost} while Primary and did not take over after that; if the other host took over (its `iscsi-cfg split-brain` says so), its data is what the initiators used since"
+                "this host lost its peer at {lost} while Primary and {}; if the other host took over (its `iscsi-cfg split-brain` says so), its data is what the initiators used since",
+                if claimed_since { "another host has claimed the VIP since" } else { "no longer serves" }
             ),
         );
     }
@@ -260,6 +270,12 @@ pub fn split_brain_advice(h: &ServingHistory, resource: &str, serving_now: bool)
         return keep_here(
             Confidence::High,
             format!("this host took over at {at} while its peer was unreachable and has not lost its standing since: it holds the writes acknowledged after that"),
+        );
+    }
+    if let (true, Some(at)) = (h.promoted_alone, h.promoted_alone_at) {
+        return keep_there(
+            Confidence::Medium,
+            format!("this host was made Primary at {at} without its peer but never held the VIP after that: initiators did not write here"),
         );
     }
     if serving_now {

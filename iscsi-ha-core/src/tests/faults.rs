@@ -389,3 +389,51 @@ fn a_claim_while_the_peer_follows_is_an_address_conflict_not_a_yield() {
         "{p:?}"
     );
 }
+
+#[test]
+fn split_brain_advice_names_the_side_the_initiators_used() {
+    let t = Timestamp::from_unix_millis;
+    // The master whose peer was cut off kept the VIP and nobody claimed it: keep it.
+    let kept_serving = ServingHistory {
+        lost_peer_at: Some(t(10)),
+        vip_held: true,
+        ..ServingHistory::default()
+    };
+    assert_eq!(
+        split_brain_advice(&kept_serving, "r0", true).keep,
+        Keep::ThisHost
+    );
+    // ... but once another host claimed the VIP after the loss, the other side served.
+    let claimed = ServingHistory {
+        last_claim_at: Some(t(20)),
+        ..kept_serving.clone()
+    };
+    assert_eq!(
+        split_brain_advice(&claimed, "r0", true).keep,
+        Keep::OtherHost
+    );
+    // The peer made Primary by hand while cut off, never holding the VIP: discard it.
+    let forced_without_vip = ServingHistory {
+        promoted_alone: true,
+        promoted_alone_at: Some(t(15)),
+        ..ServingHistory::default()
+    };
+    assert_eq!(
+        split_brain_advice(&forced_without_vip, "r0", false).keep,
+        Keep::OtherHost
+    );
+    // The side that took over keeps its data with high confidence.
+    let took_over = ServingHistory {
+        took_over_at: Some(t(15)),
+        vip_held: true,
+        ..ServingHistory::default()
+    };
+    let advice = split_brain_advice(&took_over, "r0", true);
+    assert_eq!(
+        (advice.keep, advice.confidence),
+        (Keep::ThisHost, crate::standing::Confidence::High)
+    );
+    assert!(advice
+        .recovery
+        .contains("on the OTHER host run `iscsi-cfg split-brain resolve"));
+}
