@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::drbd::DrbdFencing;
 use crate::error::{LabError, Result};
-use crate::lab::Lab;
+use crate::lab::{Lab, LabOptions};
 use crate::net::VIP;
 
 /// The target the lab's daemons export.
@@ -25,6 +26,25 @@ pub const PROBE_READ_TIMEOUT: Duration = Duration::from_millis(400);
 
 /// The configuration file, in the share (`/host/etc/iscsi-ha.toml` in the guests).
 const CONFIG_NAME: &str = "iscsi-ha.toml";
+
+/// DRBD's fence-peer handler in the guests, as the shipped example configures it
+/// (`fixtures/drbd/iscsi-ha.res.example`), with the lab's paths.
+pub const FENCE_PEER: &str = "/host/bin/iscsi-ha fence-peer -c /host/etc/iscsi-ha.toml";
+
+/// The lab as iscsi-ha's users should configure DRBD: the default lab, with `r0` under
+/// `fencing resource-and-stonith` and [`FENCE_PEER`] as its handler. Bring it up before
+/// [`Cluster::deploy`] puts the handler's binary and configuration in place; nothing calls the
+/// handler before the daemons run (the bring-up promotes only a connected resource).
+pub fn lab_options() -> LabOptions {
+    let mut options = LabOptions::default();
+    if let Some(drbd) = options.drbd.as_mut() {
+        drbd.fencing = Some(DrbdFencing {
+            resource: "r0".into(),
+            fence_peer: FENCE_PEER.into(),
+        });
+    }
+    options
+}
 
 /// Our binaries on the host, copied into the share.
 #[derive(Debug, Clone)]

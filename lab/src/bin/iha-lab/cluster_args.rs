@@ -31,11 +31,11 @@ impl ClusterArgs {
         Binaries::in_dir(&dir)
     }
 
-    /// A lab of one resource, owned by this process (gone when it exits).
+    /// A lab of one resource fenced by our handler, owned by this process (gone when it exits).
     pub fn lab_options(&self) -> LabOptions {
         LabOptions {
             lock_wait: Duration::from_secs(self.wait),
-            ..LabOptions::default()
+            ..iscsi_ha_lab::cluster::lab_options()
         }
     }
 }
