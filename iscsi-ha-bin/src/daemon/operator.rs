@@ -18,7 +18,7 @@ impl Daemon {
                     status: Box::new(s.clone()),
                 },
                 None => Response::Error {
-                    message: "no status yet".into(),
+                    message: "no status yet: waiting for the role source's first answer".into(),
                 },
             },
             Request::Reload => match self.reload() {
