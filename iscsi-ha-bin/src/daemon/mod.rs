@@ -6,7 +6,7 @@ mod host;
 mod operator;
 mod os;
 
-pub use host::{ClaimWatch, EventSource, Host};
+pub use host::{ClaimWatch, EventSource, Host, Volumes};
 pub use os::{block_signals, Notifier, SignalRequest, Signals, WakeTimer};
 
 use crate::config_file;
@@ -372,7 +372,7 @@ impl Daemon {
     fn act(&mut self, observation: &Observation, now: Moment) -> Report {
         let host = &mut self.host;
         let mut ports = Ports {
-            volumes: host.volumes.as_mut(),
+            volumes: host.volumes.port(),
             target: host.target.as_mut(),
             vip: host.vip.as_mut(),
             alerts: host.alerts.as_mut(),
@@ -388,18 +388,14 @@ impl Daemon {
             .resources
             .iter()
             .map(|name| {
+                let (status, split_brain) = self.host.volumes.observe(name);
                 let observed = VolumeObservation {
                     name: name.clone(),
-                    status: self.host.volumes.status(name).map_err(|e| e.to_string()),
-                    split_brain: match self.host.volumes.split_brain(name) {
-                        Ok(found) => found,
-                        Err(e) => {
-                            tracing::debug!(
-                                "{name}: cannot tell whether it is in split brain: {e}"
-                            );
-                            None
-                        }
-                    },
+                    status: status.map_err(|e| e.to_string()),
+                    split_brain: split_brain.unwrap_or_else(|e| {
+                        tracing::debug!("{name}: cannot tell whether it is in split brain: {e}");
+                        None
+                    }),
                 };
                 self.notifier.keepalive();
                 observed
