@@ -1,11 +1,30 @@
 //! The daemon: one thread, one `poll` loop. Every wake-up (a role change, a DRBD event, an
 //! address event, the target daemon exiting, an operator request, a signal, the safety timer)
 //! runs observe → plan → act → publish status.
+//!
+//! # The loop never blocks for long
+//!
+//! Anything that can take long either runs beside the loop, its descriptor in the poll set,
+//! or is bounded; the watchdog keep-alive (`WATCHDOG=1`, which says the loop is alive) goes out
+//! between passes, after each resource observed and around every port call of a step
+//! ([`alive`]), so systemd's `WatchdogSec` (30 s in the shipped unit) must exceed the longest
+//! single bound below, not a whole wake-up.
+//!
+//! | what | how long it can hold the loop |
+//! |---|---|
+//! | role command, XAPI's `xe` | nothing: run beside the loop, its output polled, one at a time, killed with its process group at `[role] timeout` (13 s by default); the last answer stands until the source has not answered for 3 timeouts |
+//! | control clients | nothing: non-blocking connections, a request gathered as it arrives (at most 4096 bytes, 2 s for the whole request and 2 s for taking the answer), at most 32 at once |
+//! | DRBD generic netlink | each request 30 s at most (`iscsi_ha_drbd::client::DEFAULT_TIMEOUT`; DRBD's own timeouts end a role change far sooner), family resolution 5 s; one GET_STATUS dump per resource per pass |
+//! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
+//! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own |
+//! | role file, pool.conf | a bounded read of a regular file (FIFOs and devices are refused) |
 
+mod alive;
 mod host;
 mod operator;
 mod os;
 
+use alive::Alive;
 pub use host::{ClaimWatch, EventSource, Host, Volumes};
 pub use os::{block_signals, Notifier, SignalRequest, Signals, WakeTimer};
 
@@ -371,10 +390,23 @@ impl Daemon {
 
     fn act(&mut self, observation: &Observation, now: Moment) -> Report {
         let host = &mut self.host;
+        let notifier = &self.notifier;
+        let mut volumes = Alive {
+            inner: host.volumes.port(),
+            notifier,
+        };
+        let mut target = Alive {
+            inner: host.target.as_mut(),
+            notifier,
+        };
+        let mut vip = Alive {
+            inner: host.vip.as_mut(),
+            notifier,
+        };
         let mut ports = Ports {
-            volumes: host.volumes.port(),
-            target: host.target.as_mut(),
-            vip: host.vip.as_mut(),
+            volumes: &mut volumes,
+            target: &mut target,
+            vip: &mut vip,
             alerts: host.alerts.as_mut(),
         };
         self.reconciler

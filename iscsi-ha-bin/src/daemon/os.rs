@@ -5,6 +5,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use std::cell::Cell;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
@@ -129,7 +130,8 @@ impl AsFd for WakeTimer {
 #[derive(Debug)]
 pub struct Notifier {
     watchdog: Option<Duration>,
-    last_keepalive: Option<Instant>,
+    /// A cell: keep-alives are sent from the port wrappers that share the notifier.
+    last_keepalive: Cell<Option<Instant>>,
 }
 
 impl Notifier {
@@ -138,9 +140,14 @@ impl Notifier {
         let mut usec = 0;
         let watchdog =
             sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec));
+        Self::with_watchdog(watchdog)
+    }
+
+    /// A notifier for systemd's watchdog interval `watchdog` (`None`: no watchdog).
+    pub fn with_watchdog(watchdog: Option<Duration>) -> Self {
         Self {
             watchdog,
-            last_keepalive: None,
+            last_keepalive: Cell::new(None),
         }
     }
 
@@ -154,23 +161,25 @@ impl Notifier {
         let every = self.keepalive_interval()?;
         Some(
             self.last_keepalive
+                .get()
                 .map_or_else(Instant::now, |at| at + every),
         )
     }
 
     /// A watchdog keep-alive alone, sent once a quarter of systemd's interval has passed since
     /// the last (it is called often, between passes and steps; the calls between are no-ops).
-    pub fn keepalive(&mut self) {
+    pub fn keepalive(&self) {
         let Some(every) = self.keepalive_interval() else {
             return;
         };
         if self
             .last_keepalive
+            .get()
             .is_some_and(|at| at.elapsed() < every / 2)
         {
             return;
         }
-        self.last_keepalive = Some(Instant::now());
+        self.last_keepalive.set(Some(Instant::now()));
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
     }
 
@@ -186,10 +195,10 @@ impl Notifier {
     }
 
     /// A watchdog keep-alive and a one-line status.
-    pub fn alive(&mut self, status: &str) {
+    pub fn alive(&self, status: &str) {
         let mut states = vec![sd_notify::NotifyState::Status(status)];
         if self.watchdog.is_some() {
-            self.last_keepalive = Some(Instant::now());
+            self.last_keepalive.set(Some(Instant::now()));
             states.push(sd_notify::NotifyState::Watchdog);
         }
         let _ = sd_notify::notify(false, &states);
