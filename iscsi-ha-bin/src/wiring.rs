@@ -1,14 +1,16 @@
 //! Builds the real adapters from the configuration: DRBD over generic netlink, tgtd over its
 //! socket, the VIP over rtnetlink and raw sockets, and the event sources that wake the daemon.
 
-use crate::daemon::{ClaimWatch, EventSource, Host};
+use crate::daemon::{ClaimWatch, EventSource, Host, Volumes};
 use crate::role;
 use anyhow::Context;
 use iscsi_ha_core::config::Config;
-use iscsi_ha_core::ports::{Alerts, IscsiTarget, TargetError};
+use iscsi_ha_core::ports::{Alerts, IscsiTarget, ReplicatedVolume, TargetError, VolumeError};
+use iscsi_ha_core::resource::ResourceName;
 use iscsi_ha_core::target::{TargetSpec, TargetStatus};
 use iscsi_ha_core::vip::{Vip, VipClaim};
-use iscsi_ha_drbd::{DrbdEvents, DrbdVolumes};
+use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
+use iscsi_ha_drbd::DrbdVolumes;
 use iscsi_ha_net::{AddressEvents, FloatingIpConfig, NetFloatingIp, VipClaimWatch};
 use iscsi_ha_tgt::{ManagedDaemon, TgtConfig, TgtTarget};
 use std::cell::RefCell;
@@ -68,8 +70,15 @@ pub fn build_host(
     }
     let vip =
         NetFloatingIp::new(net_config(config)).context("cannot open rtnetlink for the VIP")?;
+    let volumes = Rc::new(RefCell::new(
+        DrbdVolumes::new().keep_net_config_in(state_dir.join("drbd")),
+    ));
     let mut events: Vec<Box<dyn EventSource>> = vec![
-        Box::new(DrbdWatch::default()),
+        Box::new(DrbdWatch {
+            volumes: volumes.clone(),
+            fd: None,
+            warned: false,
+        }),
         Box::new(TgtdExit {
             target: target.clone(),
             watched: None,
@@ -87,7 +96,7 @@ pub fn build_host(
     }
     Ok(Host {
         role,
-        volumes: Box::new(DrbdVolumes::new().keep_net_config_in(state_dir.join("drbd"))),
+        volumes: Box::new(SharedVolumes(volumes)),
         target: Box::new(SharedTarget(target)),
         vip: Box::new(vip),
         alerts,
@@ -119,11 +128,66 @@ impl IscsiTarget for SharedTarget {
     }
 }
 
-/// DRBD's `events` multicast group; subscribes again while the module is not loaded.
-#[derive(Debug, Default)]
+/// The DRBD adapter, shared with the watch on its event subscription.
+struct SharedVolumes(Rc<RefCell<DrbdVolumes>>);
+
+impl Volumes for SharedVolumes {
+    fn port(&mut self) -> &mut dyn ReplicatedVolume {
+        self
+    }
+    fn observe(
+        &mut self,
+        resource: &ResourceName,
+    ) -> (
+        Result<VolumeStatus, VolumeError>,
+        Result<Option<SplitBrain>, VolumeError>,
+    ) {
+        let seen = self.0.borrow_mut().observe(resource);
+        (seen.status, seen.split_brain)
+    }
+}
+
+impl ReplicatedVolume for SharedVolumes {
+    fn status(&mut self, resource: &ResourceName) -> Result<VolumeStatus, VolumeError> {
+        self.0.borrow_mut().status(resource)
+    }
+    fn promote(&mut self, resource: &ResourceName, force: bool) -> Result<(), VolumeError> {
+        self.0.borrow_mut().promote(resource, force)
+    }
+    fn demote(&mut self, resource: &ResourceName) -> Result<(), VolumeError> {
+        self.0.borrow_mut().demote(resource)
+    }
+    fn resume_io(&mut self, resource: &ResourceName) -> Result<(), VolumeError> {
+        self.0.borrow_mut().resume_io(resource)
+    }
+    fn split_brain(&mut self, resource: &ResourceName) -> Result<Option<SplitBrain>, VolumeError> {
+        self.0.borrow_mut().split_brain(resource)
+    }
+    fn connect(
+        &mut self,
+        resource: &ResourceName,
+        discard_local_data: bool,
+    ) -> Result<(), VolumeError> {
+        self.0.borrow_mut().connect(resource, discard_local_data)
+    }
+}
+
+/// DRBD's `events` multicast group: the adapter's own subscription (whose events feed its
+/// split-brain log), renewed while the module is not loaded and after it is reloaded.
 struct DrbdWatch {
-    events: Option<DrbdEvents>,
+    volumes: Rc<RefCell<DrbdVolumes>>,
+    /// A duplicate of the adapter's subscription descriptor, taken afresh before each wait
+    /// (the subscription may have been renewed since).
+    fd: Option<OwnedFd>,
     warned: bool,
+}
+
+impl std::fmt::Debug for DrbdWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DrbdWatch")
+            .field("subscribed", &self.fd.is_some())
+            .finish()
+    }
 }
 
 impl EventSource for DrbdWatch {
@@ -131,36 +195,31 @@ impl EventSource for DrbdWatch {
         "drbd events"
     }
     fn fd(&self) -> Option<BorrowedFd<'_>> {
-        self.events.as_ref().map(AsFd::as_fd)
+        self.fd.as_ref().map(AsFd::as_fd)
     }
     fn refresh(&mut self) {
-        if self.events.is_none() {
-            match DrbdEvents::subscribe() {
-                Ok(e) => {
-                    tracing::info!("subscribed to DRBD events");
-                    self.events = Some(e);
-                }
-                Err(e) if !self.warned => {
-                    tracing::warn!("no DRBD events yet ({e}); relying on the scan timer");
-                    self.warned = true;
-                }
-                Err(_) => {}
+        let mut volumes = self.volumes.borrow_mut();
+        let was_subscribed = volumes.events_fd().is_some();
+        match volumes.subscribe_events() {
+            Ok(()) if !was_subscribed => {
+                tracing::info!("subscribed to DRBD events");
+                self.warned = false;
             }
+            Ok(()) => {}
+            Err(e) if !self.warned => {
+                tracing::warn!("no DRBD events yet ({e}); relying on the scan timer");
+                self.warned = true;
+            }
+            Err(_) => {}
         }
+        self.fd = volumes
+            .events_fd()
+            .and_then(|fd| fd.try_clone_to_owned().ok());
     }
     fn drain(&mut self) -> Result<bool, String> {
-        let Some(events) = self.events.as_mut() else {
-            return Ok(false);
-        };
-        match events.read() {
-            Ok(list) => Ok(!list.is_empty()),
-            Err(e) => {
-                // A reloaded module has a new family: subscribe afresh on the next refresh.
-                self.events = None;
-                self.warned = false;
-                Err(e.to_string())
-            }
-        }
+        // A failed read or an unloaded module drops the subscription; the next refresh renews
+        // it (a reloaded module has a new family).
+        Ok(self.volumes.borrow_mut().drain_events())
     }
 }
 

@@ -153,3 +153,25 @@ fn check_config_refuses_a_device_a_fifo_and_a_huge_file_at_once() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("is larger than 1048576 bytes"), "{stderr}");
 }
+
+#[test]
+fn a_daemon_that_does_not_answer_is_reported_as_such_not_as_eagain() {
+    // A socket that accepts and never answers: the daemon's loop held by something.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let t0 = std::time::Instant::now();
+    let out = iscsi_ha(&["status", "--socket", socket.to_str().unwrap()]);
+    let took = t0.elapsed();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the daemon did not answer within 10 s"),
+        "{err}"
+    );
+    assert!(!err.contains("temporarily unavailable"), "{err}");
+    assert!(
+        took >= std::time::Duration::from_secs(10) && took < std::time::Duration::from_secs(12),
+        "the timeout is the one announced: {took:?}"
+    );
+}

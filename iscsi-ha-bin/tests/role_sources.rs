@@ -202,3 +202,76 @@ fn a_pool_conf_that_is_a_fifo_or_a_device_is_unknown_at_once() {
     let reason = unknown(source.role());
     assert!(reason.contains("is larger than 4096 bytes"), "{reason}");
 }
+
+/// Drives a source as the daemon's loop does: waits on its descriptor or its due time, then
+/// drains; returns once it reports a possible change, or after `limit`.
+fn until_answer(source: &mut PoolConfRole, limit: Duration) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        let wait = source
+            .due()
+            .map_or(Duration::from_millis(50), |at| {
+                at.saturating_duration_since(Instant::now())
+            })
+            .min(Duration::from_millis(50));
+        if let Some(fd) = source.change_fd() {
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            let _ = poll(
+                &mut fds,
+                PollTimeout::from(u16::try_from(wait.as_millis()).unwrap()),
+            );
+        } else {
+            std::thread::sleep(wait);
+        }
+        if source.drain_changes() {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn a_hanging_xe_never_blocks_the_caller_and_the_last_verdict_stands_for_three_timeouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("xensource-inventory");
+    fs::write(&inventory, "INSTALLATION_UUID='aaaa-1111'\n").unwrap();
+    let xe = script(
+        dir.path(),
+        "xe",
+        r#"[ -e "$(dirname "$0")/hang" ] && sleep 10
+echo aaaa-1111"#,
+    );
+    let pool = dir.path().join("pool.conf");
+    fs::write(&pool, "master").unwrap();
+    let timeout = Duration::from_millis(400);
+    let check = XapiCheck::with_paths(timeout, &xe, inventory.to_str().unwrap());
+    let mut source = PoolConfRole::new(pool, Some(check)).unwrap();
+
+    source.refresh();
+    assert!(source.starting(), "the first cross-check is under way");
+    assert!(until_answer(&mut source, Duration::from_secs(2)));
+    assert_eq!(source.current(), Role::Master);
+
+    fs::write(dir.path().join("hang"), "").unwrap();
+    let t0 = Instant::now();
+    source.refresh();
+    assert_eq!(source.current(), Role::Master, "the last verdict stands");
+    assert!(
+        t0.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        t0.elapsed()
+    );
+    // The loop keeps asking, one xe at a time, each killed at its timeout.
+    let mut unknown = None;
+    while t0.elapsed() < Duration::from_secs(3) && unknown.is_none() {
+        until_answer(&mut source, Duration::from_millis(500));
+        source.refresh();
+        if let Role::Unknown(why) = source.current() {
+            unknown = Some((t0.elapsed(), why));
+        }
+    }
+    let (after, why) = unknown.expect("unknown after 3 timeouts without an answer");
+    assert!(after >= 3 * timeout, "{after:?}");
+    assert!(why.contains("has not answered for"), "{why}");
+    assert!(why.contains("did not answer within 400ms"), "{why}");
+}

@@ -14,13 +14,15 @@ use crate::family::FamilyError;
 use crate::netconf::NetConfig;
 use crate::procfs::{self, ProcDrbd, ProcMinor};
 use crate::retcode::StateRv;
-use crate::split_brain::{
-    assess, facts_from_messages, is_connected, SeenSplitBrain, SplitBrainLog, VolumeFacts,
-};
+use crate::split_brain::{is_connected, SeenSplitBrain, SplitBrainLog, VolumeFacts};
 use crate::state::Dialect;
 use crate::state::{ConnState, DrbdDiskState, DrbdRole};
 use crate::status::{DrbdResource, DrbdVolume, ResyncPause, ResyncProgress, Suspension};
 use crate::wire::DrbdMessage;
+
+mod observe;
+use observe::facts_in;
+pub use observe::Observed;
 
 /// DRBD resources through the kernel module.
 ///
@@ -37,6 +39,8 @@ pub struct DrbdVolumes {
     split_brains: SplitBrainLog,
     net_configs: HashMap<String, NetConfig>,
     net_config_dir: Option<PathBuf>,
+    /// GET_STATUS requests attempted (see [`DrbdVolumes::status_requests`]).
+    status_requests: u64,
 }
 
 impl Default for DrbdVolumes {
@@ -65,6 +69,7 @@ impl DrbdVolumes {
             split_brains: SplitBrainLog::new(),
             net_configs: HashMap::new(),
             net_config_dir: None,
+            status_requests: 0,
         }
     }
 
@@ -103,12 +108,14 @@ impl DrbdVolumes {
     /// failure means a split-brain helper call can be missed (the only evidence used), so it
     /// is retried on the next call; a daemon with a state directory also has the record an
     /// earlier subscription kept.
-    fn pump_events(&mut self) {
+    /// Returns whether anything was read (or the subscription failed, which may mean the
+    /// module went away).
+    fn pump_events(&mut self) -> bool {
         if self.events.is_none() {
             self.events = DrbdEvents::subscribe().ok();
         }
         let Some(sub) = self.events.as_mut() else {
-            return;
+            return false;
         };
         match sub.read() {
             Ok(list) => {
@@ -116,8 +123,12 @@ impl DrbdVolumes {
                     self.events = None;
                 }
                 self.note_events(&list);
+                !list.is_empty()
             }
-            Err(_) => self.events = None,
+            Err(_) => {
+                self.events = None;
+                true
+            }
         }
     }
 
@@ -127,6 +138,7 @@ impl DrbdVolumes {
         &mut self,
         resource: &ResourceName,
     ) -> Result<Option<Vec<DrbdMessage>>, DrbdError> {
+        self.status_requests = self.status_requests.saturating_add(1);
         let messages = self.with_netlink(|nl| match nl.dialect() {
             Dialect::V84 => nl.status_messages(Some(resource.as_str())).map(Some),
             Dialect::V9 => Ok(None),
@@ -205,12 +217,7 @@ impl DrbdVolumes {
             }
             Err(e) => return Err(volume_error(e)),
         };
-        let facts = facts_from_messages(resource.as_str(), &messages)
-            .map_err(|e| VolumeError::Malformed(e.to_string()))?;
-        if facts.is_empty() {
-            return Err(VolumeError::NoSuchResource(resource.to_string()));
-        }
-        Ok(Some(facts))
+        facts_in(resource, &messages).map(Some)
     }
 
     fn netlink(&mut self) -> Result<&mut DrbdNetlink, DrbdError> {
@@ -466,17 +473,7 @@ impl ReplicatedVolume for DrbdVolumes {
         let Some(facts) = self.volume_facts(resource)? else {
             return Ok(None);
         };
-        let minors: Vec<u32> = facts.iter().map(|f| f.volume.minor).collect();
-        if facts.iter().any(|f| is_connected(f.volume.cstate)) {
-            self.split_brains.forget(resource.as_str(), &minors);
-            if let Some(dir) = &self.net_config_dir {
-                let _ = std::fs::remove_file(split_brain_path(dir, resource.as_str()));
-            }
-            return Ok(None);
-        }
-        self.sync_kept_split_brain(resource.as_str(), &minors);
-        let seen = self.split_brains.for_resource(resource.as_str(), &minors);
-        Ok(assess(resource.as_str(), &facts, &seen))
+        Ok(self.assess_split_brain(resource, &facts))
     }
 
     fn connect(

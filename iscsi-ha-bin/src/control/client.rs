@@ -1,7 +1,7 @@
 //! The operator's side of the control socket.
 
 use super::protocol::{Request, Response};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -44,15 +44,22 @@ pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Respon
     stream
         .set_write_timeout(Some(timeout))
         .map_err(|e| fail(e.to_string()))?;
+    // A socket timeout surfaces as EAGAIN ("Resource temporarily unavailable"): say what it
+    // means instead.
+    let io_fail = |e: std::io::Error| match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => fail(format!(
+            "the daemon did not answer within {} s",
+            timeout.as_secs_f32()
+        )),
+        _ => fail(e.to_string()),
+    };
     let mut line = serde_json::to_string(req).map_err(|e| fail(e.to_string()))?;
     line.push('\n');
-    stream
-        .write_all(line.as_bytes())
-        .map_err(|e| fail(e.to_string()))?;
+    stream.write_all(line.as_bytes()).map_err(io_fail)?;
     let mut answer = String::new();
     BufReader::new(stream)
         .read_line(&mut answer)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(io_fail)?;
     if answer.is_empty() {
         return Err(fail(
             "the daemon closed the connection without answering".into(),

@@ -1,8 +1,10 @@
 //! What the daemon drives: the ports, and the descriptors that tell it something changed.
 
 use crate::role::RoleSource;
-use iscsi_ha_core::ports::{Alerts, FloatingIp, IscsiTarget, ReplicatedVolume};
+use iscsi_ha_core::ports::{Alerts, FloatingIp, IscsiTarget, ReplicatedVolume, VolumeError};
+use iscsi_ha_core::resource::ResourceName;
 use iscsi_ha_core::vip::VipClaim;
+use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
 use std::os::fd::BorrowedFd;
 
 /// A descriptor that becomes readable when the world may have changed (a DRBD state change,
@@ -31,13 +33,33 @@ pub trait ClaimWatch: std::fmt::Debug {
     fn drain(&mut self) -> Vec<VipClaim>;
 }
 
+/// The replicated volumes as the daemon uses them: the port, and a look at a resource that
+/// gives its status and split-brain evidence together (one kernel request where the adapter
+/// can, instead of one for each).
+pub trait Volumes {
+    /// The port, for the reconciler and the operator's requests.
+    fn port(&mut self) -> &mut dyn ReplicatedVolume;
+    /// The resource's status and whether it is in split brain.
+    #[allow(clippy::type_complexity)]
+    fn observe(
+        &mut self,
+        resource: &ResourceName,
+    ) -> (
+        Result<VolumeStatus, VolumeError>,
+        Result<Option<SplitBrain>, VolumeError>,
+    ) {
+        let port = self.port();
+        (port.status(resource), port.split_brain(resource))
+    }
+}
+
 /// The ports and event sources of one host, built by the wiring.
 #[allow(missing_debug_implementations)]
 pub struct Host {
     /// The role source.
     pub role: Box<dyn RoleSource>,
     /// The replicated volumes.
-    pub volumes: Box<dyn ReplicatedVolume>,
+    pub volumes: Box<dyn Volumes>,
     /// The iSCSI target.
     pub target: Box<dyn IscsiTarget>,
     /// The floating address.

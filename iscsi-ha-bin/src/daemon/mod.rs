@@ -1,12 +1,31 @@
 //! The daemon: one thread, one `poll` loop. Every wake-up (a role change, a DRBD event, an
 //! address event, the target daemon exiting, an operator request, a signal, the safety timer)
 //! runs observe → plan → act → publish status.
+//!
+//! # The loop never blocks for long
+//!
+//! Anything that can take long either runs beside the loop, its descriptor in the poll set,
+//! or is bounded; the watchdog keep-alive (`WATCHDOG=1`, which says the loop is alive) goes out
+//! between passes, after each resource observed and around every port call of a step
+//! ([`alive`]), so systemd's `WatchdogSec` (30 s in the shipped unit) must exceed the longest
+//! single bound below, not a whole wake-up.
+//!
+//! | what | how long it can hold the loop |
+//! |---|---|
+//! | role command, XAPI's `xe` | nothing: run beside the loop, its output polled, one at a time, killed with its process group at `[role] timeout` (13 s by default); the last answer stands until the source has not answered for 3 timeouts |
+//! | control clients | nothing: non-blocking connections, a request gathered as it arrives (at most 4096 bytes, 2 s for the whole request and 2 s for taking the answer), at most 32 at once |
+//! | DRBD generic netlink | each request 30 s at most (`iscsi_ha_drbd::client::DEFAULT_TIMEOUT`; DRBD's own timeouts end a role change far sooner), family resolution 5 s; one GET_STATUS dump per resource per pass |
+//! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
+//! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own |
+//! | role file, pool.conf | a bounded read of a regular file (FIFOs and devices are refused) |
 
+mod alive;
 mod host;
 mod operator;
 mod os;
 
-pub use host::{ClaimWatch, EventSource, Host};
+use alive::Alive;
+pub use host::{ClaimWatch, EventSource, Host, Volumes};
 pub use os::{block_signals, Notifier, SignalRequest, Signals, WakeTimer};
 
 use crate::config_file;
@@ -17,7 +36,6 @@ use iscsi_ha_core::config::Config;
 use iscsi_ha_core::history::ServingHistory;
 use iscsi_ha_core::observation::{ManualMode, Observation, VolumeObservation};
 use iscsi_ha_core::reconcile::{ActionRecord, Outcome, Ports, Reconciler, Report};
-use iscsi_ha_core::role::Role;
 use iscsi_ha_core::standing::vip_check_due;
 use iscsi_ha_core::status::Status;
 use iscsi_ha_core::time::{Moment, Timestamp};
@@ -26,6 +44,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
+
+/// The wake-up reason of a role source's answer (or its timeout).
+const ROLE_ANSWER: &str = "role source";
 
 /// How many passes one wake-up may run while steps keep succeeding (each pass re-observes).
 const MAX_PASSES: usize = 4;
@@ -87,6 +108,8 @@ enum Token {
     Signals,
     Timer,
     Control,
+    /// A control connection, by id.
+    Peer(u64),
     Role,
     Claims,
     Event(usize),
@@ -123,12 +146,19 @@ impl Daemon {
     /// daemon is not a failover.
     pub fn run(&mut self) -> anyhow::Result<()> {
         tracing::info!(host = %self.host_name, manual = ?self.manual, "iscsi-ha daemon starting");
-        let _ = self.wake("start");
+        self.host.role.refresh();
+        if self.host.role.starting() {
+            tracing::info!("waiting for the role source's first answer before acting");
+        } else {
+            let _ = self.wake("start");
+        }
         self.notifier.ready(&self.one_line_status());
         loop {
             self.arm_timer();
             let tokens = self.wait()?;
             let mut reasons: Vec<&'static str> = Vec::new();
+            let mut listener_ready = false;
+            let mut peers_ready = Vec::new();
             for token in tokens {
                 match token {
                     Token::Signals => {
@@ -157,16 +187,24 @@ impl Daemon {
                     }
                     Token::Timer => {
                         self.timer.drain();
-                        reasons.push("timer");
-                    }
-                    Token::Control => {
-                        for peer in self.control.accept() {
-                            self.answer(peer);
+                        let now = Instant::now();
+                        if self.host.role.due().is_some_and(|at| at <= now)
+                            && self.host.role.drain_changes()
+                        {
+                            reasons.push(ROLE_ANSWER);
+                        }
+                        // The timer also fires for a keep-alive or a control connection's
+                        // deadline, which need no pass.
+                        if self.pass_due(now) {
+                            reasons.push("timer");
                         }
                     }
+                    Token::Control => listener_ready = true,
+                    Token::Peer(id) => peers_ready.push(id),
                     Token::Role => {
-                        self.host.role.drain_changes();
-                        reasons.push("role source");
+                        if self.host.role.drain_changes() {
+                            reasons.push(ROLE_ANSWER);
+                        }
                     }
                     Token::Claims => {
                         if self.take_claims() {
@@ -187,9 +225,26 @@ impl Daemon {
                     }
                 }
             }
-            if !reasons.is_empty() {
-                let _ = self.wake(reasons[0]);
+            self.notifier.keepalive();
+            // Also run when nothing is ready: it closes connections past their deadline.
+            for peer in self.control.service(listener_ready, &peers_ready) {
+                self.answer(peer);
             }
+            if reasons.is_empty() {
+                continue;
+            }
+            if self.host.role.starting() {
+                // Nothing is done on a role not known yet; the first answer (or its timeout)
+                // wakes the loop again.
+                continue;
+            }
+            // A wake-up that only brings the role source's answer must not ask it again, or
+            // a quick source would be asked in a loop.
+            let reason = reasons
+                .iter()
+                .find(|r| **r != ROLE_ANSWER)
+                .unwrap_or(&reasons[0]);
+            let _ = self.wake(reason);
         }
     }
 
@@ -200,6 +255,10 @@ impl Daemon {
             PollFd::new(self.timer.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.control.as_fd(), PollFlags::POLLIN),
         ];
+        for (id, fd, flags) in self.control.connections() {
+            tokens.push(Token::Peer(id));
+            fds.push(PollFd::new(fd, flags));
+        }
         if let Some(fd) = self.host.role.change_fd() {
             tokens.push(Token::Role);
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
@@ -236,15 +295,26 @@ impl Daemon {
         Ok(ready)
     }
 
+    /// Whether the scan or a wake-up the last pass asked for is due.
+    fn pass_due(&self, now: Instant) -> bool {
+        let scan = self.config.file.monitor.scan_interval.get();
+        now >= self.last_scan + scan || self.wake_at.is_some_and(|at| at <= now)
+    }
+
     fn arm_timer(&mut self) {
         let now = Instant::now();
         let scan = self.config.file.monitor.scan_interval.get();
         let mut next = (self.last_scan + scan).saturating_duration_since(now);
-        if let Some(at) = self.wake_at {
+        for at in [
+            self.wake_at,
+            self.notifier.keepalive_due(),
+            self.host.role.due(),
+            self.control.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        {
             next = next.min(at.saturating_duration_since(now));
-        }
-        if let Some(keepalive) = self.notifier.keepalive_interval() {
-            next = next.min(keepalive);
         }
         if let Err(e) = self.timer.arm(next) {
             tracing::error!("cannot arm the wake-up timer: {e}");
@@ -256,6 +326,10 @@ impl Daemon {
     fn wake(&mut self, reason: &str) -> Vec<ActionRecord> {
         self.last_scan = Instant::now();
         self.wake_at = None;
+        if reason != ROLE_ANSWER {
+            // Asked now, answered later: the answer wakes the loop (ROLE_ANSWER).
+            self.host.role.refresh();
+        }
         let mut done = Vec::new();
         for pass in 0..MAX_PASSES {
             let started = Instant::now();
@@ -304,6 +378,7 @@ impl Daemon {
             self.status = Some(status);
             self.observation = Some(observation);
             done.extend(report.actions.iter().cloned());
+            self.notifier.keepalive();
             // Any step done may unblock the next (a VIP seen gone lets frozen I/O resume, a
             // stopped target lets a demotion through): observe again, up to MAX_PASSES.
             let progressed = report.actions.iter().any(|a| a.outcome == Outcome::Done);
@@ -318,10 +393,23 @@ impl Daemon {
 
     fn act(&mut self, observation: &Observation, now: Moment) -> Report {
         let host = &mut self.host;
+        let notifier = &self.notifier;
+        let mut volumes = Alive {
+            inner: host.volumes.port(),
+            notifier,
+        };
+        let mut target = Alive {
+            inner: host.target.as_mut(),
+            notifier,
+        };
+        let mut vip = Alive {
+            inner: host.vip.as_mut(),
+            notifier,
+        };
         let mut ports = Ports {
-            volumes: host.volumes.as_mut(),
-            target: host.target.as_mut(),
-            vip: host.vip.as_mut(),
+            volumes: &mut volumes,
+            target: &mut target,
+            vip: &mut vip,
             alerts: host.alerts.as_mut(),
         };
         self.reconciler
@@ -329,24 +417,23 @@ impl Daemon {
     }
 
     fn observe(&mut self) -> Observation {
-        let role = match self.host.role.role() {
-            Ok(role) => role,
-            Err(e) => Role::Unknown(e.to_string()),
-        };
+        let role = self.host.role.current();
         let volumes = self
             .config
             .resources
             .iter()
-            .map(|name| VolumeObservation {
-                name: name.clone(),
-                status: self.host.volumes.status(name).map_err(|e| e.to_string()),
-                split_brain: match self.host.volumes.split_brain(name) {
-                    Ok(found) => found,
-                    Err(e) => {
+            .map(|name| {
+                let (status, split_brain) = self.host.volumes.observe(name);
+                let observed = VolumeObservation {
+                    name: name.clone(),
+                    status: status.map_err(|e| e.to_string()),
+                    split_brain: split_brain.unwrap_or_else(|e| {
                         tracing::debug!("{name}: cannot tell whether it is in split brain: {e}");
                         None
-                    }
-                },
+                    }),
+                };
+                self.notifier.keepalive();
+                observed
             })
             .collect();
         let mut observation = Observation {
@@ -487,11 +574,11 @@ impl Daemon {
     }
 
     fn answer(&mut self, peer: PeerRequest) {
-        let response = match &peer.request {
-            Ok(request) => self.handle(request.clone()),
-            Err(e) => crate::control::Response::Error { message: e.clone() },
+        let response = match peer.request {
+            Ok(request) => self.handle(request),
+            Err(message) => crate::control::Response::Error { message },
         };
-        peer.respond(&response);
+        self.control.respond(peer.id, &response);
     }
 
     fn set_manual(&mut self, mode: ManualMode) -> Result<(), String> {

@@ -18,7 +18,7 @@ impl Daemon {
                     status: Box::new(s.clone()),
                 },
                 None => Response::Error {
-                    message: "no status yet".into(),
+                    message: "no status yet: waiting for the role source's first answer".into(),
                 },
             },
             Request::Reload => match self.reload() {
@@ -201,7 +201,7 @@ impl Daemon {
                 .collect();
             for name in names {
                 tracing::warn!(resource = %name, "operator forces promotion");
-                if let Err(e) = self.host.volumes.promote(&name, true) {
+                if let Err(e) = self.host.volumes.port().promote(&name, true) {
                     return Response::Error {
                         message: format!("forced promotion of {name} failed: {e}"),
                     };
@@ -238,7 +238,7 @@ impl Daemon {
         let mut done = Vec::new();
         for name in victims {
             tracing::warn!(resource = %name, "split-brain recovery: demoting and reconnecting, discarding this host's changes");
-            if let Err(e) = self.host.volumes.demote(&name) {
+            if let Err(e) = self.host.volumes.port().demote(&name) {
                 return Response::Error {
                     message: format!(
                         "{name}: demote failed: {e} (done so far: {})",
@@ -246,7 +246,7 @@ impl Daemon {
                     ),
                 };
             }
-            if let Err(e) = self.host.volumes.connect(&name, true) {
+            if let Err(e) = self.host.volumes.port().connect(&name, true) {
                 return Response::Error {
                     message: format!(
                         "{name}: reconnect discarding local data failed: {e} (done so far: {})",
@@ -285,7 +285,7 @@ impl Daemon {
         }
         for name in &names {
             tracing::warn!(resource = %name, "split-brain recovery: reconnecting, keeping this host's data");
-            if let Err(e) = self.host.volumes.connect(name, false) {
+            if let Err(e) = self.host.volumes.port().connect(name, false) {
                 return Response::Error {
                     message: format!("{name}: reconnect failed: {e}"),
                 };

@@ -5,8 +5,9 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use std::cell::Cell;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a signal asks of the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,9 +123,15 @@ impl AsFd for WakeTimer {
 }
 
 /// systemd's notify protocol, when the daemon runs under systemd (`NOTIFY_SOCKET` set).
+///
+/// A watchdog keep-alive says the loop is alive, and only that: it is sent between passes and
+/// between the steps of a pass, each of which is bounded (see the daemon's module doc), so a
+/// loop that is stuck (not merely busy with bounded steps) stops sending it.
 #[derive(Debug)]
 pub struct Notifier {
     watchdog: Option<Duration>,
+    /// A cell: keep-alives are sent from the port wrappers that share the notifier.
+    last_keepalive: Cell<Option<Instant>>,
 }
 
 impl Notifier {
@@ -133,12 +140,47 @@ impl Notifier {
         let mut usec = 0;
         let watchdog =
             sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec));
-        Self { watchdog }
+        Self::with_watchdog(watchdog)
+    }
+
+    /// A notifier for systemd's watchdog interval `watchdog` (`None`: no watchdog).
+    pub fn with_watchdog(watchdog: Option<Duration>) -> Self {
+        Self {
+            watchdog,
+            last_keepalive: Cell::new(None),
+        }
     }
 
     /// How often keep-alives must be sent (half systemd's interval), if the watchdog is on.
     pub fn keepalive_interval(&self) -> Option<Duration> {
         self.watchdog.map(|w| w / 2)
+    }
+
+    /// When the next keep-alive is due, if the watchdog is on.
+    pub fn keepalive_due(&self) -> Option<Instant> {
+        let every = self.keepalive_interval()?;
+        Some(
+            self.last_keepalive
+                .get()
+                .map_or_else(Instant::now, |at| at + every),
+        )
+    }
+
+    /// A watchdog keep-alive alone, sent once a quarter of systemd's interval has passed since
+    /// the last (it is called often, between passes and steps; the calls between are no-ops).
+    pub fn keepalive(&self) {
+        let Some(every) = self.keepalive_interval() else {
+            return;
+        };
+        if self
+            .last_keepalive
+            .get()
+            .is_some_and(|at| at.elapsed() < every / 2)
+        {
+            return;
+        }
+        self.last_keepalive.set(Some(Instant::now()));
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
     }
 
     /// Tells systemd the daemon is ready.
@@ -156,6 +198,7 @@ impl Notifier {
     pub fn alive(&self, status: &str) {
         let mut states = vec![sd_notify::NotifyState::Status(status)];
         if self.watchdog.is_some() {
+            self.last_keepalive.set(Some(Instant::now()));
             states.push(sd_notify::NotifyState::Watchdog);
         }
         let _ = sd_notify::notify(false, &states);

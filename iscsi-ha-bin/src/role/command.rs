@@ -1,117 +1,138 @@
 //! The `command` role source: a program that prints `master` or `slave`, or exits 0 (master)
-//! or 1 (slave), within a timeout.
+//! or 1 (slave), within a timeout. The daemon runs it off its loop (see [`RoleSource`]): one
+//! run at a time, its output polled, its last answer kept while the next is awaited.
 
+use super::child::{ChildRun, CommandOutput, RunError};
+use super::kept::KeptAnswer;
 use super::{parse_role_word, RoleSource};
 use iscsi_ha_core::ports::{PoolRole, RoleError};
 use iscsi_ha_core::role::Role;
-use std::io::Read;
 use std::os::fd::BorrowedFd;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Asks a configured program for the role.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CommandRole {
     argv: Vec<String>,
     timeout: Duration,
+    run: Option<ChildRun>,
+    kept: KeptAnswer,
 }
 
 impl CommandRole {
     /// Runs `argv` (program first) with `timeout`.
     pub fn new(argv: Vec<String>, timeout: Duration) -> Self {
-        Self { argv, timeout }
-    }
-}
-
-/// What a bounded run of a program gave.
-#[derive(Debug)]
-pub struct CommandOutput {
-    /// Exited 0.
-    pub success: bool,
-    /// Exit code, if it exited.
-    pub code: Option<i32>,
-    /// Standard output (first 64 KiB).
-    pub stdout: String,
-}
-
-/// Runs a program, killing it if it has not finished within `timeout`.
-pub fn run_with_timeout(
-    program: &str,
-    args: &[&str],
-    timeout: Duration,
-) -> Result<CommandOutput, String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{program} did not answer within {}",
-                    humantime::format_duration(timeout)
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("waiting for {program}: {e}")),
+        let what = format!(
+            "the role command {}",
+            argv.first().map_or("(none)", String::as_str)
+        );
+        Self {
+            argv,
+            timeout,
+            run: None,
+            kept: KeptAnswer::new(what, timeout),
         }
-    };
-    let mut stdout = String::new();
-    if let Some(out) = child.stdout.as_mut() {
-        let _ = out.take(64 * 1024).read_to_string(&mut stdout);
     }
-    Ok(CommandOutput {
-        success: status.success(),
-        code: status.code(),
-        stdout,
-    })
-}
 
-impl PoolRole for CommandRole {
-    fn role(&mut self) -> Result<Role, RoleError> {
+    fn spawn(&self) -> Result<ChildRun, RoleError> {
         let Some((program, args)) = self.argv.split_first() else {
             return Err(RoleError::Unreadable("no command configured".into()));
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = match run_with_timeout(program, &args, self.timeout) {
-            Ok(out) => out,
-            Err(e) if e.contains("did not answer") => {
-                return Err(RoleError::Timeout(
-                    u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
-                ))
-            }
-            Err(e) => return Err(RoleError::Unreadable(e)),
-        };
-        if let Some(role) = out
-            .stdout
-            .split_whitespace()
-            .next()
-            .and_then(parse_role_word)
-        {
-            return Ok(role);
+        ChildRun::spawn(program, &args, self.timeout)
+            .map_err(|e| RoleError::Unreadable(e.to_string()))
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// What a finished run says.
+    fn interpret(&self, result: Result<CommandOutput, RunError>) -> Result<Role, RoleError> {
+        let program = self.argv.first().map_or("", String::as_str);
+        match result {
+            Ok(out) => role_from_output(program, &out),
+            Err(RunError::Timeout { .. }) => Err(RoleError::Timeout(self.timeout_ms())),
+            Err(e) => Err(RoleError::Unreadable(e.to_string())),
         }
-        match out.code {
-            Some(0) => Ok(Role::Master),
-            Some(1) => Ok(Role::Slave),
-            other => Err(RoleError::Malformed(format!(
-                "{program} printed {:?} and exited {}",
-                out.stdout.trim(),
-                other.map_or("by a signal".to_string(), |c| c.to_string())
-            ))),
-        }
+    }
+}
+
+/// Reads a role from a program's output, else from its exit code.
+fn role_from_output(program: &str, out: &CommandOutput) -> Result<Role, RoleError> {
+    if let Some(role) = out
+        .stdout
+        .split_whitespace()
+        .next()
+        .and_then(parse_role_word)
+    {
+        return Ok(role);
+    }
+    match out.code {
+        Some(0) => Ok(Role::Master),
+        Some(1) => Ok(Role::Slave),
+        other => Err(RoleError::Malformed(format!(
+            "{program} printed {:?} and exited {}",
+            out.stdout.trim(),
+            other.map_or("by a signal".to_string(), |c| c.to_string())
+        ))),
+    }
+}
+
+impl PoolRole for CommandRole {
+    /// Runs the program and waits for it (at most the timeout): for one-shot callers.
+    fn role(&mut self) -> Result<Role, RoleError> {
+        let run = self.spawn()?;
+        let result = run.wait();
+        self.interpret(result)
     }
 }
 
 impl RoleSource for CommandRole {
     fn change_fd(&self) -> Option<BorrowedFd<'_>> {
-        None
+        self.run.as_ref().and_then(ChildRun::fd)
     }
-    fn drain_changes(&mut self) {}
+
+    fn drain_changes(&mut self) -> bool {
+        let Some(result) = self.run.as_mut().and_then(ChildRun::advance) else {
+            return false;
+        };
+        self.run = None;
+        if let Err(e @ RunError::Timeout { .. }) = &result {
+            self.kept.unanswered(e.to_string());
+            return true;
+        }
+        let role = self
+            .interpret(result)
+            .unwrap_or_else(|e| Role::Unknown(e.to_string()));
+        self.kept.answered(role, Instant::now());
+        true
+    }
+
+    fn refresh(&mut self) {
+        self.drain_changes();
+        if self.run.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        match self.spawn() {
+            Ok(run) => {
+                self.kept.asked(now);
+                self.run = Some(run);
+            }
+            Err(e) => self.kept.answered(Role::Unknown(e.to_string()), now),
+        }
+    }
+
+    fn current(&mut self) -> Role {
+        self.kept.role(Instant::now())
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.run.as_ref().map(ChildRun::due)
+    }
+
+    fn starting(&self) -> bool {
+        self.run.is_some() && self.kept.is_first_pending()
+    }
 }

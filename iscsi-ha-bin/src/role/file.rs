@@ -42,7 +42,9 @@ impl RoleSource for FileRole {
     fn change_fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.watch.as_fd())
     }
-    fn drain_changes(&mut self) {
+    fn drain_changes(&mut self) -> bool {
+        // Any event on the directory wakes a pass, as before: reading the file is cheap.
         self.watch.drain();
+        true
     }
 }

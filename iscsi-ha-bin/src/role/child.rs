@@ -1,0 +1,240 @@
+//! A program run without waiting for it: the daemon polls its standard output next to its other
+//! descriptors and reads the answer when it is complete, so a program that hangs costs the loop
+//! nothing until its timeout, when its whole process group is killed.
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The most of a program's standard output that is kept.
+const OUTPUT_CAP: usize = 64 * 1024;
+
+/// After end of file, how soon to look again for an exit that has not happened yet (a program
+/// that closed its output and lingers), doubling up to [`LINGER_RECHECK_MAX`].
+const LINGER_RECHECK: Duration = Duration::from_millis(5);
+const LINGER_RECHECK_MAX: Duration = Duration::from_millis(500);
+
+/// What a bounded run of a program gave.
+#[derive(Debug)]
+pub struct CommandOutput {
+    /// Exited 0.
+    pub success: bool,
+    /// Exit code, if it exited.
+    pub code: Option<i32>,
+    /// Standard output (first 64 KiB).
+    pub stdout: String,
+}
+
+/// Why a run gave no output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The program could not be started.
+    #[error("cannot start {program}: {reason}")]
+    Start {
+        /// The program.
+        program: String,
+        /// The spawn error.
+        reason: String,
+    },
+    /// The program was killed at its timeout.
+    #[error("{program} did not answer within {}", humantime::format_duration(*timeout))]
+    Timeout {
+        /// The program.
+        program: String,
+        /// Its timeout.
+        timeout: Duration,
+    },
+    /// Waiting for it failed.
+    #[error("waiting for {program}: {reason}")]
+    Wait {
+        /// The program.
+        program: String,
+        /// The wait error.
+        reason: String,
+    },
+}
+
+/// A running program. Dropping it kills the program's process group.
+#[derive(Debug)]
+pub struct ChildRun {
+    program: String,
+    child: Option<Child>,
+    stdout: Option<ChildStdout>,
+    out: Vec<u8>,
+    timeout: Duration,
+    deadline: Instant,
+    recheck: Option<(Instant, Duration)>,
+}
+
+impl ChildRun {
+    /// Starts `program` with `args` in a process group of its own (so a timeout kills what it
+    /// started too), standard input and error to /dev/null, its output on a non-blocking pipe.
+    pub fn spawn(program: &str, args: &[&str], timeout: Duration) -> Result<Self, RunError> {
+        let start_error = |reason: String| RunError::Start {
+            program: program.to_string(),
+            reason,
+        };
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| start_error(e.to_string()))?;
+        let stdout = child.stdout.take();
+        let run = Self {
+            program: program.to_string(),
+            child: Some(child),
+            stdout,
+            out: Vec::new(),
+            timeout,
+            deadline: Instant::now() + timeout,
+            recheck: None,
+        };
+        if let Some(out) = &run.stdout {
+            let flags = fcntl(out.as_raw_fd(), FcntlArg::F_GETFL)
+                .map_err(|e| start_error(format!("pipe flags: {e}")))?;
+            let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+            fcntl(out.as_raw_fd(), FcntlArg::F_SETFL(flags))
+                .map_err(|e| start_error(format!("pipe flags: {e}")))?;
+        }
+        Ok(run)
+    }
+
+    /// The descriptor to poll: the output pipe until end of file, then none (the loop comes
+    /// back at [`ChildRun::due`]).
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.stdout.as_ref().map(AsFd::as_fd)
+    }
+
+    /// When the loop must call [`ChildRun::advance`] even if nothing is readable: the timeout,
+    /// or sooner to see the exit of a program whose output has ended.
+    pub fn due(&self) -> Instant {
+        self.recheck
+            .map_or(self.deadline, |(at, _)| at.min(self.deadline))
+    }
+
+    /// Reads what is there without blocking; the result once the program has exited (or was
+    /// killed at its timeout), `None` while it runs.
+    pub fn advance(&mut self) -> Option<Result<CommandOutput, RunError>> {
+        self.read_available();
+        let child = self.child.as_mut()?;
+        if self.stdout.is_none() {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.child = None;
+                    let stdout = String::from_utf8_lossy(&self.out).into_owned();
+                    return Some(Ok(CommandOutput {
+                        success: status.success(),
+                        code: status.code(),
+                        stdout,
+                    }));
+                }
+                Ok(None) => {
+                    let next = self.recheck.map_or(LINGER_RECHECK, |(_, d)| {
+                        d.saturating_mul(2).min(LINGER_RECHECK_MAX)
+                    });
+                    self.recheck = Some((Instant::now() + next, next));
+                }
+                Err(e) => {
+                    self.kill();
+                    return Some(Err(RunError::Wait {
+                        program: self.program.clone(),
+                        reason: e.to_string(),
+                    }));
+                }
+            }
+        }
+        if Instant::now() >= self.deadline {
+            self.kill();
+            return Some(Err(RunError::Timeout {
+                program: self.program.clone(),
+                timeout: self.timeout,
+            }));
+        }
+        None
+    }
+
+    /// Waits for the result, blocking at most until the timeout (for one-shot commands such as
+    /// `iscsi-ha fence-peer`, never in the daemon's loop).
+    pub fn wait(mut self) -> Result<CommandOutput, RunError> {
+        loop {
+            if let Some(result) = self.advance() {
+                return result;
+            }
+            self.block_until_due();
+        }
+    }
+
+    /// Blocks until the output is readable or [`ChildRun::due`] (one-shot callers only).
+    pub fn block_until_due(&self) {
+        let left = self.due().saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis().saturating_add(1)).unwrap_or(u16::MAX);
+        match self.fd() {
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+            }
+            None => std::thread::sleep(left),
+        }
+    }
+
+    fn read_available(&mut self) {
+        let Some(pipe) = self.stdout.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => {
+                    self.stdout = None;
+                    return;
+                }
+                Ok(n) => {
+                    let room = OUTPUT_CAP.saturating_sub(self.out.len());
+                    self.out.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.stdout = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Kills the program's process group and reaps the program (SIGKILL: it cannot linger).
+    fn kill(&mut self) {
+        self.stdout = None;
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ChildRun {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs a program and waits for it, killing it (and what it started) at `timeout`.
+pub fn run_with_timeout(
+    program: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<CommandOutput, RunError> {
+    ChildRun::spawn(program, args, timeout)?.wait()
+}
