@@ -72,8 +72,8 @@ fn alerts_matching(c: &Cluster<'_>, id: u8, needle: &str) -> usize {
 #[test]
 fn failover_end_to_end_in_the_lab() {
     let started = Instant::now();
-    let lab =
-        Lab::up(iscsi_ha_lab::cluster::lab_options()).unwrap_or_else(|e| panic!("the lab did not come up: {e}"));
+    let lab = Lab::up(iscsi_ha_lab::cluster::lab_options())
+        .unwrap_or_else(|e| panic!("the lab did not come up: {e}"));
     let c = Cluster::deploy(
         &lab,
         &binaries(),

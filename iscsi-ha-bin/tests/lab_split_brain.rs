@@ -41,8 +41,8 @@ fn split_brain_seen(c: &Cluster<'_>, id: u8) -> bool {
 
 #[test]
 fn split_brain_is_detected_held_and_resolved_with_the_survivors_data() {
-    let lab =
-        Lab::up(iscsi_ha_lab::cluster::lab_options()).unwrap_or_else(|e| panic!("the lab did not come up: {e}"));
+    let lab = Lab::up(iscsi_ha_lab::cluster::lab_options())
+        .unwrap_or_else(|e| panic!("the lab did not come up: {e}"));
     let c = Cluster::deploy(&lab, &binaries(), "").unwrap();
     c.set_role(1, "master").unwrap();
     c.wait_serving(1, LONG).unwrap();

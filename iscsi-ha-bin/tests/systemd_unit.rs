@@ -144,7 +144,7 @@ fn the_unit_says_how_it_runs() {
     let unit = unit_text();
     for line in [
         "Type=notify",
-        "WatchdogSec=30s",
+        "WatchdogSec=60s",
         "Restart=on-failure",
         "KillMode=process",
         "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_SYS_ADMIN CAP_SYS_RESOURCE",
