@@ -563,14 +563,75 @@ impl Daemon {
     }
 
     /// Re-reads the configuration file; a bad one is refused and the running one kept.
+    /// Re-reads the configuration file. A bad file is refused and the running one kept. A
+    /// changed VIP or resource list is refused too, naming them: the running daemon would go
+    /// on holding the old address or Primary role with nothing left to release it. A changed
+    /// `[role]` rebuilds the role source; the target, monitor and alert-screen settings apply
+    /// at the next pass; the sections that wait for a restart are named when they changed.
     fn reload(&mut self) -> Result<String, String> {
         let fresh = config_file::load(&self.config_path).map_err(|e| e.to_string())?;
+        let (old, new) = (&self.config.file, &fresh.file);
+        let mut refused = Vec::new();
+        if self.config.vip != fresh.vip {
+            refused.push("[vip] address, prefix or interface");
+        }
+        if self.config.resources != fresh.resources {
+            refused.push("[replication] resources");
+        }
+        if !refused.is_empty() {
+            return Err(format!(
+                "{} changed in {}; a reload would leave the old ones held here with nothing to release them. Move the pool role away from this host (it then releases them), restart the daemon (systemctl restart iscsi-ha), then move the role back; or put the old values back",
+                refused.join(" and "),
+                self.config_path.display()
+            ));
+        }
+        if old.role != new.role {
+            self.host.role = crate::role::from_config(&new.role).map_err(|e| {
+                format!("the new [role] cannot be used ({e}); the running configuration is kept")
+            })?;
+        }
+        let mut at_restart = Vec::new();
+        if old.target.daemon != new.target.daemon {
+            at_restart.push("[target.daemon]");
+        }
+        if (
+            old.vip.announce_count,
+            old.vip.announce_interval,
+            old.vip.refresh_after,
+            old.vip.probe_timeout,
+            old.vip.icmp_check,
+        ) != (
+            new.vip.announce_count,
+            new.vip.announce_interval,
+            new.vip.refresh_after,
+            new.vip.probe_timeout,
+            new.vip.icmp_check,
+        ) {
+            at_restart.push("[vip] timings");
+        }
+        if old.alerts.mail != new.alerts.mail {
+            at_restart.push("[alerts.mail]");
+        }
+        if old.logging != new.logging {
+            at_restart.push("[logging]");
+        }
+        if old.metrics != new.metrics {
+            at_restart.push("[metrics]");
+        }
         self.reconciler.reconfigure(&fresh);
         self.config = fresh;
-        Ok(format!(
-            "{} reloaded ([target.daemon], [vip] timings, [alerts.mail], [logging] and [metrics] take effect at the next start)",
-            self.config_path.display()
-        ))
+        Ok(if at_restart.is_empty() {
+            format!(
+                "{} reloaded; every change applies now",
+                self.config_path.display()
+            )
+        } else {
+            format!(
+                "{} reloaded; {} changed and take effect only at the next start (systemctl restart iscsi-ha)",
+                self.config_path.display(),
+                at_restart.join(", ")
+            )
+        })
     }
 
     fn answer(&mut self, peer: PeerRequest) {
