@@ -161,13 +161,16 @@ proptest! {
                     }
                 }
             }
-            t += 5;
+            // Past any retry delay, so every step is tried in every pass.
+            t += crate::budget::MAX_RETRY_DELAY.as_secs();
         }
         f.world.borrow_mut().faults = Faults::default();
+        // Once the faults stop, two passes each past the longest retry delay release
+        // everything (the second resumes I/O frozen under a VIP the first released).
         for _ in 0..2 {
+            t += crate::budget::MAX_RETRY_DELAY.as_secs();
             let obs = f.world.borrow_mut().observe(role.clone(), mode, &cfg.target);
             rec.reconcile(&cfg, &obs, &mut f.ports(), at(t0, t));
-            t += 5;
         }
         prop_assert!(released(&f), "not released: {:?}", f.world.borrow());
         prop_assert!(f.world.borrow().violations.is_empty(), "{:?}", f.world.borrow().violations);
@@ -260,9 +263,9 @@ proptest! {
             t += 3;
         }
         for _ in 0..2 {
+            t += crate::budget::MAX_RETRY_DELAY.as_secs();
             let obs = f.world.borrow_mut().observe(Role::Master, ManualMode::Off, &cfg.target);
             rec.reconcile(&cfg, &obs, &mut f.ports(), at(t0, t));
-            t += 3;
         }
         prop_assert!(released(&f), "{:?}", f.world.borrow());
         let w = f.world.borrow();
