@@ -46,6 +46,29 @@ fn check_config_prints_the_effective_configuration() {
 }
 
 #[test]
+fn the_shipped_example_passes_check_config() {
+    let file = fixtures().join("config/example.toml");
+    let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("valid; effective configuration follows"));
+}
+
+#[test]
+fn check_config_reports_every_error_at_once() {
+    let file = fixtures().join("config/bad/several-errors.toml");
+    let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for wanted in [
+        "several-errors.toml:6:24: replication.resources[1]: resource iscsi1 is listed twice",
+        "several-errors.toml:12:7: target.lun[0].lun: LUN 0 is not allowed",
+        "several-errors.toml:19:11: vip.address: 10.10.10.255 is the broadcast address",
+    ] {
+        assert!(stderr.contains(wanted), "{wanted}:\n{stderr}");
+    }
+}
+
+#[test]
 fn check_config_names_key_and_position_and_fails() {
     let file = fixtures().join("config/bad/lun-zero.toml");
     let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
@@ -152,4 +175,108 @@ fn check_config_refuses_a_device_a_fifo_and_a_huge_file_at_once() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("is larger than 1048576 bytes"), "{stderr}");
+}
+
+/// `iscsi-ha run` with `config_text`, its run directory, lock and state under `dir`; for
+/// refusals that come before anything is started.
+fn run_daemon(dir: &Path, config_text: &str, run_dir: &Path) -> Output {
+    let c = dir.join("c.toml");
+    fs::write(&c, config_text).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_iscsi-ha"))
+        .args(["run", "-c"])
+        .arg(&c)
+        .arg("--run-dir")
+        .arg(run_dir)
+        .arg("--lock-file")
+        .arg(dir.join("lock"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .output()
+        .unwrap()
+}
+
+/// The minimal configuration with `role` as its role source, an adopted tgtd (nothing is
+/// started) and logging to standard error.
+fn minimal_with(role: &str) -> String {
+    fs::read_to_string(fixtures().join("config/good/minimal.toml"))
+        .unwrap()
+        .replace("source = \"xapi\"", role)
+        .replace(
+            "[vip]",
+            "[target.daemon]\nmanaged = false\ncontrol_port = 99\n\n[vip]",
+        )
+        + "\n[logging]\nto = \"stderr\"\n"
+}
+
+#[test]
+fn run_without_the_role_sources_directory_names_the_path_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool_conf = dir.path().join("xensource/pool.conf");
+    let config_text = minimal_with(&format!(
+        "source = \"xapi\"\npool_conf = \"{}\"",
+        pool_conf.display()
+    ));
+    let out = run_daemon(dir.path(), &config_text, &dir.path().join("run"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "c.toml: role.pool_conf: the directory {} of {} does not exist",
+            dir.path().join("xensource").display(),
+            pool_conf.display()
+        )) && stderr.contains("set role.source to \"file\", \"command\" or \"static\"")
+            && stderr.contains("refusing to start"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_a_world_writable_run_dir_and_leaves_its_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("shared");
+    fs::create_dir(&run).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::write(dir.path().join("role"), "slave\n").unwrap();
+    let role = format!(
+        "source = \"file\"\npath = \"{}\"",
+        dir.path().join("role").display()
+    );
+    let out = run_daemon(dir.path(), &minimal_with(&role), &run);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} is owned by uid", run.display()))
+            && stderr.contains("with mode 1777")
+            && stderr.contains("choose another --run-dir"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::metadata(&run).unwrap().permissions().mode() & 0o7777,
+        0o1777,
+        "the directory is left as it was"
+    );
+}
+
+#[test]
+fn a_second_daemon_is_refused_while_another_holds_the_host_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = iscsi_ha_bin::run_dir::lock(&dir.path().join("lock")).unwrap();
+    fs::write(dir.path().join("role"), "slave\n").unwrap();
+    let role = format!(
+        "source = \"file\"\npath = \"{}\"",
+        dir.path().join("role").display()
+    );
+    let out = run_daemon(dir.path(), &minimal_with(&role), &dir.path().join("run"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "another iscsi-ha daemon (pid {}) holds {}",
+            std::process::id(),
+            dir.path().join("lock").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("run").exists(), "nothing was set up");
+    drop(held);
 }
