@@ -16,7 +16,7 @@ fn main() -> ExitCode {
                 .unwrap_or_default();
             println!("Displaying iscsi-ha configuration for {host}");
             iscsi_ha_bin::commands::check_config::run(
-                &iscsi_ha_bin::commands::check_config::CheckConfigArgs { file },
+                &iscsi_ha_bin::commands::check_config::CheckConfigArgs { file, host: false },
             )
         }
         Verb::Status { watch, json } => status::run(&status::StatusArgs {
