@@ -280,3 +280,65 @@ fn a_second_daemon_is_refused_while_another_holds_the_host_lock() {
     assert!(!dir.path().join("run").exists(), "nothing was set up");
     drop(held);
 }
+
+fn import_to(out: &Path, force: bool) -> Output {
+    let conf = fixtures().join("legacy/multi-resource-smtp.conf");
+    let targets = fixtures().join("legacy/targets-chap.conf");
+    let mut args = vec![
+        "import-legacy",
+        conf.to_str().unwrap(),
+        "--targets-conf",
+        targets.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    if force {
+        args.push("--force");
+    }
+    iscsi_ha(&args)
+}
+
+#[test]
+fn import_legacy_force_replaces_an_open_file_with_a_private_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("iscsi-ha.toml");
+    fs::write(&out_path, "old").unwrap();
+    fs::set_permissions(&out_path, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = import_to(&out_path, true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("(mode 0600)"));
+    let written = fs::read_to_string(&out_path).unwrap();
+    assert!(
+        written.contains("chap-secret-1"),
+        "the CHAP password is in it"
+    );
+    let mode = fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a file holding passwords is private");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn import_legacy_never_writes_through_a_symlink_even_a_dangling_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere.toml");
+    let link = dir.path().join("iscsi-ha.toml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for force in [false, true] {
+        let out = import_to(&link, force);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("is a symbolic link; not writing through it"),
+            "{stderr}"
+        );
+        assert!(!target.exists(), "nothing was written at the link's target");
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
