@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -341,4 +342,86 @@ fn import_legacy_never_writes_through_a_symlink_even_a_dangling_one() {
             .file_type()
             .is_symlink());
     }
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let file = fixtures().join("config/good/minimal.toml");
+    for (program, args) in [
+        (
+            env!("CARGO_BIN_EXE_iscsi-ha"),
+            vec!["check-config", file.to_str().unwrap()],
+        ),
+        (
+            env!("CARGO_BIN_EXE_iscsi-cfg"),
+            vec!["get", file.to_str().unwrap()],
+        ),
+    ] {
+        // As `| head` that has already exited: the read end is closed before anything is written.
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = Command::new(program)
+            .args(&args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{program}: {stderr}");
+        assert_eq!(out.status.signal(), Some(13), "{program}: {stderr}");
+    }
+}
+
+#[test]
+fn both_tools_print_their_version_with_capital_v_and_iscsi_cfg_keeps_small_v() {
+    for (program, flag) in [
+        (env!("CARGO_BIN_EXE_iscsi-ha"), "-V"),
+        (env!("CARGO_BIN_EXE_iscsi-ha"), "--version"),
+        (env!("CARGO_BIN_EXE_iscsi-cfg"), "-V"),
+        (env!("CARGO_BIN_EXE_iscsi-cfg"), "--version"),
+        (env!("CARGO_BIN_EXE_iscsi-cfg"), "-v"),
+    ] {
+        let out = Command::new(program).arg(flag).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {flag}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{program} {flag}: {}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn a_user_kept_out_of_the_control_socket_is_told_to_run_as_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: it runs iscsi-cfg as nobody"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    fs::create_dir(&run).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = run.join("control.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_iscsi-cfg"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("status")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "permission denied on {}: run as root",
+            socket.display()
+        )) && !stderr.contains("not running"),
+        "{stderr}"
+    );
 }

@@ -7,6 +7,7 @@ use iscsi_ha_bin::control::Request;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    iscsi_ha_bin::die_quietly_on_a_closed_pipe();
     let cli = CfgCli::parse();
     let socket = cli.socket;
     match cli.verb {
