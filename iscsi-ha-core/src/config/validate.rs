@@ -54,36 +54,18 @@ pub(super) fn check_values(source: Source<'_>) -> Vec<ConfigError> {
     let Ok(doc) = ImDocument::parse(source.text) else {
         return Vec::new();
     };
-    let check = |path: KeyPath, p: &mut Problems<'_>, f: &dyn Fn(&str) -> Option<String>| {
+    let check = |path: KeyPath, p: &mut Problems<'_>, f: Check<'_>| {
         let found = locate_str(&doc, &path);
         if let Some(message) = found.and_then(|text| f(&text)) {
             p.add(&path, message);
         }
     };
-    let err = |r: Result<(), String>| r.err();
-    let iqn = |t: &str| err(crate::iqn::Iqn::new(t).map(drop).map_err(|e| e.to_string()));
-    let resource = |t: &str| {
-        err(crate::resource::ResourceName::new(t)
-            .map(drop)
-            .map_err(|e| e.to_string()))
-    };
-    let subnet = |t: &str| {
-        err(t
-            .parse::<crate::subnet::Subnet>()
-            .map(drop)
-            .map_err(|e| e.to_string()))
-    };
-    let interface = |t: &str| {
-        err(crate::vip::InterfaceName::new(t)
-            .map(drop)
-            .map_err(|e| e.to_string()))
-    };
-    let duration = |t: &str| {
-        err(super::ConfigDuration::try_from(t.to_string())
-            .map(drop)
-            .map_err(|e| e.to_string()))
-    };
-    let arrays: [(&[&str], &dyn Fn(&str) -> Option<String>); 3] = [
+    let iqn = |t: &str| why(crate::iqn::Iqn::new(t));
+    let resource = |t: &str| why(crate::resource::ResourceName::new(t));
+    let subnet = |t: &str| why(t.parse::<crate::subnet::Subnet>());
+    let interface = |t: &str| why(crate::vip::InterfaceName::new(t));
+    let duration = |t: &str| why(super::ConfigDuration::try_from(t.to_string()));
+    let arrays: [(&[&str], Check<'_>); 3] = [
         (&["replication", "resources"], &resource),
         (&["target", "access", "initiator_names"], &iqn),
         (&["target", "access", "initiators"], &subnet),
@@ -109,6 +91,13 @@ pub(super) fn check_values(source: Source<'_>) -> Vec<ConfigError> {
         check(KeyPath::keys(&keys), &mut p, &duration);
     }
     p.found
+}
+
+/// A value check: why the text is refused, or `None`.
+type Check<'f> = &'f dyn Fn(&str) -> Option<String>;
+
+fn why<T, E: std::fmt::Display>(parsed: Result<T, E>) -> Option<String> {
+    parsed.err().map(|e| e.to_string())
 }
 
 /// The string at `path`, if there is one.
