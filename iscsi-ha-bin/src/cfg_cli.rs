@@ -10,8 +10,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "iscsi-cfg", version = crate::VERSION, disable_version_flag = true)]
 pub struct CfgCli {
-    /// Print the version.
-    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    /// Print the version (`-v` as the original add-on's tool had it).
+    #[arg(short = 'V', long = "version", visible_short_alias = 'v', action = clap::ArgAction::Version)]
     pub version: Option<bool>,
     /// The daemon's control socket.
     #[arg(long, global = true, default_value_os_t = default_socket())]

@@ -2,7 +2,9 @@
 //! core cannot do: a file that holds a password must not be readable by group or others.
 
 use crate::small_file::{self, SmallFileError, CONFIG_FILE_CAP};
-use iscsi_ha_core::config::{secrets_text_holds_secrets, Config, ConfigErrors, Source};
+use iscsi_ha_core::config::{
+    key_position, secrets_text_holds_secrets, Config, ConfigErrors, KeyPath, Source,
+};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,14 @@ pub enum LoadError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The secrets file that `[secrets] file` names cannot be read.
+    #[error("{at}: secrets.file: {source}; create it (mode 0600) or change secrets.file")]
+    Secrets {
+        /// `config.toml:line:column`, where the key is.
+        at: String,
+        /// Why it cannot be read (names the secrets file).
+        source: SmallFileError,
+    },
     /// The configuration is invalid.
     #[error("{0}")]
     Invalid(ConfigErrors),
@@ -42,7 +52,13 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     let secrets_path = secrets_path(&text, path);
     let secrets_text = match &secrets_path {
         Some(p) => {
-            let t = read(p)?;
+            let t = small_file::read(p, CONFIG_FILE_CAP).map_err(|source| {
+                let at = match key_position(&text, &KeyPath::keys(&["secrets", "file"])) {
+                    Some((line, column)) => format!("{origin}:{line}:{column}"),
+                    None => origin.clone(),
+                };
+                LoadError::Secrets { at, source }
+            })?;
             if secrets_text_holds_secrets(&t) {
                 check_private(p)?;
             }
@@ -157,6 +173,23 @@ mod tests {
         .unwrap();
         let config = load(&p).unwrap();
         assert_eq!(config.target.access.incoming[0].password.expose(), "pw-456");
+    }
+
+    #[test]
+    fn a_missing_secrets_file_names_the_key_that_points_at_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = MINIMAL.to_string() + "\n[secrets]\nfile = \"nowhere.toml\"\n";
+        let p = write(dir.path(), "c.toml", &text, 0o600);
+        let err = load(&p).unwrap_err().to_string();
+        let line = text.lines().count();
+        assert_eq!(
+            err,
+            format!(
+                "{c}:{line}:8: secrets.file: cannot read {s}: No such file or directory (os error 2); create it (mode 0600) or change secrets.file",
+                c = p.display(),
+                s = dir.path().join("nowhere.toml").display()
+            )
+        );
     }
 
     #[test]

@@ -378,6 +378,10 @@ impl Alerts for LogOnlyAlerts {
         self.stats.count_raised(alert.severity);
         Ok(())
     }
+
+    fn sends(&self) -> bool {
+        false
+    }
 }
 
 /// The alert port `[alerts.mail]` asks for: mail (and log) when enabled, else log only.

@@ -75,6 +75,11 @@ fn generate_assets(args: &GenerateArgs) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The daemon and DRBD's handler keep Rust's SIGPIPE-ignored default: a client that hangs
+    // up must cost one failed write, not the process.
+    if !matches!(cli.command, Command::Run(_) | Command::FencePeer(_)) {
+        iscsi_ha_bin::die_quietly_on_a_closed_pipe();
+    }
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Status(args) => return status::run(&args),

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -43,6 +44,29 @@ fn check_config_prints_the_effective_configuration() {
             && hint.contains("fence-peer \"/usr/sbin/iscsi-ha fence-peer\""),
         "check-config reminds of the DRBD fencing the design relies on:\n{hint}"
     );
+}
+
+#[test]
+fn the_shipped_example_passes_check_config() {
+    let file = fixtures().join("config/example.toml");
+    let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("valid; effective configuration follows"));
+}
+
+#[test]
+fn check_config_reports_every_error_at_once() {
+    let file = fixtures().join("config/bad/several-errors.toml");
+    let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for wanted in [
+        "several-errors.toml:6:24: replication.resources[1]: resource iscsi1 is listed twice",
+        "several-errors.toml:12:7: target.lun[0].lun: LUN 0 is not allowed",
+        "several-errors.toml:19:11: vip.address: 10.10.10.255 is the broadcast address",
+    ] {
+        assert!(stderr.contains(wanted), "{wanted}:\n{stderr}");
+    }
 }
 
 #[test]
@@ -152,6 +176,254 @@ fn check_config_refuses_a_device_a_fifo_and_a_huge_file_at_once() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("is larger than 1048576 bytes"), "{stderr}");
+}
+
+/// `iscsi-ha run` with `config_text`, its run directory, lock and state under `dir`; for
+/// refusals that come before anything is started.
+fn run_daemon(dir: &Path, config_text: &str, run_dir: &Path) -> Output {
+    let c = dir.join("c.toml");
+    fs::write(&c, config_text).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_iscsi-ha"))
+        .args(["run", "-c"])
+        .arg(&c)
+        .arg("--run-dir")
+        .arg(run_dir)
+        .arg("--lock-file")
+        .arg(dir.join("lock"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .output()
+        .unwrap()
+}
+
+/// The minimal configuration with `role` as its role source, an adopted tgtd (nothing is
+/// started) and logging to standard error.
+fn minimal_with(role: &str) -> String {
+    fs::read_to_string(fixtures().join("config/good/minimal.toml"))
+        .unwrap()
+        .replace("source = \"xapi\"", role)
+        .replace(
+            "[vip]",
+            "[target.daemon]\nmanaged = false\ncontrol_port = 99\n\n[vip]",
+        )
+        + "\n[logging]\nto = \"stderr\"\n"
+}
+
+#[test]
+fn run_without_the_role_sources_directory_names_the_path_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool_conf = dir.path().join("xensource/pool.conf");
+    let config_text = minimal_with(&format!(
+        "source = \"xapi\"\npool_conf = \"{}\"",
+        pool_conf.display()
+    ));
+    let out = run_daemon(dir.path(), &config_text, &dir.path().join("run"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "c.toml: role.pool_conf: the directory {} of {} does not exist",
+            dir.path().join("xensource").display(),
+            pool_conf.display()
+        )) && stderr.contains("set role.source to \"file\", \"command\" or \"static\"")
+            && stderr.contains("refusing to start"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_refuses_a_world_writable_run_dir_and_leaves_its_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("shared");
+    fs::create_dir(&run).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::write(dir.path().join("role"), "slave\n").unwrap();
+    let role = format!(
+        "source = \"file\"\npath = \"{}\"",
+        dir.path().join("role").display()
+    );
+    let out = run_daemon(dir.path(), &minimal_with(&role), &run);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} is owned by uid", run.display()))
+            && stderr.contains("with mode 1777")
+            && stderr.contains("choose another --run-dir"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::metadata(&run).unwrap().permissions().mode() & 0o7777,
+        0o1777,
+        "the directory is left as it was"
+    );
+}
+
+#[test]
+fn a_second_daemon_is_refused_while_another_holds_the_host_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = iscsi_ha_bin::run_dir::lock(&dir.path().join("lock")).unwrap();
+    fs::write(dir.path().join("role"), "slave\n").unwrap();
+    let role = format!(
+        "source = \"file\"\npath = \"{}\"",
+        dir.path().join("role").display()
+    );
+    let out = run_daemon(dir.path(), &minimal_with(&role), &dir.path().join("run"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "another iscsi-ha daemon (pid {}) holds {}",
+            std::process::id(),
+            dir.path().join("lock").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("run").exists(), "nothing was set up");
+    drop(held);
+}
+
+fn import_to(out: &Path, force: bool) -> Output {
+    let conf = fixtures().join("legacy/multi-resource-smtp.conf");
+    let targets = fixtures().join("legacy/targets-chap.conf");
+    let mut args = vec![
+        "import-legacy",
+        conf.to_str().unwrap(),
+        "--targets-conf",
+        targets.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    if force {
+        args.push("--force");
+    }
+    iscsi_ha(&args)
+}
+
+#[test]
+fn import_legacy_force_replaces_an_open_file_with_a_private_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("iscsi-ha.toml");
+    fs::write(&out_path, "old").unwrap();
+    fs::set_permissions(&out_path, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = import_to(&out_path, true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("(mode 0600)"));
+    let written = fs::read_to_string(&out_path).unwrap();
+    assert!(
+        written.contains("chap-secret-1"),
+        "the CHAP password is in it"
+    );
+    let mode = fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a file holding passwords is private");
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file is left"
+    );
+}
+
+#[test]
+fn import_legacy_never_writes_through_a_symlink_even_a_dangling_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere.toml");
+    let link = dir.path().join("iscsi-ha.toml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for force in [false, true] {
+        let out = import_to(&link, force);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("is a symbolic link; not writing through it"),
+            "{stderr}"
+        );
+        assert!(!target.exists(), "nothing was written at the link's target");
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let file = fixtures().join("config/good/minimal.toml");
+    for (program, args) in [
+        (
+            env!("CARGO_BIN_EXE_iscsi-ha"),
+            vec!["check-config", file.to_str().unwrap()],
+        ),
+        (
+            env!("CARGO_BIN_EXE_iscsi-cfg"),
+            vec!["get", file.to_str().unwrap()],
+        ),
+    ] {
+        // As `| head` that has already exited: the read end is closed before anything is written.
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = Command::new(program)
+            .args(&args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{program}: {stderr}");
+        assert_eq!(out.status.signal(), Some(13), "{program}: {stderr}");
+    }
+}
+
+#[test]
+fn both_tools_print_their_version_with_capital_v_and_iscsi_cfg_keeps_small_v() {
+    for (program, flag) in [
+        (env!("CARGO_BIN_EXE_iscsi-ha"), "-V"),
+        (env!("CARGO_BIN_EXE_iscsi-ha"), "--version"),
+        (env!("CARGO_BIN_EXE_iscsi-cfg"), "-V"),
+        (env!("CARGO_BIN_EXE_iscsi-cfg"), "--version"),
+        (env!("CARGO_BIN_EXE_iscsi-cfg"), "-v"),
+    ] {
+        let out = Command::new(program).arg(flag).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {flag}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{program} {flag}: {}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn a_user_kept_out_of_the_control_socket_is_told_to_run_as_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root: it runs iscsi-cfg as nobody"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    fs::create_dir(&run).unwrap();
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o700)).unwrap();
+    let socket = run.join("control.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_iscsi-cfg"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("status")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "permission denied on {}: run as root",
+            socket.display()
+        )) && !stderr.contains("not running"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -155,15 +155,13 @@ fn operator_verbs_keep_the_original_refusals() {
     let out = d.cfg(&["manual-mode-disable"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out).contains("refused: the pool role is slave but the DRBD role of r0"),
+        text(&out).contains(
+            "refused: the DRBD role of r0 cannot be read, so it cannot be checked against the pool role (slave)"
+        ),
         "{}",
         text(&out)
     );
-    assert!(
-        text(&out).contains("become-secondary first"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("fix DRBD first"), "{}", text(&out));
 }
 
 #[test]

@@ -152,6 +152,8 @@ fn the_unit_says_how_it_runs() {
         "ExecStart=/usr/sbin/iscsi-ha run --config /etc/iscsi-ha/iscsi-ha.toml",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "RuntimeDirectoryPreserve=yes",
+        // The host-wide lock's directory (run_dir::DEFAULT_LOCK_FILE).
+        "ReadWritePaths=/run/lock",
     ] {
         assert!(unit.lines().any(|l| l == line), "missing {line}");
     }

@@ -234,6 +234,12 @@ impl RetryHint for FloatingIpError {
 pub trait Alerts {
     /// Delivers (or queues) one alert. Must not block for long.
     fn deliver(&mut self, alert: &Alert) -> Result<(), AlertError>;
+
+    /// Whether a delivered alert leaves the host (mail); when not, it is only logged and its
+    /// record says `logged` rather than `sent`.
+    fn sends(&self) -> bool {
+        true
+    }
 }
 
 /// Why an alert could not be delivered.

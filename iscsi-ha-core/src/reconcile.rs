@@ -100,8 +100,10 @@ pub struct AlertRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
-    /// Handed to the alert port.
+    /// Handed to the alert port, which sends it on (mail).
     Sent,
+    /// Handed to the alert port, which only logs it: no mail transport is configured.
+    Logged,
     /// Not sent: manual mode mutes alerts.
     Muted,
     /// The alert port failed.
@@ -375,7 +377,8 @@ impl Reconciler {
                 Delivery::Muted
             } else {
                 match ports.alerts.deliver(&alert) {
-                    Ok(()) => Delivery::Sent,
+                    Ok(()) if ports.alerts.sends() => Delivery::Sent,
+                    Ok(()) => Delivery::Logged,
                     Err(e) => Delivery::Failed(e.to_string()),
                 }
             };

@@ -56,6 +56,30 @@ impl Subnet {
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
+
+    /// Whether `address` is inside this range (same family, same network bits).
+    pub fn contains(&self, address: IpAddr) -> bool {
+        max_prefix(address) == max_prefix(self.network)
+            && mask(address, self.prefix) == self.network
+    }
+
+    /// The IPv4 broadcast address (every host bit set); `None` for IPv6, which has none, and
+    /// for /31 and /32, whose addresses are all hosts (RFC 3021).
+    pub fn broadcast(&self) -> Option<IpAddr> {
+        match self.network {
+            IpAddr::V4(v4) if self.prefix < 31 => {
+                let host_bits = u32::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
+                Some(IpAddr::V4((u32::from(v4) | host_bits).into()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the network address itself is reserved rather than a host's: true up to /30 for
+    /// IPv4 and /126 for IPv6 (the subnet-router anycast address, RFC 4291 2.6.1).
+    pub fn network_is_reserved(&self) -> bool {
+        self.prefix < max_prefix(self.network).saturating_sub(1)
+    }
 }
 
 /// The longest prefix of the address's family: 32 or 128.

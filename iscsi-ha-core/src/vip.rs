@@ -1,6 +1,6 @@
 //! The floating IP address (VIP) that initiators use.
 
-use crate::subnet::max_prefix;
+use crate::subnet::{max_prefix, Subnet};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -85,6 +85,20 @@ pub enum VipError {
     /// The address can never be a host's address.
     #[error("{0} cannot be a floating address (unspecified, multicast, loopback or broadcast)")]
     Unusable(IpAddr),
+    /// The address is its own subnet's network or broadcast address, which no host may hold.
+    #[error("{address} is the {which} address of {subnet}, not a host address: pick one inside it, e.g. {example}/{prefix}")]
+    NotAHost {
+        /// The address.
+        address: IpAddr,
+        /// Its prefix.
+        prefix: u8,
+        /// The subnet it belongs to.
+        subnet: Subnet,
+        /// `network` or `broadcast`.
+        which: &'static str,
+        /// A host address of the same subnet.
+        example: IpAddr,
+    },
 }
 
 impl Vip {
@@ -104,6 +118,24 @@ impl Vip {
             || matches!(address, IpAddr::V4(v4) if v4.is_broadcast());
         if unusable {
             return Err(VipError::Unusable(address));
+        }
+        if let Ok(subnet) = Subnet::new(address, prefix) {
+            let which = if subnet.network_is_reserved() && address == subnet.network() {
+                Some("network")
+            } else if subnet.broadcast() == Some(address) {
+                Some("broadcast")
+            } else {
+                None
+            };
+            if let Some(which) = which {
+                return Err(VipError::NotAHost {
+                    address,
+                    prefix,
+                    subnet,
+                    which,
+                    example: first_host(subnet),
+                });
+            }
         }
         Ok(Self {
             address,
@@ -125,6 +157,14 @@ impl Vip {
     /// The interface it is assigned on.
     pub fn interface(&self) -> &InterfaceName {
         &self.interface
+    }
+}
+
+/// The first address after the network address (for advice only).
+fn first_host(subnet: Subnet) -> IpAddr {
+    match subnet.network() {
+        IpAddr::V4(v4) => IpAddr::V4(u32::from(v4).wrapping_add(1).into()),
+        IpAddr::V6(v6) => IpAddr::V6(u128::from(v6).wrapping_add(1).into()),
     }
 }
 
@@ -215,6 +255,40 @@ mod tests {
                 "{a}"
             );
         }
+    }
+
+    #[test]
+    fn the_network_and_broadcast_addresses_of_its_own_prefix_are_refused() {
+        let refused = |a: &str, prefix: u8| {
+            let addr: IpAddr = a.parse().unwrap_or_else(|e| panic!("{e}"));
+            match Vip::new(addr, prefix, ifname("eth0")) {
+                Err(VipError::NotAHost { which, .. }) => which,
+                other => panic!("{a}/{prefix}: {other:?}"),
+            }
+        };
+        assert_eq!(refused("10.10.10.0", 24), "network");
+        assert_eq!(refused("10.10.10.255", 24), "broadcast");
+        assert_eq!(refused("10.10.10.3", 30), "broadcast");
+        assert_eq!(refused("fd00::", 64), "network");
+        let err = Vip::new([10, 10, 10, 255].into(), 24, ifname("eth0"));
+        assert_eq!(
+            err.map_err(|e| e.to_string()),
+            Err("10.10.10.255 is the broadcast address of 10.10.10.0/24, not a host address: pick one inside it, e.g. 10.10.10.1/24".to_string())
+        );
+        // Point-to-point prefixes have no network or broadcast address (RFC 3021).
+        for (a, prefix) in [
+            ("10.0.0.0", 31),
+            ("10.0.0.1", 31),
+            ("10.0.0.7", 32),
+            ("fd00::", 127),
+        ] {
+            let addr: IpAddr = a.parse().unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                Vip::new(addr, prefix, ifname("eth0")).is_ok(),
+                "{a}/{prefix}"
+            );
+        }
+        assert!(Vip::new([10, 10, 10, 254].into(), 24, ifname("eth0")).is_ok());
     }
 
     #[test]

@@ -41,13 +41,37 @@ fn good_configs_parse() {
 }
 
 #[test]
-fn the_documented_example_parses_with_its_secrets() {
+fn the_documented_example_parses_as_shipped_and_with_its_secrets() {
     let dir = fixtures();
     let text = fs::read_to_string(dir.join("example.toml")).unwrap();
+    let shipped = Config::parse(
+        Source {
+            text: &text,
+            origin: "example.toml",
+        },
+        None,
+    );
+    if let Err(e) = &shipped {
+        panic!("example.toml as shipped:\n{e}");
+    }
+
+    // Its commented CHAP account, SMTP user and secrets file, turned on.
+    let mut with_secrets = text.clone();
+    for (commented, on) in [
+        (
+            "# [[target.access.incoming]]\n# user = \"xen\"",
+            "[[target.access.incoming]]\nuser = \"xen\"",
+        ),
+        ("# user = \"alerts\"", "user = \"alerts\""),
+        ("# [secrets]\n# file = ", "[secrets]\nfile = "),
+    ] {
+        assert!(with_secrets.contains(commented), "{commented}");
+        with_secrets = with_secrets.replace(commented, on);
+    }
     let secrets = fs::read_to_string(dir.join("example.secrets.toml")).unwrap();
     let config = Config::parse(
         Source {
-            text: &text,
+            text: &with_secrets,
             origin: "example.toml",
         },
         Some(Source {

@@ -149,3 +149,25 @@ fn write_cache_is_carried_per_lun() {
     let config = parse(&howto).unwrap();
     assert!(config.target.luns[0].stable_writes);
 }
+
+#[test]
+fn shell_expansions_are_flagged_with_their_lines() {
+    golden("shell-expansions", "shell-expansions.conf", None);
+    let text = fs::read_to_string(dir().join("shell-expansions.conf")).unwrap();
+    let notes = import(&text, None).notes;
+    let flagged = |key: &str| {
+        notes
+            .iter()
+            .find(|n| n.key == key && n.note.contains("bash expanded"))
+            .map(|n| (n.line, n.note.clone()))
+    };
+    let (line, note) = flagged("DRBD_VIRTUAL_IP").unwrap();
+    assert_eq!(line, Some(2));
+    assert!(note.contains("a command substitution ($(...))"), "{note}");
+    assert!(flagged("DRBD_INTERFACE").unwrap().1.contains("(`...`)"));
+    assert!(flagged("MAIL_FROM").unwrap().1.contains("(${...})"));
+    assert_eq!(flagged("MAIL_TO").unwrap().0, Some(8));
+    // The host name becomes {host}; single quotes expand nothing.
+    assert_eq!(flagged("MAIL_SUBJECT"), None);
+    assert_eq!(flagged("SMTP_SERVER"), None);
+}

@@ -375,7 +375,7 @@ impl TgtTarget {
         let others = self.tgt.targets()?;
         if others.is_empty() && !self.config.keep_daemon_running {
             self.stop_daemon()?;
-        } else if self.daemon.is_some() {
+        } else if self.daemon.is_some() && !others.is_empty() {
             let names: Vec<&str> = others.iter().map(|t| t.name.as_str()).collect();
             tracing::warn!(?names, "managed tgtd keeps running: it holds other targets");
         }

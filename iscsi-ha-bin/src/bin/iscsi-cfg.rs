@@ -7,6 +7,7 @@ use iscsi_ha_bin::control::Request;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    iscsi_ha_bin::die_quietly_on_a_closed_pipe();
     let cli = CfgCli::parse();
     let socket = cli.socket;
     match cli.verb {
@@ -16,7 +17,7 @@ fn main() -> ExitCode {
                 .unwrap_or_default();
             println!("Displaying iscsi-ha configuration for {host}");
             iscsi_ha_bin::commands::check_config::run(
-                &iscsi_ha_bin::commands::check_config::CheckConfigArgs { file },
+                &iscsi_ha_bin::commands::check_config::CheckConfigArgs { file, host: false },
             )
         }
         Verb::Status { watch, json } => status::run(&status::StatusArgs {

@@ -1,6 +1,7 @@
 //! `iscsi-ha check-config [FILE]`: print the effective configuration, or every error.
 
 use crate::config_file::load;
+use crate::host_check;
 use clap::Args;
 use iscsi_ha_core::config::DEFAULT_CONFIG_PATH;
 use std::path::PathBuf;
@@ -12,10 +13,14 @@ pub struct CheckConfigArgs {
     /// The configuration file.
     #[arg(default_value = DEFAULT_CONFIG_PATH)]
     pub file: PathBuf,
+    /// Also check what the file points at on this host: the VIP's interface and subnet, the
+    /// LUNs' block devices, the managed tgtd, the role source's file.
+    #[arg(long)]
+    pub host: bool,
 }
 
 /// Prints the effective configuration (defaults filled in, secrets redacted) and exits 0, or
-/// prints every error and exits 1.
+/// prints every error and exits 1; with `--host`, also exits 1 on any error found on this host.
 pub fn run(args: &CheckConfigArgs) -> ExitCode {
     match load(&args.file) {
         Ok(config) => {
@@ -25,7 +30,30 @@ pub fn run(args: &CheckConfigArgs) -> ExitCode {
             );
             print!("{}", config.to_effective_toml());
             eprintln!("{}", drbd_hint(&config));
-            ExitCode::SUCCESS
+            if !args.host {
+                return ExitCode::SUCCESS;
+            }
+            let findings = host_check::check(&config);
+            for f in &findings {
+                eprintln!("{}: {f}", args.file.display());
+            }
+            let errors = findings
+                .iter()
+                .filter(|f| f.severity == host_check::Severity::Error)
+                .count();
+            if errors == 0 {
+                eprintln!(
+                    "{}: what it points at on this host is in place",
+                    args.file.display()
+                );
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "{}: {errors} problem(s) on this host; iscsi-ha would not work here as configured",
+                    args.file.display()
+                );
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("{e}");

@@ -4,10 +4,10 @@ use crate::small_file::{self, CONFIG_FILE_CAP};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use iscsi_ha_core::config::legacy::import;
-use std::fs::OpenOptions;
+use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 /// Arguments of `import-legacy`.
 #[derive(Debug, Args)]
@@ -36,21 +36,7 @@ pub fn run(args: &ImportLegacyArgs) -> Result<()> {
     match &args.output {
         None => print!("{}", result.toml),
         Some(out) => {
-            if out.exists() && !args.force {
-                bail!(
-                    "{} exists; not overwriting it without --force",
-                    out.display()
-                );
-            }
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(out)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            f.write_all(result.toml.as_bytes())
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            write_private(out, result.toml.as_bytes(), args.force)?;
             eprintln!("wrote {} (mode 0600)", out.display());
         }
     }
@@ -69,5 +55,60 @@ pub fn run(args: &ImportLegacyArgs) -> Result<()> {
         }
     }
     eprintln!("check the result with: iscsi-ha check-config <file>");
+    Ok(())
+}
+
+/// Writes `bytes` to `out` as a new file of mode 0600, whatever was there: a temporary file
+/// created exclusively (never through a symlink) in the same directory, synced, renamed over
+/// `out`. A symlink at `out` is refused rather than followed or replaced, and so is anything
+/// but a regular file; an existing file is replaced only with `force`.
+fn write_private(out: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    match fs::symlink_metadata(out) {
+        Ok(meta) if meta.file_type().is_symlink() => bail!(
+            "{} is a symbolic link; not writing through it: remove it or choose another -o",
+            out.display()
+        ),
+        Ok(meta) if !meta.is_file() => bail!(
+            "{} exists and is not a regular file; choose another -o",
+            out.display()
+        ),
+        Ok(_) if !force => bail!(
+            "{} exists; not overwriting it without --force",
+            out.display()
+        ),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", out.display())),
+    }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = out
+        .file_name()
+        .with_context(|| format!("{} names no file", out.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+            .open(&tmp)?;
+        // The umask may only take bits away; say 0600 exactly.
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, out)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", out.display()));
+    }
     Ok(())
 }

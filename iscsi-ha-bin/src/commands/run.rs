@@ -24,6 +24,9 @@ pub struct RunArgs {
     /// Where the control socket goes.
     #[arg(long, default_value = crate::control::DEFAULT_RUN_DIR)]
     pub run_dir: PathBuf,
+    /// The host-wide lock: one daemon per host, whatever its run directory.
+    #[arg(long, value_name = "FILE", default_value = crate::run_dir::DEFAULT_LOCK_FILE)]
+    pub lock_file: PathBuf,
     /// Where manual mode is kept across restarts.
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
@@ -50,8 +53,23 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "localhost".into()),
     };
-    let control = ControlServer::bind(&args.run_dir.join(SOCKET_NAME))
-        .context("cannot open the control socket")?;
+    if let Some(finding) = crate::host_check::role_source_watchable(&config) {
+        anyhow::bail!(
+            "{}: {}: {}\nrefusing to start",
+            args.config.display(),
+            finding.key,
+            finding.message
+        );
+    }
+    let _lock = crate::run_dir::lock(&args.lock_file)
+        .with_context(|| "cannot take the host-wide lock (--lock-file)".to_string())?;
+    let socket = args.run_dir.join(SOCKET_NAME);
+    let control = ControlServer::bind(&socket).with_context(|| {
+        format!(
+            "cannot open the control socket {} (--run-dir)",
+            socket.display()
+        )
+    })?;
     let alert_stats = Arc::new(AlertStats::default());
     let alerts = build_alerts(&config, &host_name, alert_stats.clone())
         .map_err(|e| anyhow::anyhow!("{e}\nrefusing to start"))?;
@@ -62,9 +80,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .or(metrics.enabled.then_some(metrics.listen))
     {
         let metrics = Arc::new(Metrics::new(alert_stats));
-        let bound = metrics
-            .serve(addr)
-            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        let bound = metrics.serve(addr).with_context(|| {
+            format!(
+                "cannot serve metrics on {addr} (metrics.listen in {}, or --metrics-listen)",
+                args.config.display()
+            )
+        })?;
         crate::metrics::install(metrics);
         if bound.ip().is_loopback() {
             tracing::info!("metrics at http://{bound}/metrics");

@@ -211,6 +211,7 @@ pub fn render(s: &Status, now: SystemTime) -> String {
         for a in s.alerts.iter().rev().take(8) {
             let how = match &a.delivery {
                 Delivery::Sent => String::new(),
+                Delivery::Logged => " (logged only: mail is off)".into(),
                 Delivery::Muted => " (muted: manual mode)".into(),
                 Delivery::Failed(e) => format!(" (not delivered: {e})"),
             };

@@ -9,8 +9,8 @@ use std::time::Duration;
 /// Why the daemon could not be asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Nobody listens on the socket.
-    #[error("the iscsi-ha daemon is not running (no answer on {path}: {source})")]
+    /// The socket cannot be reached: nobody listens on it, or (EACCES) the caller may not.
+    #[error("{}", if source.kind() == std::io::ErrorKind::PermissionDenied { format!("permission denied on {path}: run as root") } else { format!("the iscsi-ha daemon is not running (no answer on {path}: {source})") })]
     NotRunning {
         /// The socket.
         path: String,

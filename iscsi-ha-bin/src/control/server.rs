@@ -69,12 +69,12 @@ enum Step {
 }
 
 impl ControlServer {
-    /// Binds the socket at `path` (its directory is created mode 0700), mode 0600. A stale
+    /// Binds the socket at `path`, mode 0600, in a directory that [`crate::run_dir::prepare`]
+    /// accepts (created 0700 when missing, never changed when present). A stale
     /// socket from a crashed daemon is replaced; a live one is an error.
     pub fn bind(path: &Path) -> std::io::Result<Self> {
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir)?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+            crate::run_dir::prepare(dir).map_err(std::io::Error::other)?;
         }
         if path.exists() {
             if UnixStream::connect(path).is_ok() {

@@ -104,12 +104,29 @@ impl Daemon {
                             .into(),
                 },
             };
+        let unreadable: Vec<String> = o
+            .volumes
+            .iter()
+            .filter(|v| v.status.is_err())
+            .map(|v| v.name.to_string())
+            .collect();
+        if !unreadable.is_empty() {
+            return Response::Refused {
+                reason: format!(
+                    "the DRBD role of {} cannot be read, so it cannot be checked against the pool role ({})",
+                    unreadable.join(", "),
+                    o.role.name()
+                ),
+                hint: "fix DRBD first (iscsi-cfg status shows why), then run manual-mode-disable again".into(),
+            };
+        }
         let contradicting: Vec<String> = o
             .volumes
             .iter()
-            .filter(|v| match &v.status {
-                Ok(s) => (s.role == VolumeRole::Primary) != wants_primary,
-                Err(_) => true,
+            .filter(|v| {
+                v.status
+                    .as_ref()
+                    .is_ok_and(|s| (s.role == VolumeRole::Primary) != wants_primary)
             })
             .map(|v| v.name.to_string())
             .collect();

@@ -170,6 +170,8 @@ impl Daemon {
             .arg(&c)
             .arg("--run-dir")
             .arg(dir.path().join("run"))
+            .arg("--lock-file")
+            .arg(dir.path().join("lock"))
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             .args(["--host-name", "ops-test"])

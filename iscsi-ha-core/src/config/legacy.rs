@@ -79,6 +79,25 @@ pub fn parse_assignments(text: &str) -> (Vec<Assignment>, Vec<ImportNote>) {
                 note,
             });
         }
+        // Inside single quotes bash expands nothing; elsewhere the original saw the result.
+        let expanded = if rest.trim_start().starts_with('\'') {
+            Vec::new()
+        } else if key == "MAIL_SUBJECT" {
+            // The host name is carried over as `{host}` (see the subject below).
+            shell_expansions(&value.replace("${HOSTNAME}", "").replace("$HOSTNAME", ""))
+        } else {
+            shell_expansions(&value)
+        };
+        if !expanded.is_empty() {
+            notes.push(ImportNote {
+                key: key.to_string(),
+                line: Some(line),
+                note: format!(
+                    "holds {} that bash expanded when the original ran; copied literally as {value:?}: replace it with the value it had",
+                    expanded.join(" and ")
+                ),
+            });
+        }
         out.push(Assignment {
             key: key.to_string(),
             value,
@@ -86,6 +105,35 @@ pub fn parse_assignments(text: &str) -> (Vec<Assignment>, Vec<ImportNote>) {
         });
     }
     (out, notes)
+}
+
+/// The kinds of shell expansion in a value bash would have expanded: command substitution
+/// (`$(…)`, backticks), parameter expansion (`${…}`, `$NAME`, `$1`, `$?`…), arithmetic (`$((…))`).
+fn shell_expansions(value: &str) -> Vec<&'static str> {
+    let mut kinds = Vec::new();
+    let mut add = |kind: &'static str| {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    };
+    if value.contains('`') {
+        add("a command substitution (`...`)");
+    }
+    let bytes = value.as_bytes();
+    for (i, _) in value.match_indices('$') {
+        match bytes.get(i + 1) {
+            Some(b'(') if bytes.get(i + 2) == Some(&b'(') => {
+                add("an arithmetic expansion ($((...)))")
+            }
+            Some(b'(') => add("a command substitution ($(...))"),
+            Some(b'{') => add("a parameter expansion (${...})"),
+            Some(c) if c.is_ascii_alphanumeric() || b"_?#@*!$-".contains(c) => {
+                add("a variable ($NAME)");
+            }
+            _ => {}
+        }
+    }
+    kinds
 }
 
 /// Removes bash quoting from a value: `"a b"`, `'a b'`, or a bare word ending at whitespace

@@ -83,6 +83,34 @@ pub fn locate(doc: &ImDocument<&str>, path: &KeyPath) -> Option<Range<usize>> {
     best
 }
 
+/// The value at `path`, when the whole path exists and ends at a value (not a table).
+pub(super) fn value_at<'a>(doc: &'a ImDocument<&str>, path: &KeyPath) -> Option<&'a Value> {
+    let mut node = Node::Item(doc.as_item());
+    for seg in &path.0 {
+        node = match (seg, node) {
+            (Segment::Key(k), Node::Item(Item::Table(t)) | Node::Table(t)) => Node::Item(t.get(k)?),
+            (Segment::Key(k), Node::Item(Item::Value(Value::InlineTable(t))))
+            | (Segment::Key(k), Node::Value(Value::InlineTable(t))) => Node::Value(t.get(k)?),
+            (Segment::Index(i), Node::Item(Item::ArrayOfTables(a))) => Node::Table(a.get(*i)?),
+            (Segment::Index(i), Node::Item(Item::Value(Value::Array(a))))
+            | (Segment::Index(i), Node::Value(Value::Array(a))) => Node::Value(a.get(*i)?),
+            _ => return None,
+        };
+    }
+    match node {
+        Node::Item(Item::Value(v)) | Node::Value(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// The 1-based line and column of `path` in `text` (of its value, or of its nearest existing
+/// parent), for errors found outside this module that concern a key, e.g. a file it names.
+pub fn key_position(text: &str, path: &KeyPath) -> Option<(usize, usize)> {
+    let doc = ImDocument::parse(text).ok()?;
+    let span = locate(&doc, path)?;
+    Some(super::error::line_column(text, span.start))
+}
+
 #[derive(Clone, Copy)]
 enum Node<'a> {
     Item(&'a Item),

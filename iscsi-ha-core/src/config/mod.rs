@@ -14,7 +14,7 @@ mod validate;
 
 pub use duration::{ConfigDuration, DurationError};
 pub use error::{line_column, ConfigError, ConfigErrors};
-pub use locate::{KeyPath, Segment};
+pub use locate::{key_position, KeyPath, Segment};
 
 use crate::resource::ResourceName;
 use crate::target::TargetSpec;
@@ -56,8 +56,23 @@ pub struct Source<'a> {
 impl Config {
     /// Parses and checks a configuration, with the secrets file's text when `[secrets] file`
     /// is set. Returns every problem found, not just the first.
+    ///
+    /// serde stops at its first error, so of the mistakes it finds (syntax, unknown keys,
+    /// wrong types, missing keys) only the first is reported; bad names, ranges and durations
+    /// are checked again here so that all of those are reported together with it.
     pub fn parse(main: Source<'_>, secrets: Option<Source<'_>>) -> Result<Self, ConfigErrors> {
-        let file: ConfigFile = deserialize(main)?;
+        let file: ConfigFile = match deserialize(main) {
+            Ok(file) => file,
+            Err(ConfigErrors(mut errors)) => {
+                for e in validate::check_values(main) {
+                    if !errors.iter().any(|known| known.key == e.key) {
+                        errors.push(e);
+                    }
+                }
+                errors.sort_by_key(|e| (e.line, e.column));
+                return Err(ConfigErrors(errors));
+            }
+        };
         let secrets_file: SecretsFile = match secrets {
             Some(source) => deserialize(source)?,
             None => SecretsFile::default(),

@@ -45,6 +45,73 @@ impl<'a> Problems<'a> {
     }
 }
 
+/// Checks every value whose type serde checks one at a time (names, ranges, durations), so
+/// that a file with several such mistakes gets all of them at once rather than only serde's
+/// first. Only string values are checked: any other type is serde's to report.
+pub(super) fn check_values(source: Source<'_>) -> Vec<ConfigError> {
+    let mut p = Problems::new(source);
+    // A second parse: `p` keeps its own to locate what is found.
+    let Ok(doc) = ImDocument::parse(source.text) else {
+        return Vec::new();
+    };
+    let check = |path: KeyPath, p: &mut Problems<'_>, f: Check<'_>| {
+        let found = locate_str(&doc, &path);
+        if let Some(message) = found.and_then(|text| f(&text)) {
+            p.add(&path, message);
+        }
+    };
+    let iqn = |t: &str| why(crate::iqn::Iqn::new(t));
+    let resource = |t: &str| why(crate::resource::ResourceName::new(t));
+    let subnet = |t: &str| why(t.parse::<crate::subnet::Subnet>());
+    let interface = |t: &str| why(crate::vip::InterfaceName::new(t));
+    let duration = |t: &str| why(super::ConfigDuration::try_from(t.to_string()));
+    let arrays: [(&[&str], Check<'_>); 3] = [
+        (&["replication", "resources"], &resource),
+        (&["target", "access", "initiator_names"], &iqn),
+        (&["target", "access", "initiators"], &subnet),
+    ];
+    for (keys, f) in arrays {
+        let at = KeyPath::keys(keys);
+        for i in 0..array_len(&doc, &at) {
+            check(at.index(i), &mut p, f);
+        }
+    }
+    check(KeyPath::keys(&["target", "iqn"]), &mut p, &iqn);
+    check(KeyPath::keys(&["vip", "interface"]), &mut p, &interface);
+    for keys in [
+        ["role", "timeout"],
+        ["vip", "announce_interval"],
+        ["vip", "refresh_after"],
+        ["vip", "probe_timeout"],
+        ["monitor", "scan_interval"],
+        ["monitor", "start_window"],
+        ["monitor", "retry_delay"],
+        ["alerts", "screen"],
+    ] {
+        check(KeyPath::keys(&keys), &mut p, &duration);
+    }
+    p.found
+}
+
+/// A value check: why the text is refused, or `None`.
+type Check<'f> = &'f dyn Fn(&str) -> Option<String>;
+
+fn why<T, E: std::fmt::Display>(parsed: Result<T, E>) -> Option<String> {
+    parsed.err().map(|e| e.to_string())
+}
+
+/// The string at `path`, if there is one.
+fn locate_str(doc: &ImDocument<&str>, path: &KeyPath) -> Option<String> {
+    let value = super::locate::value_at(doc, path)?;
+    value.as_str().map(str::to_string)
+}
+
+fn array_len(doc: &ImDocument<&str>, path: &KeyPath) -> usize {
+    super::locate::value_at(doc, path)
+        .and_then(|v| v.as_array().map(toml_edit::Array::len))
+        .unwrap_or(0)
+}
+
 pub(super) fn validate(
     mut file: ConfigFile,
     secrets: &SecretsFile,
@@ -253,6 +320,22 @@ fn build_target(
             "must be 0..=32767 (tgtd keeps it in a C short)",
         );
     }
+    if let Some(portal) = &daemon.portal {
+        if !portal_parses(portal) {
+            p.add(
+                &at.key("daemon").key("portal"),
+                format!(
+                    "{portal:?} is not address:port: write e.g. \"0.0.0.0:3260\", \"10.10.10.3:3260\" or \"[::]:3260\", or remove it to listen everywhere on 3260"
+                ),
+            );
+        }
+    }
+    if daemon.managed && daemon.program.trim().is_empty() {
+        p.add(
+            &at.key("daemon").key("program"),
+            "managed = true needs the tgtd program, e.g. program = \"/usr/sbin/tgtd\"",
+        );
+    }
     let mut incoming = Vec::new();
     for (i, chap) in access.incoming.iter().enumerate() {
         let here = access_at.key("incoming").index(i);
@@ -286,6 +369,12 @@ fn build_target(
             outgoing,
         },
     })
+}
+
+/// What tgtd's `--iscsi portal=` takes: an address with a port, or an address alone (port
+/// 3260); IPv6 in brackets when a port follows.
+fn portal_parses(portal: &str) -> bool {
+    portal.parse::<std::net::SocketAddr>().is_ok() || portal.parse::<IpAddr>().is_ok()
 }
 
 fn chap_credentials(
@@ -396,6 +485,21 @@ fn check_mail(file: &ConfigFile, secrets: &SecretsFile, p: &mut Problems<'_>) ->
         p.add(
             &at.key("to"),
             "mail is enabled but has no recipient: to = [\"admin@example.com\"]",
+        );
+    }
+    if mail.enabled && mail.server.trim().is_empty() {
+        p.add(
+            &at.key("server"),
+            "mail is enabled but has no server: server = \"127.0.0.1\" (or the relay's name), or enabled = false",
+        );
+    } else if mail
+        .server
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        p.add(
+            &at.key("server"),
+            format!("{:?} is not a host name or address", mail.server),
         );
     }
     for (i, to) in mail.to.iter().enumerate() {

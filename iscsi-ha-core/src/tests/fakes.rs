@@ -97,6 +97,8 @@ pub struct World {
     pub calls: Vec<Call>,
     pub violations: Vec<String>,
     pub alerts: Vec<Alert>,
+    /// The alert port only logs (mail off).
+    pub alerts_logged_only: bool,
     pub unobservable_target: bool,
     pub unobservable_vip: bool,
     pub split_brain: BTreeMap<String, SplitBrain>,
@@ -443,6 +445,10 @@ impl Alerts for Handle {
     fn deliver(&mut self, alert: &Alert) -> Result<(), AlertError> {
         self.0.borrow_mut().alerts.push(alert.clone());
         Ok(())
+    }
+
+    fn sends(&self) -> bool {
+        !self.0.borrow().alerts_logged_only
     }
 }
 

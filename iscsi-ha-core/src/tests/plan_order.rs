@@ -4,7 +4,7 @@ use super::fakes::{config, Call, Fakes};
 use crate::alert::Severity;
 use crate::observation::ManualMode;
 use crate::plan::{plan, Hold, Intent, Step};
-use crate::reconcile::{Outcome, Reconciler};
+use crate::reconcile::{Delivery, Outcome, Reconciler};
 use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::time::{Moment, Timestamp};
@@ -404,4 +404,24 @@ fn split_brain_on_the_serving_host_still_restarts_its_target() {
         .borrow_mut()
         .observe(Role::Master, ManualMode::Off, &cfg.target);
     assert_eq!(plan(&cfg, &obs).steps, vec![Step::ServeTarget]);
+}
+
+#[test]
+fn an_alert_is_recorded_as_sent_only_when_the_port_sends_it_on() {
+    let cfg = config(&["r0"]);
+    for (logged_only, expected) in [(false, Delivery::Sent), (true, Delivery::Logged)] {
+        let mut f = Fakes::new(&["r0"]);
+        f.world.borrow_mut().alerts_logged_only = logged_only;
+        let mut rec = Reconciler::new(&cfg);
+        let obs = f.world.borrow_mut().observe(
+            Role::Unknown("pool.conf is missing".into()),
+            ManualMode::Off,
+            &cfg.target,
+        );
+        let report = rec.reconcile(&cfg, &obs, &mut f.ports(), moment(Instant::now(), 0));
+        assert!(!report.alerts.is_empty(), "an unknown role alerts");
+        for a in &report.alerts {
+            assert_eq!(a.delivery, expected, "{a:?}");
+        }
+    }
 }
