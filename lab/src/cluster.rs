@@ -48,6 +48,11 @@ impl Binaries {
 /// The daemons' configuration in the lab: the file role source, resource `r0` on
 /// `/dev/drbd1`, a managed tgtd, the VIP on `eth0`. `extra` is appended (e.g. `[monitor]`).
 pub fn lab_config(extra: &str) -> String {
+    lab_config_on("eth0", extra)
+}
+
+/// [`lab_config`] with the VIP on `interface` (e.g. `eth1`, the nodes' spare NIC).
+pub fn lab_config_on(interface: &str, extra: &str) -> String {
     format!(
         r#"# Written by iscsi-ha-lab for both nodes.
 [role]
@@ -71,7 +76,7 @@ initiators = ["10.99.0.0/24"]
 
 [vip]
 address = "{VIP}/24"
-interface = "eth0"
+interface = "{interface}"
 
 [logging]
 to = "stderr"
@@ -103,6 +108,11 @@ impl<'a> Cluster<'a> {
     /// Copies the binaries into the share, writes the configuration (with `extra` appended),
     /// sets both nodes' role to `slave` and starts both daemons.
     pub fn deploy(lab: &'a Lab, binaries: &Binaries, extra: &str) -> Result<Self> {
+        Self::deploy_with(lab, binaries, &lab_config(extra))
+    }
+
+    /// [`Cluster::deploy`] with a whole configuration of the caller's.
+    pub fn deploy_with(lab: &'a Lab, binaries: &Binaries, config_text: &str) -> Result<Self> {
         for b in [&binaries.iscsi_ha, &binaries.iscsi_cfg] {
             if !b.exists() {
                 return Err(LabError::Prerequisite(format!(
@@ -113,22 +123,30 @@ impl<'a> Cluster<'a> {
         }
         let iscsi_ha = lab.copy_in(&binaries.iscsi_ha)?;
         let iscsi_cfg = lab.copy_in(&binaries.iscsi_cfg)?;
-        let etc = lab.share_dir().join("etc");
-        std::fs::create_dir_all(&etc)
-            .map_err(|e| LabError::io(format!("creating {}", etc.display()), e))?;
-        let config = etc.join(CONFIG_NAME);
-        std::fs::write(&config, lab_config(extra))
-            .map_err(|e| LabError::io(format!("writing {}", config.display()), e))?;
         let cluster = Self {
             lab,
             iscsi_ha,
             iscsi_cfg,
         };
+        cluster.write_config(config_text)?;
         for id in [1, 2] {
             cluster.set_role(id, "slave")?;
             cluster.start_daemon(id)?;
         }
         Ok(cluster)
+    }
+
+    /// Replaces the configuration both daemons read (it takes effect when they restart).
+    pub fn write_config(&self, config_text: &str) -> Result<()> {
+        let etc = self.lab.share_dir().join("etc");
+        std::fs::create_dir_all(&etc)
+            .map_err(|e| LabError::io(format!("creating {}", etc.display()), e))?;
+        let config = etc.join(CONFIG_NAME);
+        let tmp = etc.join(format!(".{CONFIG_NAME}.tmp"));
+        std::fs::write(&tmp, config_text)
+            .map_err(|e| LabError::io(format!("writing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &config)
+            .map_err(|e| LabError::io(format!("renaming {}", tmp.display()), e))
     }
 
     /// The lab.
