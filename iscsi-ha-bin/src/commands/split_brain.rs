@@ -3,6 +3,7 @@
 
 use super::{status::fetch, EXIT_NOT_RUNNING};
 use crate::control::ClientError;
+use iscsi_ha_core::standing::Keep;
 use iscsi_ha_core::status::{ResourceView, SplitBrainView};
 use iscsi_ha_core::volume::SplitBrainSide;
 use std::fmt::Write as _;
@@ -72,15 +73,22 @@ pub fn render(host: &str, resources: &[ResourceView]) -> String {
             when(sb.local_last_primary),
             when(sb.peer_last_primary)
         );
+        let keep = match sb.keep {
+            Keep::ThisHost => "THIS host's data",
+            Keep::OtherHost => "the OTHER host's data",
+            Keep::Undecided => "undecided from here: compare what both hosts say",
+        };
         let _ = writeln!(
             o,
-            "  recommendation: keep the side that has been Primary and serving ({})",
+            "  keep: {keep} (confidence {}; {})",
+            sb.confidence,
             if sb.serving_here {
                 "this host serves now"
             } else {
                 "this host does not serve"
             }
         );
+        let _ = writeln!(o, "  why: {}", sb.why);
         let _ = writeln!(o, "  recovery: {}", sb.recovery);
     }
     o
