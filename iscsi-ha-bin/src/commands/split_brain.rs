@@ -5,7 +5,7 @@ use super::{status::fetch, EXIT_NOT_RUNNING};
 use crate::control::ClientError;
 use iscsi_ha_core::standing::Keep;
 use iscsi_ha_core::status::{ResourceView, SplitBrainView};
-use iscsi_ha_core::volume::SplitBrainSide;
+use iscsi_ha_core::volume::{Connection, SplitBrainSide};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -50,6 +50,16 @@ pub fn render(host: &str, resources: &[ResourceView]) -> String {
         .collect();
     if split.is_empty() {
         let _ = writeln!(o, "no split brain on {host}");
+        for r in resources
+            .iter()
+            .filter(|r| r.connection_state == Some(Connection::StandAlone))
+        {
+            let _ = writeln!(
+                o,
+                "  {} is StandAlone: if DRBD met a split brain before this daemon ran (e.g. while this host booted), no split-brain call was seen here; the other host's `iscsi-cfg split-brain` says which data to keep, and `iscsi-cfg split-brain resolve --discard-local-data --yes` here reconnects discarding this host's changes",
+                r.name
+            );
+        }
         return o;
     }
     for (r, sb) in split {
