@@ -20,6 +20,13 @@ pub const ROLE_FILE: &str = "/run/iha/role";
 /// Where each guest's daemon logs.
 pub const DAEMON_LOG: &str = "/run/iha/daemon.log";
 
+/// Where node `id`'s daemon keeps its state (manual mode, serving history, DRBD network
+/// configurations): in the share, so that it survives a reboot of the node as `/var/lib` on a
+/// real host's disk does (the guests' own root is a tmpfs).
+pub fn state_dir(id: u8) -> String {
+    format!("/host/state/node{id}")
+}
+
 /// How long one read attempt of [`Cluster::failover`] may take before it is abandoned.
 pub const PROBE_READ_TIMEOUT: Duration = Duration::from_millis(400);
 
@@ -177,9 +184,10 @@ impl<'a> Cluster<'a> {
     pub fn start_daemon(&self, id: u8) -> Result<()> {
         let node = self.lab.node(id);
         node.run(&format!(
-            "mkdir -p /run/iha && (setsid {} run -c /host/etc/{CONFIG_NAME} --host-name {} >> {DAEMON_LOG} 2>&1 < /dev/null &)",
+            "mkdir -p /run/iha {state} && (setsid {} run -c /host/etc/{CONFIG_NAME} --host-name {} --state-dir {state} >> {DAEMON_LOG} 2>&1 < /dev/null &)",
             self.iscsi_ha,
-            node.name()
+            node.name(),
+            state = state_dir(id),
         ))?;
         self.wait(id, "the daemon to answer", Duration::from_secs(20), |c| {
             Ok(c.cfg(id, "status").map(|o| o.success()).unwrap_or(false))
