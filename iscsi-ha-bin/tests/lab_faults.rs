@@ -1194,11 +1194,12 @@ fn s5(c: &Cluster<'_>, master: u8) -> u8 {
             c.set_role(peer, "master").unwrap();
         });
         sc.mark(format!("roles: node{master} slave, node{peer} master"));
-        let t = wait_until(
+        wait_until(
             &format!("node{master} to stop its target and demote"),
             LONG,
             || !exports(c, master) && drbd_role(c, master) == "Secondary",
         );
+        let t = t0.elapsed();
         sc.mark(format!(
             "node{master} exports nothing and is Secondary {t:.1?} after the role change: {}",
             short_status(c, master)
