@@ -37,11 +37,35 @@ impl HistoryFile {
         Self { path, history }
     }
 
+    /// [`HistoryFile::load`], then starts the record of the running kernel's boot: facts that
+    /// held only for an earlier boot (the peer seen connected) are forgotten, so a host that
+    /// booted alone does not take DRBD's UpToDate for current data.
+    pub fn load_for_this_boot(state_dir: &std::path::Path) -> Self {
+        let mut file = Self::load(state_dir);
+        let boot = current_boot_id();
+        if file.history.start_boot(boot.as_deref()) {
+            file.save();
+        }
+        file
+    }
+
     /// Saves the record atomically; a failure is logged (the daemon goes on).
     pub fn save(&self) {
         let bytes = serde_json::to_vec_pretty(&self.history).unwrap_or_default();
         if let Err(e) = crate::state_file::write_atomically(&self.path, &bytes) {
             tracing::warn!("cannot save {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// The kernel's boot id, or `None` (with a warning) when it cannot be read.
+fn current_boot_id() -> Option<String> {
+    const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+    match crate::small_file::read(std::path::Path::new(BOOT_ID), 4096) {
+        Ok(text) => Some(text.trim().to_string()).filter(|s| !s.is_empty()),
+        Err(e) => {
+            tracing::warn!("{e}; an UpToDate disk without its peer is held until it connects");
+            None
         }
     }
 }

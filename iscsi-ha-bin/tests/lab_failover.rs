@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use iscsi_ha_lab::cluster::{Binaries, Cluster};
-use iscsi_ha_lab::{Lab, LabOptions};
+use iscsi_ha_lab::Lab;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

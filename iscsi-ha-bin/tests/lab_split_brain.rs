@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 use iscsi_ha_lab::cluster::{Binaries, Cluster};
-use iscsi_ha_lab::{Lab, LabOptions};
+use iscsi_ha_lab::Lab;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -126,7 +126,10 @@ fn split_brain_is_detected_held_and_resolved_with_the_survivors_data() {
         .iscsi_cfg(1, "split-brain resolve --discard-local-data --yes")
         .unwrap();
     assert!(
-        !out.success() && out.stderr_text().contains("this host serves"),
+        !out.success()
+            && out
+                .stderr_text()
+                .contains("this host still serves the target"),
         "{}",
         out.stderr_text()
     );

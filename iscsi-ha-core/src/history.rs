@@ -26,6 +26,12 @@ pub struct ResourceRecord {
     /// The replication link was up at the last observation.
     #[serde(default)]
     pub connected: bool,
+    /// The replication link has been up since this host booted ([`ServingHistory::boot_id`]):
+    /// only then does an UpToDate disk without its peer vouch for current data. DRBD 8.4
+    /// attaches a consistent disk as UpToDate when fencing is `dont-care` (its default), also
+    /// on a host that booted alone after its peer went on writing.
+    #[serde(default)]
+    pub peer_seen_this_boot: bool,
 }
 
 /// The host's record. A default record knows nothing, which the rules read as "this host
@@ -73,9 +79,27 @@ pub struct ServingHistory {
     /// Per resource.
     #[serde(default)]
     pub resources: BTreeMap<String, ResourceRecord>,
+    /// The kernel boot (`/proc/sys/kernel/random/boot_id`) the per-boot facts belong to.
+    #[serde(default)]
+    pub boot_id: Option<String>,
 }
 
 impl ServingHistory {
+    /// Starts the record of boot `boot_id` (when the daemon starts): facts of an earlier boot
+    /// (or of an unknown one) that held only for that boot are forgotten. Returns whether
+    /// anything changed.
+    pub fn start_boot(&mut self, boot_id: Option<&str>) -> bool {
+        if boot_id.is_some() && self.boot_id.as_deref() == boot_id {
+            return false;
+        }
+        let before = self.clone();
+        self.boot_id = boot_id.map(str::to_string);
+        for r in self.resources.values_mut() {
+            r.peer_seen_this_boot = false;
+        }
+        *self != before
+    }
+
     /// Takes in one pass's observation and plan at `now`. Returns whether anything worth
     /// keeping changed (the caller saves the record then, not on every pass).
     pub fn note(&mut self, observation: &Observation, plan: &Plan, now: Timestamp) -> bool {
@@ -111,6 +135,7 @@ impl ServingHistory {
             r.local_primary = local;
             r.peer_primary = peer;
             r.connected = connected;
+            r.peer_seen_this_boot |= connected;
         }
         if let Ok(here) = observation.vip_here {
             if here != self.vip_held {

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::observation::{ManualMode, Observation};
 use crate::resource::ResourceName;
 use crate::role::Role;
-use crate::volume::VolumeRole;
+use crate::volume::{Connection, VolumeRole};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -67,8 +67,11 @@ pub fn manual_mode_holding_now(observation: &Observation) -> Result<ManualMode, 
     }
 }
 
-/// The resources `split-brain resolve --discard-local-data` would discard here: refused when
-/// none is in split brain, or while this host still serves (holds the VIP or exports the
+/// The resources `split-brain resolve --discard-local-data` would discard here: those in split
+/// brain, and those StandAlone (DRBD may have met the split brain before this daemon ran, e.g.
+/// while the host booted, so no helper call was seen here; reconnecting with this side's data
+/// discarded is what the other host's advice asks for, and without a split brain it is a
+/// plain reconnect). Refused when there is none, or while this host still serves (holds the VIP or exports the
 /// target): its data is what initiators use, and it must stop first (become-secondary, or the
 /// pool role moving away, which always releases).
 pub fn check_split_brain_resolve(
@@ -78,12 +81,17 @@ pub fn check_split_brain_resolve(
     let victims: Vec<ResourceName> = observation
         .volumes
         .iter()
-        .filter(|v| v.split_brain.is_some())
+        .filter(|v| {
+            v.split_brain.is_some()
+                || v.status
+                    .as_ref()
+                    .is_ok_and(|s| s.connection == Connection::StandAlone)
+        })
         .map(|v| v.name.clone())
         .collect();
     if victims.is_empty() {
         return Err(Refusal {
-            reason: "no resource is in split brain here".into(),
+            reason: "no resource is in split brain here (none is StandAlone)".into(),
             hint: "iscsi-cfg split-brain shows what each host knows".into(),
         });
     }

@@ -152,6 +152,9 @@ pub enum Hold {
         disk: DiskState,
         /// The link, in the adapter's words.
         connection: String,
+        /// The disk is UpToDate by DRBD's account, but this host has not been connected to
+        /// its peer since it booted: DRBD attached it so without knowing what the peer wrote.
+        peer_unseen: bool,
     },
     /// This host stopped serving: another host claimed the VIP (see [`crate::standing`]).
     Yielded {
@@ -193,9 +196,14 @@ impl fmt::Display for Hold {
                 f,
                 "{resource}: split brain; nothing is promoted and the VIP is not taken until an operator resolves it (iscsi-cfg split-brain)"
             ),
-            Hold::StaleData { resource, disk, connection } => write!(
+            Hold::StaleData { resource, disk, connection, peer_unseen } => write!(
                 f,
-                "{resource}: the local disk is {disk} ({connection}) and may hold old data, so it is not promoted; if the other host is gone for good and this data must serve, run `iscsi-cfg manual-mode-enable && iscsi-cfg become-primary --force` (accepts possibly stale data)"
+                "{resource}: the local disk is {disk} ({connection}){} and may hold old data, so it is not promoted; if the other host is gone for good and this data must serve, run `iscsi-cfg manual-mode-enable && iscsi-cfg become-primary --force` (accepts possibly stale data)",
+                if *peer_unseen {
+                    " but has not been connected to its peer since this host booted"
+                } else {
+                    ""
+                }
             ),
             Hold::Yielded { reason, .. } => write!(
                 f,
@@ -308,6 +316,19 @@ pub fn promotable(status: &VolumeStatus) -> bool {
     }
 }
 
+/// Whether this host's claim to current data rests on having seen its peer: connected now,
+/// or connected since this host booted (see [`crate::history::ResourceRecord`]). A disk DRBD
+/// attached as UpToDate on a host that booted alone may miss the writes its peer
+/// acknowledged after they parted.
+fn peer_seen(observation: &Observation, name: &ResourceName, status: &VolumeStatus) -> bool {
+    status.connection.is_connected()
+        || observation
+            .history
+            .resources
+            .get(name.as_str())
+            .is_some_and(|r| r.peer_seen_this_boot)
+}
+
 fn plan_serve(
     config: &Config,
     observation: &Observation,
@@ -335,6 +356,13 @@ fn plan_serve(
                 resource: name.clone(),
                 disk: status.disk,
                 connection: status.connection_detail.clone(),
+                peer_unseen: false,
+            }),
+            Some(Ok(status)) if !peer_seen(observation, name, status) => Some(Hold::StaleData {
+                resource: name.clone(),
+                disk: status.disk,
+                connection: status.connection_detail.clone(),
+                peer_unseen: true,
             }),
             Some(Ok(_)) => {
                 steps.push(Step::Promote(name.clone()));

@@ -139,7 +139,7 @@ fn probe_kvm(dirs: &LabDirs, image: &Image) -> Result<bool> {
         pid_file: None,
         control_socket: None,
         qmp_socket: None,
-        tap: None,
+        taps: Vec::new(),
         share: None,
     };
     let cmd = vm::command(image, Accel::Kvm, &spec);

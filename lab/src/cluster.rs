@@ -21,6 +21,13 @@ pub const ROLE_FILE: &str = "/run/iha/role";
 /// Where each guest's daemon logs.
 pub const DAEMON_LOG: &str = "/run/iha/daemon.log";
 
+/// Where node `id`'s daemon keeps its state (manual mode, serving history, DRBD network
+/// configurations): in the share, so that it survives a reboot of the node as `/var/lib` on a
+/// real host's disk does (the guests' own root is a tmpfs).
+pub fn state_dir(id: u8) -> String {
+    format!("/host/state/node{id}")
+}
+
 /// How long one read attempt of [`Cluster::failover`] may take before it is abandoned.
 pub const PROBE_READ_TIMEOUT: Duration = Duration::from_millis(400);
 
@@ -28,7 +35,8 @@ pub const PROBE_READ_TIMEOUT: Duration = Duration::from_millis(400);
 const CONFIG_NAME: &str = "iscsi-ha.toml";
 
 /// DRBD's fence-peer handler in the guests, as the shipped example configures it
-/// (`fixtures/drbd/iscsi-ha.res.example`), with the lab's paths.
+/// (`fixtures/drbd/iscsi-ha.res.example`), with the lab's paths; it reads manual mode from the
+/// default state directory, which [`Cluster::start_daemon`] links to the node's own.
 pub const FENCE_PEER: &str = "/host/bin/iscsi-ha fence-peer -c /host/etc/iscsi-ha.toml";
 
 /// The lab as iscsi-ha's users should configure DRBD: the default lab, with `r0` under
@@ -68,6 +76,11 @@ impl Binaries {
 /// The daemons' configuration in the lab: the file role source, resource `r0` on
 /// `/dev/drbd1`, a managed tgtd, the VIP on `eth0`. `extra` is appended (e.g. `[monitor]`).
 pub fn lab_config(extra: &str) -> String {
+    lab_config_on("eth0", extra)
+}
+
+/// [`lab_config`] with the VIP on `interface` (e.g. `eth1`, the nodes' spare NIC).
+pub fn lab_config_on(interface: &str, extra: &str) -> String {
     format!(
         r#"# Written by iscsi-ha-lab for both nodes.
 [role]
@@ -91,7 +104,7 @@ initiators = ["10.99.0.0/24"]
 
 [vip]
 address = "{VIP}/24"
-interface = "eth0"
+interface = "{interface}"
 
 [logging]
 to = "stderr"
@@ -123,6 +136,11 @@ impl<'a> Cluster<'a> {
     /// Copies the binaries into the share, writes the configuration (with `extra` appended),
     /// sets both nodes' role to `slave` and starts both daemons.
     pub fn deploy(lab: &'a Lab, binaries: &Binaries, extra: &str) -> Result<Self> {
+        Self::deploy_with(lab, binaries, &lab_config(extra))
+    }
+
+    /// [`Cluster::deploy`] with a whole configuration of the caller's.
+    pub fn deploy_with(lab: &'a Lab, binaries: &Binaries, config_text: &str) -> Result<Self> {
         for b in [&binaries.iscsi_ha, &binaries.iscsi_cfg] {
             if !b.exists() {
                 return Err(LabError::Prerequisite(format!(
@@ -133,22 +151,30 @@ impl<'a> Cluster<'a> {
         }
         let iscsi_ha = lab.copy_in(&binaries.iscsi_ha)?;
         let iscsi_cfg = lab.copy_in(&binaries.iscsi_cfg)?;
-        let etc = lab.share_dir().join("etc");
-        std::fs::create_dir_all(&etc)
-            .map_err(|e| LabError::io(format!("creating {}", etc.display()), e))?;
-        let config = etc.join(CONFIG_NAME);
-        std::fs::write(&config, lab_config(extra))
-            .map_err(|e| LabError::io(format!("writing {}", config.display()), e))?;
         let cluster = Self {
             lab,
             iscsi_ha,
             iscsi_cfg,
         };
+        cluster.write_config(config_text)?;
         for id in [1, 2] {
             cluster.set_role(id, "slave")?;
             cluster.start_daemon(id)?;
         }
         Ok(cluster)
+    }
+
+    /// Replaces the configuration both daemons read (it takes effect when they restart).
+    pub fn write_config(&self, config_text: &str) -> Result<()> {
+        let etc = self.lab.share_dir().join("etc");
+        std::fs::create_dir_all(&etc)
+            .map_err(|e| LabError::io(format!("creating {}", etc.display()), e))?;
+        let config = etc.join(CONFIG_NAME);
+        let tmp = etc.join(format!(".{CONFIG_NAME}.tmp"));
+        std::fs::write(&tmp, config_text)
+            .map_err(|e| LabError::io(format!("writing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &config)
+            .map_err(|e| LabError::io(format!("renaming {}", tmp.display()), e))
     }
 
     /// The lab.
@@ -179,9 +205,12 @@ impl<'a> Cluster<'a> {
     pub fn start_daemon(&self, id: u8) -> Result<()> {
         let node = self.lab.node(id);
         node.run(&format!(
-            "mkdir -p /run/iha && (setsid {} run -c /host/etc/{CONFIG_NAME} --host-name {} >> {DAEMON_LOG} 2>&1 < /dev/null &)",
+            // The default state directory points at the node's own, so DRBD's fence-peer
+            // handler (FENCE_PEER, run without options by drbdadm) reads this node's state.
+            "mkdir -p /run/iha {state} /var/lib && ln -sfn {state} /var/lib/iscsi-ha && (setsid {} run -c /host/etc/{CONFIG_NAME} --host-name {} --state-dir {state} >> {DAEMON_LOG} 2>&1 < /dev/null &)",
             self.iscsi_ha,
-            node.name()
+            node.name(),
+            state = state_dir(id),
         ))?;
         self.wait(id, "the daemon to answer", Duration::from_secs(20), |c| {
             Ok(c.cfg(id, "status").map(|o| o.success()).unwrap_or(false))

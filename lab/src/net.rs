@@ -1,5 +1,6 @@
-//! The lab's network: namespace `ihalab-net` holds bridge `br0` with one tap per VM
-//! (`ihalab-tap1`, `ihalab-tap2`) and a veth to namespace `ihalab-ini`, the initiator
+//! The lab's network: namespace `ihalab-net` holds bridge `br0` with two taps per VM
+//! (`ihalab-tap1`, `ihalab-tap2` for `eth0`; `ihalab-spare1`, `ihalab-spare2` for a spare
+//! `eth1`, down until a test uses it) and a veth to namespace `ihalab-ini`, the initiator
 //! (10.99.0.10). The VMs are 10.99.0.1 and 10.99.0.2; 10.99.0.100 is free for a floating address.
 //! Nothing outside these namespaces is touched.
 //!
@@ -35,6 +36,16 @@ pub fn node_ip(id: u8) -> Ipv4Addr {
 pub fn tap_name(id: u8) -> String {
     format!("ihalab-tap{id}")
 }
+
+/// The tap of node `id`'s spare NIC (`eth1` in the guest, down until a test uses it) inside
+/// [`NET_NS`], on the same bridge: a second interface a floating address can sit on, and that
+/// a test can make disappear (unbinding its driver) without touching replication.
+pub fn spare_tap_name(id: u8) -> String {
+    format!("ihalab-spare{id}")
+}
+
+/// The MAC of node `id`'s spare NIC is this prefix followed by `id` in two hex digits.
+pub const SPARE_MAC_PREFIX: &str = "52:54:00:99:01:";
 
 /// The bind-mounted namespace file `ip netns` keeps for `ns`.
 pub(crate) fn netns_path(ns: &str) -> PathBuf {
@@ -80,8 +91,10 @@ impl Topology {
             "0",
         ])?;
         ip(&["-n", n, "link", "set", BRIDGE, "up"])?;
-        for id in [1, 2] {
-            let tap = tap_name(id);
+        for tap in [1, 2]
+            .into_iter()
+            .flat_map(|id| [tap_name(id), spare_tap_name(id)])
+        {
             ip(&["-n", n, "tuntap", "add", &tap, "mode", "tap"])?;
             ip(&["-n", n, "link", "set", &tap, "master", BRIDGE])?;
             ip(&["-n", n, "link", "set", &tap, "up"])?;

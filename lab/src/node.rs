@@ -16,7 +16,7 @@ use crate::drbd::{parse_proc_drbd, MinorState, ResourceSpec};
 use crate::error::{LabError, Result};
 use crate::host::tail;
 use crate::image::Image;
-use crate::net::{self, node_ip, tap_name, PREFIX_LEN};
+use crate::net::{self, node_ip, spare_tap_name, tap_name, PREFIX_LEN, SPARE_MAC_PREFIX};
 use crate::qmp;
 use crate::vm::{self, Spawner, Tether, VmSpec};
 
@@ -134,7 +134,13 @@ impl Node {
             pid_file: Some(self.run_file("pid")),
             control_socket: Some(self.run_file("ctl")),
             qmp_socket: Some(self.run_file("qmp")),
-            tap: Some((tap_name(self.id), format!("52:54:00:99:00:{:02x}", self.id))),
+            taps: vec![
+                (tap_name(self.id), format!("52:54:00:99:00:{:02x}", self.id)),
+                (
+                    spare_tap_name(self.id),
+                    format!("{SPARE_MAC_PREFIX}{:02x}", self.id),
+                ),
+            ],
             share: Some(self.ctx.dirs.share()),
         }
     }

@@ -33,8 +33,9 @@ pub(crate) struct VmSpec {
     pub control_socket: Option<PathBuf>,
     /// Unix socket of the QMP monitor.
     pub qmp_socket: Option<PathBuf>,
-    /// Tap device (inside the lab namespace) and MAC address.
-    pub tap: Option<(String, String)>,
+    /// Tap devices (inside the lab namespace) and MAC addresses, one virtio NIC each, in guest
+    /// order (`eth0`, `eth1`, ...).
+    pub taps: Vec<(String, String)>,
     /// Host directory shared at mount tag `host`.
     pub share: Option<PathBuf>,
 }
@@ -88,11 +89,11 @@ pub(crate) fn command(image: &Image, accel: Accel, spec: &VmSpec) -> Command {
             disk.display()
         ));
     }
-    if let Some((tap, mac)) = &spec.tap {
+    for (i, (tap, mac)) in spec.taps.iter().enumerate() {
         cmd.arg("-netdev")
-            .arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
+            .arg(format!("tap,id=n{i},ifname={tap},script=no,downscript=no"));
         cmd.arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile="));
+            .arg(format!("virtio-net-pci,netdev=n{i},mac={mac},romfile="));
     }
     if let Some(share) = &spec.share {
         cmd.arg("-fsdev").arg(format!(

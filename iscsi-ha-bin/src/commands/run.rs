@@ -102,7 +102,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         host,
         control,
         manual: ManualState::new(&args.state_dir),
-        history: HistoryFile::load(&args.state_dir),
+        history: HistoryFile::load_for_this_boot(&args.state_dir),
     })?;
     daemon.run()
 }

@@ -5,7 +5,7 @@ use super::{status::fetch, EXIT_NOT_RUNNING};
 use crate::control::ClientError;
 use iscsi_ha_core::standing::Keep;
 use iscsi_ha_core::status::{ResourceView, SplitBrainView};
-use iscsi_ha_core::volume::SplitBrainSide;
+use iscsi_ha_core::volume::{Connection, SplitBrainSide};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -50,6 +50,16 @@ pub fn render(host: &str, resources: &[ResourceView]) -> String {
         .collect();
     if split.is_empty() {
         let _ = writeln!(o, "no split brain on {host}");
+        for r in resources
+            .iter()
+            .filter(|r| r.connection_state == Some(Connection::StandAlone))
+        {
+            let _ = writeln!(
+                o,
+                "  {} is StandAlone: if DRBD met a split brain before this daemon ran (e.g. while this host booted), no split-brain call was seen here; the other host's `iscsi-cfg split-brain` says which data to keep, and `iscsi-cfg split-brain resolve --discard-local-data --yes` here reconnects discarding this host's changes",
+                r.name
+            );
+        }
         return o;
     }
     for (r, sb) in split {
@@ -73,17 +83,22 @@ pub fn render(host: &str, resources: &[ResourceView]) -> String {
             when(sb.local_last_primary),
             when(sb.peer_last_primary)
         );
+        let keep = match sb.keep {
+            Keep::ThisHost => "THIS host's data",
+            Keep::OtherHost => "the OTHER host's data",
+            Keep::Undecided => "undecided from here: compare what both hosts say",
+        };
         let _ = writeln!(
             o,
-            "  recommendation: {} (confidence {}): {}",
-            match sb.keep {
-                Keep::ThisHost => "keep THIS host's data",
-                Keep::OtherHost => "keep the OTHER host's data",
-                Keep::Undecided => "undecided from here",
-            },
+            "  keep: {keep} (confidence {}; {})",
             sb.confidence,
-            sb.why
+            if sb.serving_here {
+                "this host serves now"
+            } else {
+                "this host does not serve"
+            }
         );
+        let _ = writeln!(o, "  why: {}", sb.why);
         let _ = writeln!(o, "  recovery: {}", sb.recovery);
     }
     o

@@ -285,11 +285,13 @@ proptest! {
         let mut f = Fakes::new(&RESOURCES);
         let t0 = Instant::now();
         let mut rec = Reconciler::new(&cfg);
-        for name in RESOURCES { f.world.borrow_mut().disconnected.insert(name.into(), true); }
         let mut t = 0;
-        // Observed Secondary first (so the record knows the resource), then it takes over.
-        for _ in 0..3 {
-            let obs = f.world.borrow_mut().observe(Role::Master, ManualMode::Off, &cfg.target);
+        // Observed Secondary and connected first (so the record knows the resource and has
+        // seen the peer since boot), then the peer is lost and it takes over.
+        for pass in 0..4 {
+            for name in RESOURCES { f.world.borrow_mut().disconnected.insert(name.into(), pass > 0); }
+            let role = if pass == 0 { Role::Slave } else { Role::Master };
+            let obs = f.world.borrow_mut().observe(role, ManualMode::Off, &cfg.target);
             let report = rec.reconcile(&cfg, &obs, &mut f.ports(), at(t0, t));
             let mut h = f.world.borrow().history.clone();
             h.note(&obs, &report.plan, at(t0, t).wall);
@@ -439,4 +441,83 @@ fn split_brain_advice_names_the_side_the_initiators_used() {
     assert!(advice
         .recovery
         .contains("on the OTHER host run `iscsi-cfg split-brain resolve"));
+}
+
+/// A host that booted alone: DRBD calls its disk UpToDate (fencing `dont-care` attaches it so)
+/// but it has not been connected to its peer since it booted, so the peer may have written on
+/// after they parted. It holds with one alert until the operator forces; a host that saw its
+/// peer in this boot and then lost it takes over as before.
+#[test]
+fn an_uptodate_disk_not_connected_since_boot_is_held() {
+    let cfg = config(&RESOURCES);
+    let t0 = Instant::now();
+    let run = |seen_peer: bool| {
+        let mut f = Fakes::new(&RESOURCES);
+        let mut rec = Reconciler::new(&cfg);
+        let mut last = None;
+        for pass in 0..4u64 {
+            let disconnected = !(seen_peer && pass == 0);
+            for name in RESOURCES {
+                f.world
+                    .borrow_mut()
+                    .disconnected
+                    .insert(name.into(), disconnected);
+            }
+            let role = if pass == 0 { Role::Slave } else { Role::Master };
+            let obs = f
+                .world
+                .borrow_mut()
+                .observe(role, ManualMode::Off, &cfg.target);
+            let report = rec.reconcile(&cfg, &obs, &mut f.ports(), at(t0, pass * 5));
+            let mut h = f.world.borrow().history.clone();
+            h.note(&obs, &report.plan, at(t0, pass * 5).wall);
+            f.world.borrow_mut().history = h;
+            last = Some(report.plan);
+        }
+        (f, last.unwrap())
+    };
+    let (f, plan) = run(false);
+    let w = f.world.borrow();
+    assert!(
+        !w.calls
+            .iter()
+            .any(|c| matches!(c, Call::Promote(_) | Call::Serve | Call::Assign)),
+        "{:?}",
+        w.calls
+    );
+    assert_eq!(
+        plan.holds
+            .iter()
+            .filter(|h| matches!(
+                h,
+                Hold::StaleData {
+                    peer_unseen: true,
+                    ..
+                }
+            ))
+            .count(),
+        RESOURCES.len(),
+        "{plan:?}"
+    );
+    assert!(plan.holds[0]
+        .to_string()
+        .contains("has not been connected to its peer since this host booted"));
+    assert_eq!(
+        w.alerts
+            .iter()
+            .filter(|a| a.message.contains("may hold old data"))
+            .count(),
+        RESOURCES.len(),
+        "one alert per resource"
+    );
+    drop(w);
+    let (f, plan) = run(true);
+    assert!(plan.holds.is_empty(), "{plan:?}");
+    assert!(f.world.borrow().vip_here);
+
+    // A new boot forgets that the peer was seen; the same boot keeps it.
+    let mut h = f.world.borrow().history.clone();
+    assert!(h.start_boot(Some("boot-a")));
+    assert!(h.resources.values().all(|r| !r.peer_seen_this_boot));
+    assert!(!h.start_boot(Some("boot-a")));
 }
