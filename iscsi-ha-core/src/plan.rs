@@ -320,8 +320,11 @@ pub fn promotable(status: &VolumeStatus) -> bool {
 /// or connected since this host booted (see [`crate::history::ResourceRecord`]). A disk DRBD
 /// attached as UpToDate on a host that booted alone may miss the writes its peer
 /// acknowledged after they parted.
+/// A peer the replication layer itself records as Outdated (its fencing marked it so while
+/// this host went on) cannot hold newer data either.
 fn peer_seen(observation: &Observation, name: &ResourceName, status: &VolumeStatus) -> bool {
     status.connection.is_connected()
+        || status.peer_disk == DiskState::Outdated
         || observation
             .history
             .resources

@@ -521,3 +521,35 @@ fn an_uptodate_disk_not_connected_since_boot_is_held() {
     assert!(h.resources.values().all(|r| !r.peer_seen_this_boot));
     assert!(!h.start_boot(Some("boot-a")));
 }
+
+#[test]
+fn an_uptodate_disk_whose_peer_drbd_marked_outdated_is_promoted_after_a_lone_boot() {
+    // The master that went on alone (its fencing outdated the peer) reboots alone: DRBD says
+    // UpToDate/Outdated, so its data is the newest and it may serve without an operator.
+    let cfg = config(&["r0"]);
+    let f = Fakes::new(&["r0"]);
+    f.world.borrow_mut().disconnected.insert("r0".into(), true);
+    let mut obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let plan_unknown_peer = plan(&cfg, &obs);
+    assert!(
+        plan_unknown_peer.holds.iter().any(|h| matches!(
+            h,
+            Hold::StaleData {
+                peer_unseen: true,
+                ..
+            }
+        )),
+        "{plan_unknown_peer:?}"
+    );
+    if let Ok(s) = obs.volumes[0].status.as_mut() {
+        s.peer_disk = DiskState::Outdated;
+    }
+    let p = plan(&cfg, &obs);
+    assert!(p.holds.is_empty(), "{p:?}");
+    assert!(p.steps.contains(&crate::plan::Step::Promote(
+        crate::resource::ResourceName::new("r0").unwrap()
+    )));
+}
