@@ -114,6 +114,14 @@ pub fn standing(observation: &Observation) -> Standing {
             tie: false,
         };
     }
+    if losing_peer_now(observation) {
+        return Standing::Yield {
+            reason: format!(
+                "this host is losing its DRBD peer while Primary and another host claims the VIP ({claim}): the peer took over while this host was unreachable; stopped serving so the data does not go two ways"
+            ),
+            tie: false,
+        };
+    }
     match h.took_over_at {
         Some(_) if !tie_reached(h) => Standing::Contested { claim },
         Some(_) => Standing::Yield {
@@ -130,6 +138,23 @@ pub fn standing(observation: &Observation) -> Standing {
             tie: true,
         },
     }
+}
+
+/// Whether this observation is the one in which a Primary resource lost its link (the record
+/// still says connected): a stale master that resumes often hears the new master's claim in
+/// the same wake-up as DRBD's disconnect.
+fn losing_peer_now(observation: &Observation) -> bool {
+    observation.volumes.iter().any(|v| {
+        v.status.as_ref().is_ok_and(|s| {
+            s.role == VolumeRole::Primary
+                && !s.connection.is_connected()
+                && observation
+                    .history
+                    .resources
+                    .get(v.name.as_str())
+                    .is_some_and(|r| r.connected && r.local_primary)
+        })
+    })
 }
 
 /// When this host lost its peer while Primary, if it has not taken over since.

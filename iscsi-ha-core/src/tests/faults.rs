@@ -553,3 +553,41 @@ fn an_uptodate_disk_whose_peer_drbd_marked_outdated_is_promoted_after_a_lone_boo
         crate::resource::ResourceName::new("r0").unwrap()
     )));
 }
+
+#[test]
+fn a_claim_heard_with_the_disconnect_itself_is_a_stale_master_not_a_tie() {
+    // A paused master resumes: DRBD's disconnect and the new master's claim reach it in the
+    // same wake-up, before its history could note the loss.
+    let cfg = config(&["r0"]);
+    let mut f = Fakes::new(&["r0"]);
+    {
+        let mut w = f.world.borrow_mut();
+        w.roles.insert("r0".into(), VolumeRole::Primary);
+        w.target_served = true;
+        w.vip_here = true;
+    }
+    let mut rec = Reconciler::new(&cfg);
+    let t0 = Instant::now();
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let report = rec.reconcile(&cfg, &obs, &mut f.ports(), at(t0, 0));
+    let mut h = f.world.borrow().history.clone();
+    h.note(&obs, &report.plan, at(t0, 0).wall);
+    f.world.borrow_mut().history = h;
+    {
+        let mut w = f.world.borrow_mut();
+        w.disconnected.insert("r0".into(), true);
+        w.claim = Some(claim());
+    }
+    let obs = f
+        .world
+        .borrow_mut()
+        .observe(Role::Master, ManualMode::Off, &cfg.target);
+    let p = plan(&cfg, &obs);
+    assert!(
+        matches!(p.holds[..], [Hold::Yielded { tie: false, .. }]),
+        "{p:?}"
+    );
+}
