@@ -1,8 +1,10 @@
 //! Faults end to end in the two-VM lab: what the daemons do when the VIP's interface vanishes,
 //! when DRBD is disconnected by hand, when both nodes die and the wrong one comes back alone,
-//! and when a master is paused or cut off while its peer takes over (the stale master).
+//! when a master is paused or cut off while its peer takes over (the stale master), when the
+//! master dies right after unflushed writes complete, and when the daemon is restarted under
+//! an initiator.
 //!
-//! One lab boot runs the scenarios in order (S6, S4, S1, S2, S5, S3; `IHA_FAULTS=S1,S5` picks some
+//! One lab boot runs the scenarios in order (S6, S8, S4, S1, S2, S5, S7, S3; `IHA_FAULTS=S1,S5` picks some
 //! for a quicker run, in the same order). During each scenario an initiator outside both VMs
 //! (qemu-io over iSCSI in the lab's initiator namespace) writes through the VIP: write `i` of a
 //! scenario goes to its own 4 KiB block in the scenario's region and carries a byte derived
@@ -196,6 +198,38 @@ impl<'l> Initiator<'l> {
             read,
             via,
         });
+        acked
+    }
+
+    /// Writes `n` blocks in one initiator session with qemu's `unsafe` cache mode, so that no
+    /// SYNCHRONIZE CACHE is ever sent (not even at close); returns when the last completed.
+    fn write_batch_unflushed(&mut self, n: u64) -> usize {
+        let blocks: Vec<(u64, u8)> = (0..n).map(|i| self.block(self.next + i)).collect();
+        self.next += n;
+        let mut cmd = self.lab.qemu_io().unwrap();
+        cmd.args(["-f", "raw", "-t", "unsafe"]);
+        for (o, b) in &blocks {
+            cmd.args(["-c", &format!("write -P {b:#04x} {o} {BLOCK}")]);
+        }
+        let at = self.t0.elapsed();
+        let out = cmd.arg(&self.url).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut acked = 0;
+        for &(o, b) in &blocks {
+            let ok = text.contains(&format!("wrote {BLOCK}/{BLOCK} bytes at offset {o}\n"));
+            if ok {
+                self.acked.push((o, b));
+                acked += 1;
+            }
+            self.ops.push(Op {
+                at,
+                done: self.t0.elapsed(),
+                block: (o, b),
+                acked: ok,
+                read: None,
+                via: None,
+            });
+        }
         acked
     }
 
@@ -938,6 +972,114 @@ fn s4(c: &Cluster<'_>, master: u8) -> u8 {
 
 /// What a node's boot scripts would do besides `drbdadm up`: the spare NIC up (S5 may have
 /// moved the VIP there) and ARP answered only on the interface that holds the address.
+/// S7: acknowledged means on both disks. The initiator writes with no SYNCHRONIZE CACHE at
+/// all, and the master is killed (a power cut) right after the last write completes: every
+/// write the initiator saw complete must be on the survivor, read back through the VIP once it
+/// has taken over (the LUN's default: no volatile cache reported, an O_SYNC backing store, and
+/// DRBD protocol C).
+fn s7(c: &Cluster<'_>, master: u8) -> u8 {
+    let survivor = other(master);
+    let lab = c.lab();
+    let mut sc = Scenario::start(
+        c,
+        "S7: the master killed right after unflushed writes complete",
+    );
+    let mut ini = Initiator::new(c, 7, sc.t0);
+    let acked = ini.write_batch_unflushed(64);
+    let completed = Instant::now();
+    lab.node(master).kill().unwrap();
+    let gap = completed.elapsed();
+    sc.mark(format!(
+        "{acked} of 64 writes completed without SYNCHRONIZE CACHE; node{master} killed {:.0} ms after the last",
+        gap.as_secs_f64() * 1000.0
+    ));
+    assert_eq!(
+        acked,
+        64,
+        "the batch completes before the kill:\n{}",
+        ini.view()
+    );
+    c.set_role(survivor, "master").unwrap();
+    let t = c.wait_serving(survivor, LONG).unwrap();
+    sc.mark(format!("node{survivor} serving after {t:.1?}"));
+    assert_all_acked_read_back(&ini, "on the survivor, the master killed right after them");
+    lab.reboot_node(master).unwrap();
+    prepare_after_boot(c, master);
+    c.set_role(master, "slave").unwrap();
+    c.start_daemon(master).unwrap();
+    wait_healthy(c);
+    sc.mark(format!(
+        "node{master} back as Secondary: {}",
+        drbd_line(c, master)
+    ));
+    sc.report(&ini);
+    survivor
+}
+
+/// S8: the daemon stopped and started on the master, its binary replaced in between as a
+/// package upgrade does, while the initiator writes: tgtd keeps serving throughout (no write
+/// fails), the new daemon adopts the same tgtd, and a tgtd killed after that is started again
+/// and serving within seconds (its death seen by the adopted tgtd's pidfd, not the scan).
+fn s8(c: &Cluster<'_>, master: u8) -> u8 {
+    let mut sc = Scenario::start(c, "S8: daemon restart and binary replacement on the master");
+    let ini = Initiator::new(c, 8, sc.t0);
+    let node = c.lab().node(master);
+    let tgtd = || node.run("pidof tgtd || true").unwrap().trim().to_string();
+    let (ini, (stopped, started)) = with_writer(ini, || {
+        thread::sleep(Duration::from_secs(2));
+        let before = tgtd();
+        assert!(!before.is_empty(), "tgtd runs on the master");
+        c.stop_daemon(master).unwrap();
+        let stopped = sc.t0.elapsed();
+        sc.mark(format!("node{master}: daemon stopped (SIGTERM)"));
+        thread::sleep(Duration::from_secs(3));
+        assert_eq!(tgtd(), before, "tgtd survives the daemon's stop");
+        assert!(
+            exports(c, master) && has_vip(c, master),
+            "still serving without the daemon"
+        );
+        c.lab().copy_in(&binaries().iscsi_ha).unwrap();
+        sc.mark("binary replaced (a new file renamed over the old, as a package upgrade)");
+        c.start_daemon(master).unwrap();
+        let started = sc.t0.elapsed();
+        sc.mark(format!("node{master}: daemon started"));
+        thread::sleep(Duration::from_secs(2));
+        assert_eq!(tgtd(), before, "the new daemon adopts the running tgtd");
+        node.run("kill -9 $(pidof tgtd)").unwrap();
+        sc.mark(format!("node{master}: tgtd killed"));
+        let t = wait_until("a new tgtd exporting the target", LONG, || {
+            let now = tgtd();
+            !now.is_empty() && now != before && exports(c, master)
+        });
+        sc.mark(format!("tgtd running and exporting again after {t:.1?}"));
+        thread::sleep(Duration::from_secs(3));
+        (stopped, started)
+    });
+    let across: Vec<&Op> = ini
+        .ops
+        .iter()
+        .filter(|op| op.done >= stopped && op.at <= started)
+        .collect();
+    let stall = across
+        .iter()
+        .map(|op| op.done.saturating_sub(op.at))
+        .max()
+        .unwrap_or_default();
+    sc.mark(format!(
+        "{} operations across the stop and start, none failed; longest {:.0} ms",
+        across.len(),
+        stall.as_secs_f64() * 1000.0
+    ));
+    assert!(
+        !across.is_empty() && across.iter().all(|op| op.acked),
+        "every write across the daemon's stop and start completes:\n{}",
+        ini.view()
+    );
+    assert_all_acked_read_back(&ini, "after the restart and the tgtd kill");
+    sc.report(&ini);
+    master
+}
+
 fn prepare_after_boot(c: &Cluster<'_>, id: u8) {
     c.lab()
         .node(id)
@@ -1254,6 +1396,10 @@ fn faults_end_to_end_in_the_lab() {
         master = s6(&c, master);
         ran.push("S6");
     }
+    if selected("S8") {
+        master = s8(&c, master);
+        ran.push("S8");
+    }
     if selected("S4") {
         master = s4(&c, master);
         ran.push("S4");
@@ -1269,6 +1415,10 @@ fn faults_end_to_end_in_the_lab() {
     if selected("S5") {
         master = s5(&c, master);
         ran.push("S5");
+    }
+    if selected("S7") {
+        master = s7(&c, master);
+        ran.push("S7");
     }
     if selected("S3") {
         master = s3(&c, master);
