@@ -1,5 +1,6 @@
-//! The `command` role source: a program that prints `master` or `slave`, or exits 0 (master)
-//! or 1 (slave), within a timeout. The daemon runs it off its loop (see [`RoleSource`]): one
+//! The `command` role source: a program that prints `master` or `slave` and exits 0, within a
+//! timeout. Only those words count: a script that crashes (a non-zero exit) or prints nothing
+//! must not demote a master or promote a slave, so anything else makes the role unknown. The daemon runs it off its loop (see [`RoleSource`]): one
 //! run at a time, its output polled, its last answer kept while the next is awaited.
 
 use super::child::{ChildRun, CommandOutput, RunError};
@@ -58,23 +59,19 @@ impl CommandRole {
     }
 }
 
-/// Reads a role from a program's output, else from its exit code.
+/// Reads a role from a program's output: its first word, `master` or `slave`, with exit 0.
 fn role_from_output(program: &str, out: &CommandOutput) -> Result<Role, RoleError> {
-    if let Some(role) = out
+    let word = out
         .stdout
         .split_whitespace()
         .next()
-        .and_then(parse_role_word)
-    {
-        return Ok(role);
-    }
-    match out.code {
-        Some(0) => Ok(Role::Master),
-        Some(1) => Ok(Role::Slave),
-        other => Err(RoleError::Malformed(format!(
-            "{program} printed {:?} and exited {}",
+        .and_then(parse_role_word);
+    match (word, out.code) {
+        (Some(role), Some(0)) => Ok(role),
+        (_, code) => Err(RoleError::Malformed(format!(
+            "{program} printed {:?} and exited {}; a role command must print master or slave and exit 0",
             out.stdout.trim(),
-            other.map_or("by a signal".to_string(), |c| c.to_string())
+            code.map_or("by a signal".to_string(), |c| c.to_string())
         ))),
     }
 }
