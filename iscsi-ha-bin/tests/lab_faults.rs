@@ -1358,12 +1358,16 @@ fn s5(c: &Cluster<'_>, master: u8) -> u8 {
         assert_ne!(s["vip"]["here"], true, "{s}");
         thread::sleep(Duration::from_secs(3));
     });
+    // Bound again, the NIC comes back down: bring it up so that the scenarios after this one
+    // find the VIP's interface as a rebooted node's boot scripts would leave it.
     lab.node(master)
         .run(&format!(
-            "echo -n {dev} > /sys/bus/virtio/drivers/virtio_net/bind"
+            "echo -n {dev} > /sys/bus/virtio/drivers/virtio_net/bind; i=0; \
+             while [ $i -lt 50 ] && ! ip link set eth1 up 2>/dev/null; do sleep 0.1; i=$((i+1)); done; \
+             ip link show eth1 | grep -q UP"
         ))
         .unwrap();
-    sc.mark(format!("node{master}: eth1 back"));
+    sc.mark(format!("node{master}: eth1 back and up"));
     sc.report(&ini);
     assert!(
         ini.stale_reads_since(Duration::ZERO).is_empty(),
