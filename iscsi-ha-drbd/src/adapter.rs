@@ -8,7 +8,7 @@ use iscsi_ha_core::ports::{ReplicatedVolume, VolumeError};
 use iscsi_ha_core::resource::ResourceName;
 use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
 
-use crate::client::{resources_from_status_messages, DrbdError, DrbdNetlink, RoleRequest};
+use crate::client::{DrbdError, DrbdNetlink, RoleRequest};
 use crate::events::{DrbdEvent, DrbdEvents};
 use crate::family::FamilyError;
 use crate::netconf::NetConfig;
@@ -430,25 +430,7 @@ fn load_net_config(dir: &Path, resource: &str) -> Option<NetConfig> {
 impl ReplicatedVolume for DrbdVolumes {
     fn status(&mut self, resource: &ResourceName) -> Result<VolumeStatus, VolumeError> {
         self.pump_events();
-        let status = match self.status_messages(resource) {
-            Ok(Some(messages)) => {
-                resources_from_status_messages(&messages, Some(resource.as_str()))
-            }
-            Ok(None) => self.with_netlink(|nl| nl.status(Some(resource.as_str()))),
-            Err(e) => Err(e),
-        };
-        match status {
-            Ok(resources) => resources
-                .into_iter()
-                .find(|r| r.name == resource.as_str())
-                .map(|r| r.to_core(resource.clone()))
-                .ok_or_else(|| VolumeError::NoSuchResource(resource.to_string())),
-            // No genl family but a /proc/drbd: an 8.3 module (it speaks the connector).
-            Err(DrbdError::Family(FamilyError::ModuleNotLoaded)) if self.proc_path.exists() => {
-                Ok(self.proc_status(resource)?.to_core(resource.clone()))
-            }
-            Err(e) => Err(volume_error(e)),
-        }
+        self.look(resource).0
     }
 
     fn promote(&mut self, resource: &ResourceName, force: bool) -> Result<(), VolumeError> {

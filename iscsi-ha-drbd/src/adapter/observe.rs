@@ -25,56 +25,71 @@ pub struct Observed {
     pub split_brain: Result<Option<SplitBrain>, VolumeError>,
 }
 
+/// Where one look at a resource found its status.
+#[derive(Debug)]
+pub(super) enum Looked {
+    /// An 8.4 GET_STATUS dump: its messages also carry the split-brain evidence.
+    Dump(Vec<DrbdMessage>),
+    /// DRBD 9's dumps or /proc/drbd.
+    Elsewhere,
+    /// Nowhere: the replication layer could not be asked.
+    Failed(VolumeError),
+}
+
 impl DrbdVolumes {
     /// The status and split-brain evidence of `resource` from one GET_STATUS dump (8.4; on
     /// other kernels, what `status` and `split_brain` give, which need no such dump).
     pub fn observe(&mut self, resource: &ResourceName) -> Observed {
         self.pump_events();
-        match self.status_messages(resource) {
-            Ok(Some(messages)) => Observed {
-                status: resources_from_status_messages(&messages, Some(resource.as_str()))
-                    .map_err(volume_error)
-                    .and_then(|resources| {
-                        resources
-                            .into_iter()
-                            .find(|r| r.name == resource.as_str())
-                            .map(|r| r.to_core(resource.clone()))
-                            .ok_or_else(|| VolumeError::NoSuchResource(resource.to_string()))
-                    }),
-                split_brain: facts_in(resource, &messages)
-                    .map(|facts| self.assess_split_brain(resource, &facts)),
-            },
-            // DRBD 9: status through its own dumps; no split-brain evidence is read there.
-            Ok(None) => Observed {
-                status: self
-                    .with_netlink(|nl| nl.status(Some(resource.as_str())))
-                    .map_err(volume_error)
-                    .and_then(|resources| {
-                        resources
-                            .into_iter()
-                            .find(|r| r.name == resource.as_str())
-                            .map(|r| r.to_core(resource.clone()))
-                            .ok_or_else(|| VolumeError::NoSuchResource(resource.to_string()))
-                    }),
-                split_brain: Ok(None),
-            },
-            // No genl family but a /proc/drbd: an 8.3 module.
-            Err(DrbdError::Family(FamilyError::ModuleNotLoaded)) if self.proc_path.exists() => {
-                Observed {
-                    status: self
-                        .proc_status(resource)
-                        .map(|r| r.to_core(resource.clone())),
-                    split_brain: Ok(None),
-                }
+        let (status, looked) = self.look(resource);
+        let split_brain = match looked {
+            Looked::Dump(messages) => {
+                facts_in(resource, &messages).map(|facts| self.assess_split_brain(resource, &facts))
             }
+            // DRBD 9's dumps and /proc/drbd carry no split-brain evidence we read.
+            Looked::Elsewhere => Ok(None),
+            Looked::Failed(e) => Err(e),
+        };
+        Observed {
+            status,
+            split_brain,
+        }
+    }
+
+    /// The status of `resource` from one look: an 8.4 GET_STATUS dump (whose messages are
+    /// handed back for the split-brain evidence), DRBD 9's own dumps, or /proc/drbd for an 8.3
+    /// module that has no generic netlink family.
+    pub(super) fn look(
+        &mut self,
+        resource: &ResourceName,
+    ) -> (Result<VolumeStatus, VolumeError>, Looked) {
+        let (resources, messages) = match self.status_messages(resource) {
+            Ok(Some(messages)) => (
+                resources_from_status_messages(&messages, Some(resource.as_str())),
+                Some(messages),
+            ),
+            Ok(None) => (
+                self.with_netlink(|nl| nl.status(Some(resource.as_str()))),
+                None,
+            ),
+            Err(e) => (Err(e), None),
+        };
+        let status = match resources {
+            Ok(list) => list
+                .into_iter()
+                .find(|r| r.name == resource.as_str())
+                .map(|r| r.to_core(resource.clone()))
+                .ok_or_else(|| VolumeError::NoSuchResource(resource.to_string())),
+            Err(DrbdError::Family(FamilyError::ModuleNotLoaded)) if self.proc_path.exists() => self
+                .proc_status(resource)
+                .map(|r| r.to_core(resource.clone())),
             Err(e) => {
                 let e = volume_error(e);
-                Observed {
-                    status: Err(e.clone()),
-                    split_brain: Err(e),
-                }
+                return (Err(e.clone()), Looked::Failed(e));
             }
-        }
+        };
+        let looked = messages.map_or(Looked::Elsewhere, Looked::Dump);
+        (status, looked)
     }
 
     /// Whether `facts` (one resource's volumes) show a split brain: only while not connected,
