@@ -66,3 +66,12 @@ pub enum Response {
         message: String,
     },
 }
+
+impl From<iscsi_ha_core::operator::Refusal> for Response {
+    fn from(r: iscsi_ha_core::operator::Refusal) -> Self {
+        Response::Refused {
+            reason: r.reason,
+            hint: r.hint,
+        }
+    }
+}

@@ -65,12 +65,7 @@ impl Daemon {
         // Hold what the host does now: manual mode must not move anything by itself.
         let mode = match manual_mode_holding_now(&o) {
             Ok(mode) => mode,
-            Err(r) => {
-                return Response::Refused {
-                    reason: r.reason,
-                    hint: r.hint,
-                }
-            }
+            Err(r) => return r.into(),
         };
         if let Err(e) = self.set_manual(mode) {
             return Response::Error { message: e };
@@ -245,12 +240,7 @@ impl Daemon {
         let o = self.fresh_observation();
         let victims = match check_split_brain_resolve(&self.config, &o) {
             Ok(v) => v,
-            Err(r) => {
-                return Response::Refused {
-                    reason: r.reason,
-                    hint: r.hint,
-                }
-            }
+            Err(r) => return r.into(),
         };
         let mut done = Vec::new();
         for name in victims {
