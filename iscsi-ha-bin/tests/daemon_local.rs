@@ -32,11 +32,6 @@ fn add_vip(ns: &Netns) {
     assert!(out.status.success());
 }
 
-fn signal(d: &Daemon, sig: nix::sys::signal::Signal) {
-    let pid = d.child.as_ref().unwrap().id();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), sig).unwrap();
-}
-
 fn timed(d: &Daemon, limit: Duration, what: &str, ok: impl FnMut(&Daemon) -> bool) -> Duration {
     let t0 = Instant::now();
     d.wait_for(limit, what, ok);
@@ -179,7 +174,7 @@ fn reload_refuses_a_bad_configuration_and_keeps_running() {
         "{}",
         text(&out)
     );
-    signal(&d, nix::sys::signal::Signal::SIGHUP);
+    d.signal(nix::sys::signal::Signal::SIGHUP);
     d.wait_for(Duration::from_secs(2), "SIGHUP's refusal in the log", |d| {
         d.log().contains("reload refused")
     });
@@ -196,20 +191,7 @@ fn sigterm_stops_cleanly_and_status_then_says_not_running() {
     require_root();
     let ns = Netns::new("e");
     let mut d = start(&ns, "slave\n");
-    signal(&d, nix::sys::signal::Signal::SIGTERM);
-    let mut child = d.child.take().unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "daemon did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(status.success(), "{status:?}");
+    d.stop();
     assert!(!d.socket().exists(), "the control socket is removed");
     let out = d.cfg(&["status"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));

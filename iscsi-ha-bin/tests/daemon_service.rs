@@ -11,30 +11,6 @@ use std::fs;
 use std::time::{Duration, Instant};
 use support::{config, require_root, Daemon, Netns, VIP};
 
-fn signal(d: &Daemon, sig: Signal) {
-    let pid = d.child.as_ref().unwrap().id();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), sig).unwrap();
-}
-
-/// Sends SIGTERM and waits (at most 5 s) for a clean exit.
-fn stop(d: &mut Daemon) {
-    signal(d, Signal::SIGTERM);
-    let mut child = d.child.take().unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "the daemon did not stop on SIGTERM; log:\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(status.success(), "{status:?}; log:\n{}", d.log());
-}
-
 /// Asks for status, and fails unless the answer comes within `limit`.
 fn status_within(d: &Daemon, limit: Duration) -> serde_json::Value {
     let t0 = Instant::now();
@@ -69,7 +45,7 @@ fn stray_signals_are_logged_and_ignored() {
         Signal::SIGPIPE,
         Signal::SIGALRM,
     ] {
-        signal(&d, sig);
+        d.signal(sig);
         std::thread::sleep(Duration::from_millis(100));
         assert!(
             d.child.as_mut().unwrap().try_wait().unwrap().is_none(),
@@ -80,7 +56,7 @@ fn stray_signals_are_logged_and_ignored() {
     d.wait_for(Duration::from_secs(2), "SIGUSR1 in the log", |d| {
         d.log().contains("ignoring signal SIGUSR1")
     });
-    stop(&mut d);
+    d.stop();
 }
 
 #[test]
@@ -134,7 +110,7 @@ fn a_fifo_or_a_device_as_the_role_file_is_refused_without_hanging() {
     );
     status_within(&d, Duration::from_secs(1));
 
-    stop(&mut d);
+    d.stop();
 }
 
 const IQN: &str = "iqn.2024-01.com.example:ops";
@@ -356,7 +332,7 @@ fn stopping_the_daemon_leaves_tgtd_serving_and_the_next_daemon_adopts_and_watche
     assert!(before.contains(IQN), "{before}");
 
     // systemctl stop: SIGTERM to the daemon only (KillMode=process).
-    stop(&mut d);
+    d.stop();
     assert!(
         d.log()
             .contains("stopping on signal; the storage is left as it is"),

@@ -128,6 +128,32 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = self.child.as_ref().unwrap().id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), sig)
+            .unwrap();
+    }
+
+    /// Sends SIGTERM and waits (at most 5 s) for a clean exit.
+    pub fn stop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let mut child = self.child.take().unwrap();
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the daemon did not stop on SIGTERM; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "{status:?}; log:\n{}", self.log());
+    }
+
     /// Writes `config_text` (mode 0600) and the role file, starts the daemon with `args` and
     /// waits until it answers.
     pub fn start(ns: &Netns, role: &str, config_text: &str, args: &[&str]) -> Self {
