@@ -434,14 +434,8 @@ fn split_brain(s: &Value) -> Option<&Value> {
 }
 
 fn cfg_ok(c: &Cluster<'_>, id: u8, args: &str) -> String {
-    let out = c.iscsi_cfg(id, args).unwrap();
-    assert!(
-        out.success(),
-        "node{id}: iscsi-cfg {args}: {}{}",
-        out.stdout_text(),
-        out.stderr_text()
-    );
-    out.stdout_text()
+    c.iscsi_cfg_ok(id, args)
+        .unwrap_or_else(|e| panic!("node{id}: {e}"))
 }
 
 fn short_status(c: &Cluster<'_>, id: u8) -> String {

@@ -25,14 +25,8 @@ fn binaries() -> Binaries {
 }
 
 fn cfg_ok(c: &Cluster<'_>, id: u8, args: &str) -> String {
-    let out = c.iscsi_cfg(id, args).unwrap();
-    assert!(
-        out.success(),
-        "node{id}: iscsi-cfg {args}: {}{}",
-        out.stdout_text(),
-        out.stderr_text()
-    );
-    out.stdout_text()
+    c.iscsi_cfg_ok(id, args)
+        .unwrap_or_else(|e| panic!("node{id}: {e}"))
 }
 
 fn split_brain_seen(c: &Cluster<'_>, id: u8) -> bool {

@@ -238,6 +238,22 @@ impl<'a> Cluster<'a> {
         self.cfg(id, args)
     }
 
+    /// Runs `iscsi-cfg ARGS` on node `id` and returns its standard output; a non-zero exit is
+    /// [`LabError::CommandFailed`] with what the tool said.
+    pub fn iscsi_cfg_ok(&self, id: u8, args: &str) -> Result<String> {
+        let out = self.cfg(id, args)?;
+        if out.success() {
+            return Ok(out.stdout_text());
+        }
+        Err(LabError::CommandFailed {
+            target: self.lab.node(id).name(),
+            command: format!("iscsi-cfg {args}"),
+            status: out.status,
+            stdout: out.stdout_text(),
+            stderr: out.stderr_text(),
+        })
+    }
+
     /// Node `id`'s status as JSON (`iscsi-cfg status --json`).
     pub fn status(&self, id: u8) -> Result<serde_json::Value> {
         let out = self.cfg(id, "status --json")?;
