@@ -4,9 +4,7 @@ use crate::small_file::{self, CONFIG_FILE_CAP};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use iscsi_ha_core::config::legacy::import;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `import-legacy`.
@@ -80,35 +78,7 @@ fn write_private(out: &Path, bytes: &[u8], force: bool) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", out.display())),
     }
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = out
-        .file_name()
-        .with_context(|| format!("{} names no file", out.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&tmp)?;
-        // The umask may only take bits away; say 0600 exactly.
-        f.set_permissions(fs::Permissions::from_mode(0o600))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, out)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", out.display()));
-    }
+    crate::state_file::write_atomically(out, bytes)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
 }
