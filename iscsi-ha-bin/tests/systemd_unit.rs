@@ -197,3 +197,21 @@ fn the_distribution_tgt_service_stays_off_while_iscsi_ha_is_configured() {
     assert!(on.status.success(), "{}", text(&on));
     assert!(text(&on).contains("Conditions succeeded"), "{}", text(&on));
 }
+
+#[test]
+fn the_watchdog_outlasts_the_longest_bounded_step() {
+    // systemd/README.md: WatchdogSec is longer than a DRBD netlink request may wait, so only a
+    // loop that is really stuck is killed.
+    let unit = unit_text();
+    let secs: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("WatchdogSec="))
+        .and_then(|v| v.trim().strip_suffix('s'))
+        .and_then(|v| v.parse().ok())
+        .expect("WatchdogSec=<n>s in the unit");
+    assert!(
+        std::time::Duration::from_secs(secs) > iscsi_ha_drbd::client::DEFAULT_TIMEOUT,
+        "WatchdogSec={secs}s does not outlast a DRBD request ({:?})",
+        iscsi_ha_drbd::client::DEFAULT_TIMEOUT
+    );
+}

@@ -675,3 +675,29 @@ fn moment() -> Moment {
 
 /// How long operator commands wait for the daemon by default.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_suspect_host_checks_its_vip_every_second_for_a_minute_then_every_five() {
+        let t = Timestamp::from_unix_millis;
+        let lost = ServingHistory {
+            lost_peer_at: Some(t(100_000)),
+            ..ServingHistory::default()
+        };
+        assert_eq!(vip_check_period(&lost, t(100_000)), Duration::from_secs(1));
+        assert_eq!(vip_check_period(&lost, t(159_999)), Duration::from_secs(1));
+        assert_eq!(vip_check_period(&lost, t(160_000)), Duration::from_secs(5));
+        assert_eq!(
+            vip_check_period(&lost, t(3_600_000)),
+            Duration::from_secs(5)
+        );
+        // A split brain without a lost peer on record: the one-second period.
+        assert_eq!(
+            vip_check_period(&ServingHistory::default(), t(0)),
+            Duration::from_secs(1)
+        );
+    }
+}
