@@ -10,6 +10,16 @@ use std::thread;
 use std::time::Duration;
 
 use common::{run, spec, text, Bench, INITIATOR};
+
+/// One test at a time: the throughput test saturates this 2-core machine, and an initiator
+/// starved beside it can drop its session at the moment the in-use test checks for it.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 use iscsi_ha_core::ports::IscsiTarget;
 use iscsi_ha_core::target::{LunId, TargetSpec};
 use iscsi_ha_tgt::show::parse_targets;
@@ -74,6 +84,7 @@ fn cached(spec: &mut TargetSpec, index: usize) {
 
 #[test]
 fn default_lun_reports_no_volatile_cache_and_opens_sync() {
+    let _serial = one_at_a_time();
     let bench = Bench::new();
     require_probe();
     let mut spec = spec(
@@ -113,6 +124,7 @@ fn default_lun_reports_no_volatile_cache_and_opens_sync() {
 
 #[test]
 fn a_cached_lun_in_use_is_made_safe_in_place_then_recreated_when_idle() {
+    let _serial = one_at_a_time();
     let bench = Bench::new();
     require_probe();
     let mut old = spec("upgrade", &[bench.disk("u.img", 64)]);
@@ -182,6 +194,7 @@ fn perf_average(output: &str) -> String {
 
 #[test]
 fn write_throughput_default_versus_write_cache() {
+    let _serial = one_at_a_time();
     let bench = Bench::new();
     require_probe();
     let mut spec = spec(
