@@ -1,7 +1,8 @@
 //! The shipped DRBD resource example (`fixtures/drbd/iscsi-ha.res.example`) is what the
 //! stale-master design relies on: DRBD 8.4's own parser (drbd-utils' drbdadm-84) reads it, and
 //! it keeps protocol C, `fencing resource-and-stonith`, our fence-peer handler at the path the
-//! packages install it to, and no automatic split-brain recovery.
+//! packages install it to, no automatic split-brain recovery, and a shared secret
+//! (docs/install-xcp-ng.md step 2).
 
 #![allow(clippy::unwrap_used)]
 
@@ -39,6 +40,8 @@ fn the_drbd_example_parses_and_keeps_the_fencing_the_design_relies_on() {
         "after-sb-0pri    disconnect;",
         "after-sb-1pri    disconnect;",
         "after-sb-2pri    disconnect;",
+        "cram-hmac-alg    sha1;",
+        "shared-secret    change-this-secret-on-both-hosts;",
     ] {
         assert!(
             dump.contains(needle),
