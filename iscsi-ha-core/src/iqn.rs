@@ -147,8 +147,7 @@ fn iqn_deviations(rest: &str, out: &mut Vec<RfcDeviation>) {
         Some((authority, unique)) => (authority, Some(unique)),
         None => (&rest[8..], None),
     };
-    let labels_ok = !authority.is_empty()
-        && authority.split('.').all(|label| !label.is_empty());
+    let labels_ok = !authority.is_empty() && authority.split('.').all(|label| !label.is_empty());
     if !labels_ok {
         out.push(RfcDeviation {
             rule: "RFC 3720 §3.2.6.3.1",
@@ -230,14 +229,38 @@ mod tests {
     #[test]
     fn each_rfc_rule_is_named_by_its_section() {
         let cases: [(&str, &str); 8] = [
-            ("iqn.2024-13.com.example", "RFC 3720 §3.2.6.3.1: after iqn. comes a date"),
-            ("iqn.2024-01.", "RFC 3720 §3.2.6.3.1: after the date comes the naming authority"),
-            ("iqn.2024-01.com..example", "RFC 3720 §3.2.6.3.1: after the date comes the naming authority"),
-            ("iqn.2024-01.com.example:", "RFC 3720 §3.2.6.3.1: a ':' after the naming authority"),
-            ("target1", "RFC 3720 §3.2.6.3: an iSCSI name starts with its type"),
-            ("eui.123", "RFC 3720 §3.2.6.3.2: eui. is followed by 16 hex digits"),
-            ("naa.zz04567ba64678d0", "RFC 3980: naa. is followed by 16 or 32 hex digits"),
-            ("IQN.2024-01.com.example", "RFC 3720 §3.2.6.2: iSCSI names are written in lower case"),
+            (
+                "iqn.2024-13.com.example",
+                "RFC 3720 §3.2.6.3.1: after iqn. comes a date",
+            ),
+            (
+                "iqn.2024-01.",
+                "RFC 3720 §3.2.6.3.1: after the date comes the naming authority",
+            ),
+            (
+                "iqn.2024-01.com..example",
+                "RFC 3720 §3.2.6.3.1: after the date comes the naming authority",
+            ),
+            (
+                "iqn.2024-01.com.example:",
+                "RFC 3720 §3.2.6.3.1: a ':' after the naming authority",
+            ),
+            (
+                "target1",
+                "RFC 3720 §3.2.6.3: an iSCSI name starts with its type",
+            ),
+            (
+                "eui.123",
+                "RFC 3720 §3.2.6.3.2: eui. is followed by 16 hex digits",
+            ),
+            (
+                "naa.zz04567ba64678d0",
+                "RFC 3980: naa. is followed by 16 or 32 hex digits",
+            ),
+            (
+                "IQN.2024-01.com.example",
+                "RFC 3720 §3.2.6.2: iSCSI names are written in lower case",
+            ),
         ];
         for (name, rule) in cases {
             let found = rules(name);
@@ -262,7 +285,10 @@ mod tests {
             ("iqn.2024-01.com.exämple", "only ASCII letters"),
         ] {
             let err = Iqn::new(name).err().map(|e| e.reason);
-            assert!(err.is_some_and(|r| r.starts_with(reason)), "{name}: {err:?}");
+            assert!(
+                err.is_some_and(|r| r.starts_with(reason)),
+                "{name}: {err:?}"
+            );
         }
         let at_limit = format!("iqn.2024-01.com.example:{}", "a".repeat(MAX_NAME_LEN - 24));
         assert_eq!(at_limit.len(), MAX_NAME_LEN);
@@ -273,7 +299,9 @@ mod tests {
 
     #[test]
     fn error_names_the_text_and_tgts_rule() {
-        let err = Iqn::new("iqn.2015-01.com.x:a_b").err().map(|e| e.to_string());
+        let err = Iqn::new("iqn.2015-01.com.x:a_b")
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("\"iqn.2015-01.com.x:a_b\" is not an iSCSI name tgtd accepts: only ASCII letters, digits, ':', '.' and '-', what tgtd allows in a target name (tgt usr/target.c, tgt_target_create) (expected e.g. iqn.2024-01.com.example:storage)")
