@@ -447,3 +447,115 @@ fn a_daemon_that_does_not_answer_is_reported_as_such_not_as_eagain() {
         "the timeout is the one announced: {took:?}"
     );
 }
+
+/// The noSAN installer's files import to a configuration check-config accepts with a warning
+/// per RFC 3720 rule its target name breaks, the name unchanged; every note names its own file.
+#[test]
+fn the_imported_nosan_installation_passes_check_config_with_the_rfc_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("iscsi-ha.toml");
+    let conf = fixtures().join("legacy/nosan-iscsi-ha.conf");
+    let targets = fixtures().join("legacy/nosan-targets.conf");
+    let out = iscsi_ha(&[
+        "import-legacy",
+        conf.to_str().unwrap(),
+        "--targets-conf",
+        targets.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let notes = text(&out.stderr);
+    for wanted in [
+        format!(
+            "{}:5: target iqn.2015.com.halizard:noSAN: the name breaks RFC 3720 §3.2.6.3.1",
+            targets.display()
+        ),
+        format!("{}:3: include: ", targets.display()),
+        format!("{}:2: ISCSI_TARGET_SERVICE: ", conf.display()),
+    ] {
+        assert!(notes.contains(&wanted), "{wanted}:\n{notes}");
+    }
+
+    let check = iscsi_ha(&["check-config", out_path.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    assert!(text(&check.stdout).contains("iqn = \"iqn.2015.com.halizard:noSAN\""));
+    let stderr = text(&check.stderr);
+    for rule in ["RFC 3720 §3.2.6.2", "RFC 3720 §3.2.6.3.1"] {
+        let wanted = format!(
+            "warning: {}:12:7: target.iqn: \"iqn.2015.com.halizard:noSAN\" breaks {rule}",
+            out_path.display()
+        );
+        assert!(stderr.contains(&wanted), "{wanted}:\n{stderr}");
+    }
+    assert!(
+        stderr.contains("2 warning(s); iscsi-ha starts with them"),
+        "{stderr}"
+    );
+}
+
+/// targets.conf notes carry targets.conf's path and line, not iscsi-ha.conf's.
+#[test]
+fn import_legacy_labels_targets_conf_notes_with_their_own_file() {
+    let conf = fixtures().join("legacy/howto-sample.conf");
+    let targets = fixtures().join("legacy/write-cache-targets.conf");
+    let out = iscsi_ha(&[
+        "import-legacy",
+        conf.to_str().unwrap(),
+        "--targets-conf",
+        targets.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let notes = text(&out.stderr);
+    assert!(
+        notes.contains(&format!("{}:14: write-cache: ", targets.display())),
+        "{notes}"
+    );
+    assert!(
+        notes.contains(&format!("{}:14: MAIL_TO: ", conf.display())),
+        "{notes}"
+    );
+    assert!(!notes.contains(&format!("{}:14: targets.conf", conf.display())));
+}
+
+/// Several targets without --target: refused, every target named, nothing written; with
+/// --target the chosen one is imported.
+#[test]
+fn import_legacy_refuses_several_targets_unless_one_is_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("iscsi-ha.toml");
+    let conf = fixtures().join("legacy/howto-sample.conf");
+    let targets = fixtures().join("legacy/several-targets.conf");
+    let mut args = vec![
+        "import-legacy",
+        conf.to_str().unwrap(),
+        "--targets-conf",
+        targets.to_str().unwrap(),
+        "-o",
+        out_path.to_str().unwrap(),
+    ];
+    let out = iscsi_ha(&args);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    for wanted in [
+        format!("{} defines 2 targets", targets.display()),
+        "line 2: iqn.2024-01.com.example:vm-store".to_string(),
+        "line 7: iqn.2024-01.com.example:iso-store".to_string(),
+        "--target NAME".to_string(),
+        "nothing was written".to_string(),
+    ] {
+        assert!(stderr.contains(&wanted), "{wanted}:\n{stderr}");
+    }
+    assert!(!out_path.exists());
+
+    args.extend(["--target", "iqn.2024-01.com.example:vm-store"]);
+    let out = iscsi_ha(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(fs::read_to_string(&out_path)
+        .unwrap()
+        .contains("iqn = \"iqn.2024-01.com.example:vm-store\""));
+    assert!(text(&out.stderr).contains(&format!(
+        "{}:7: target iqn.2024-01.com.example:iso-store: not imported",
+        targets.display()
+    )));
+}

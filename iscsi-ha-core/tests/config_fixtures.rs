@@ -21,23 +21,58 @@ fn toml_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Every good configuration parses; its warnings are exactly those in `<name>.warnings` (none
+/// when that file is absent).
 #[test]
-fn good_configs_parse() {
+fn good_configs_parse_with_exactly_their_warnings() {
     let files = toml_files(&fixtures().join("good"));
-    assert!(files.len() >= 2);
+    assert!(files.len() >= 3);
+    let bless = std::env::var_os("BLESS").is_some();
     for file in files {
         let text = fs::read_to_string(&file).unwrap();
-        let origin = file.display().to_string();
-        if let Err(e) = Config::parse(
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let origin = format!("good/{name}");
+        let config = match Config::parse(
             Source {
                 text: &text,
                 origin: &origin,
             },
             None,
         ) {
-            panic!("{origin} should parse:\n{e}");
+            Ok(config) => config,
+            Err(e) => panic!("{origin} should parse:\n{e}"),
+        };
+        let got: String = config.warnings.iter().map(|w| format!("{w}\n")).collect();
+        let warnings_path = file.with_extension("warnings");
+        if bless && !got.is_empty() {
+            fs::write(&warnings_path, &got).unwrap();
         }
+        let expected = fs::read_to_string(&warnings_path).unwrap_or_default();
+        assert_eq!(got, expected, "{origin}: warnings differ");
     }
+}
+
+/// The noSAN installer's name is taken exactly, with a warning for each RFC rule it breaks.
+#[test]
+fn the_nosan_target_name_is_kept_exactly_and_warned_about() {
+    let text = fs::read_to_string(fixtures().join("good/nosan-iqn.toml")).unwrap();
+    let config = Config::parse(
+        Source {
+            text: &text,
+            origin: "nosan-iqn.toml",
+        },
+        None,
+    )
+    .unwrap();
+    assert_eq!(config.target.iqn.as_str(), "iqn.2015.com.halizard:noSAN");
+    assert!(config
+        .to_effective_toml()
+        .contains("iqn = \"iqn.2015.com.halizard:noSAN\""));
+    let rules: Vec<&str> = config.warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(rules, ["target.iqn", "target.iqn"]);
+    assert!(config.warnings[0].message.contains("RFC 3720 §3.2.6.2"));
+    assert!(config.warnings[1].message.contains("RFC 3720 §3.2.6.3.1"));
+    assert_eq!(config.warnings[0].line, Some(9));
 }
 
 #[test]

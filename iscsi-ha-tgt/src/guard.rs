@@ -9,8 +9,8 @@ use iscsi_ha_core::target::{
 
 use crate::wire::{Mode, Op, Request, WireError, NO_TID};
 
-/// Longest target name tgtd is given (RFC 3720's limit for iSCSI names).
-pub const MAX_TARGET_NAME_LEN: usize = 223;
+/// Longest target name tgtd is given: the configuration's limit (tgtd's 256-byte name buffers).
+pub const MAX_TARGET_NAME_LEN: usize = iscsi_ha_core::iqn::MAX_NAME_LEN;
 
 /// Why a request was refused before it was sent. The daemon was not touched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -128,7 +128,7 @@ pub fn check_target_name(name: &str) -> Result<(), GuardError> {
     let reason = if name.is_empty() {
         Some("a target needs a name (tgtd 1.0.85 crashes on a target without one)")
     } else if name.len() > MAX_TARGET_NAME_LEN {
-        Some("longer than 223 bytes")
+        Some("longer than 255 bytes (tgtd's iSCSI name buffers hold 255)")
     } else if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '-'))
@@ -176,15 +176,15 @@ pub fn acl_subnet(subnet: &Subnet) -> Result<String, GuardError> {
 }
 
 /// Checks an initiator name for a name ACL: tgtd compares it byte for byte with the name the
-/// initiator logs in with.
+/// initiator logs in with, so it is sent as written, upper case included.
 pub fn check_initiator_name(name: &str) -> Result<(), GuardError> {
-    if iscsi_ha_core::iqn::Iqn::new(name).is_err() {
-        return Err(GuardError::InitiatorName {
+    match iscsi_ha_core::iqn::Iqn::new(name) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(GuardError::InitiatorName {
             name: name.to_string(),
-            reason: "not a lower-case iSCSI name (iqn./eui./naa.)",
-        });
+            reason: e.reason,
+        }),
     }
-    Ok(())
 }
 
 /// Checks a backing path.
@@ -383,6 +383,12 @@ mod tests {
         assert!(check_target_name("").is_err());
         assert!(check_target_name("iqn.2024-01.com.example:a b").is_err());
         assert!(check_target_name("iqn.2024-01.com.example:a,b").is_err());
+        // What tgtd itself accepts, RFC 3720 or not (the noSAN installer's name).
+        assert!(check_target_name("iqn.2015.com.halizard:noSAN").is_ok());
+        assert!(check_target_name(&"a".repeat(MAX_TARGET_NAME_LEN)).is_ok());
+        assert!(check_target_name(&"a".repeat(MAX_TARGET_NAME_LEN + 1)).is_err());
+        assert!(check_initiator_name("iqn.1991-05.com.microsoft:HOST-1").is_ok());
+        assert!(check_initiator_name("iqn.1991-05.com.microsoft:host_1").is_err());
     }
 
     #[test]

@@ -19,8 +19,9 @@ pub struct CheckConfigArgs {
     pub host: bool,
 }
 
-/// Prints the effective configuration (defaults filled in, secrets redacted) and exits 0, or
-/// prints every error and exits 1; with `--host`, also exits 1 on any error found on this host.
+/// Prints the effective configuration (defaults filled in, secrets redacted) and its warnings
+/// (which do not stop the daemon) and exits 0, or prints every error and exits 1; with `--host`,
+/// also exits 1 on any error found on this host.
 pub fn run(args: &CheckConfigArgs) -> ExitCode {
     match load(&args.file) {
         Ok(config) => {
@@ -29,6 +30,16 @@ pub fn run(args: &CheckConfigArgs) -> ExitCode {
                 args.file.display()
             );
             print!("{}", config.to_effective_toml());
+            for w in &config.warnings {
+                eprintln!("warning: {w}");
+            }
+            if !config.warnings.is_empty() {
+                eprintln!(
+                    "{}: {} warning(s); iscsi-ha starts with them",
+                    args.file.display(),
+                    config.warnings.len()
+                );
+            }
             eprintln!("{}", drbd_hint(&config));
             if !args.host {
                 return ExitCode::SUCCESS;

@@ -3,7 +3,7 @@
 use crate::small_file::{self, CONFIG_FILE_CAP};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use iscsi_ha_core::config::legacy::import;
+use iscsi_ha_core::config::legacy::{import, LegacyFile, TargetsConf};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,10 @@ pub struct ImportLegacyArgs {
     /// The tgt `targets.conf` holding the exported target (usually `/etc/tgt/targets.conf`).
     #[arg(long)]
     pub targets_conf: Option<PathBuf>,
+    /// The target to import when targets.conf defines several (its name exactly as written):
+    /// iscsi-ha exports one, so the others are listed as not imported.
+    #[arg(long, value_name = "NAME", requires = "targets_conf")]
+    pub target: Option<String>,
     /// Write the TOML here (mode 0600) instead of standard output.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -23,14 +27,36 @@ pub struct ImportLegacyArgs {
     pub force: bool,
 }
 
-/// Converts the file; the TOML goes to OUTPUT or stdout, the notes to stderr.
+/// Converts the file; the TOML goes to OUTPUT or stdout, the notes to stderr, each naming the
+/// file and line it is about. A targets.conf whose target cannot be carried over whole (several
+/// targets and no --target, a name tgtd refuses) stops it before anything is written.
 pub fn run(args: &ImportLegacyArgs) -> Result<()> {
     let conf = small_file::read(&args.file, CONFIG_FILE_CAP)?;
     let targets = match &args.targets_conf {
         Some(p) => Some(small_file::read(p, CONFIG_FILE_CAP)?),
         None => None,
     };
-    let result = import(&conf, targets.as_deref());
+    let targets_path = args
+        .targets_conf
+        .as_deref()
+        .unwrap_or(Path::new("targets.conf"));
+    let result = import(
+        &conf,
+        targets.as_deref().map(|text| TargetsConf {
+            text,
+            target: args.target.as_deref(),
+        }),
+    )
+    .map_err(|e| {
+        // The refusal names targets.conf; name the file as given.
+        let text = e.to_string();
+        let text = text
+            .strip_prefix("targets.conf")
+            .map_or(text.clone(), |rest| {
+                format!("{}{rest}", targets_path.display())
+            });
+        anyhow::anyhow!("{text}\nnothing was written")
+    })?;
     match &args.output {
         None => print!("{}", result.toml),
         Some(out) => {
@@ -46,9 +72,13 @@ pub fn run(args: &ImportLegacyArgs) -> Result<()> {
             result.notes.len()
         );
         for n in &result.notes {
+            let file = match n.file {
+                LegacyFile::IscsiHaConf => args.file.display(),
+                LegacyFile::TargetsConf => targets_path.display(),
+            };
             match n.line {
-                Some(l) => eprintln!("  {}:{l}: {}: {}", args.file.display(), n.key, n.note),
-                None => eprintln!("  {}: {}", n.key, n.note),
+                Some(l) => eprintln!("  {file}:{l}: {}: {}", n.key, n.note),
+                None => eprintln!("  {file}: {}: {}", n.key, n.note),
             }
         }
     }

@@ -2,6 +2,10 @@
 //! optionally the tgt `targets.conf` it relied on, producing the equivalent TOML and a list of
 //! what has no equivalent.
 
+mod targets;
+
+pub use targets::ImportRefused;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -17,10 +21,41 @@ pub struct Assignment {
     pub line: usize,
 }
 
+/// Which of the original's files a note is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LegacyFile {
+    /// The add-on's `iscsi-ha.conf`.
+    IscsiHaConf,
+    /// tgt's `targets.conf`.
+    TargetsConf,
+}
+
+impl LegacyFile {
+    /// The file's usual name, for notes printed without its path.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::IscsiHaConf => "iscsi-ha.conf",
+            Self::TargetsConf => "targets.conf",
+        }
+    }
+}
+
+/// tgt's `targets.conf` to import the target from.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetsConf<'a> {
+    /// Its text.
+    pub text: &'a str,
+    /// The target to import when it defines several (its name exactly as written).
+    pub target: Option<&'a str>,
+}
+
 /// Something the importer could not carry over, or carried over with a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportNote {
-    /// The legacy key (or `line N` for a line that is not an assignment).
+    /// The file the line number counts in.
+    pub file: LegacyFile,
+    /// The legacy key (or `line N` for a line that is not an assignment; for targets.conf, the
+    /// directive or `target NAME`).
     pub key: String,
     /// 1-based line number, when it comes from a line.
     pub line: Option<usize>,
@@ -54,6 +89,7 @@ pub fn parse_assignments(text: &str) -> (Vec<Assignment>, Vec<ImportNote>) {
             .trim_start();
         let Some((key, rest)) = body.split_once('=') else {
             notes.push(ImportNote {
+                file: LegacyFile::IscsiHaConf,
                 key: format!("line {line}"),
                 line: Some(line),
                 note: format!("not a KEY=VALUE assignment, ignored: {trimmed}"),
@@ -65,6 +101,7 @@ pub fn parse_assignments(text: &str) -> (Vec<Assignment>, Vec<ImportNote>) {
             && !key.starts_with(|c: char| c.is_ascii_digit());
         if !valid_key {
             notes.push(ImportNote {
+                file: LegacyFile::IscsiHaConf,
                 key: format!("line {line}"),
                 line: Some(line),
                 note: format!("not a KEY=VALUE assignment, ignored: {trimmed}"),
@@ -74,6 +111,7 @@ pub fn parse_assignments(text: &str) -> (Vec<Assignment>, Vec<ImportNote>) {
         let (value, note) = unquote(rest);
         if let Some(note) = note {
             notes.push(ImportNote {
+                file: LegacyFile::IscsiHaConf,
                 key: key.to_string(),
                 line: Some(line),
                 note,
@@ -90,6 +128,7 @@ pub fn parse_assignments(text: &str) -> (Vec<Assignment>, Vec<ImportNote>) {
         };
         if !expanded.is_empty() {
             notes.push(ImportNote {
+                file: LegacyFile::IscsiHaConf,
                 key: key.to_string(),
                 line: Some(line),
                 note: format!(
@@ -221,7 +260,11 @@ const NO_EQUIVALENT: &[(&str, &str)] = &[
 ];
 
 /// Imports a legacy `iscsi-ha.conf`, and the `targets.conf` holding its target when given.
-pub fn import(conf: &str, targets_conf: Option<&str>) -> LegacyImport {
+/// Refuses (writing nothing) when the targets.conf's target cannot be carried over whole.
+pub fn import(
+    conf: &str,
+    targets_conf: Option<TargetsConf<'_>>,
+) -> Result<LegacyImport, ImportRefused> {
     let (assignments, mut notes) = parse_assignments(conf);
     let mut vars: BTreeMap<&str, &Assignment> = BTreeMap::new();
     for a in &assignments {
@@ -234,6 +277,7 @@ pub fn import(conf: &str, targets_conf: Option<&str>) -> LegacyImport {
     };
     let mut note = |key: &str, line: Option<usize>, text: String| {
         notes.push(ImportNote {
+            file: LegacyFile::IscsiHaConf,
             key: key.to_string(),
             line,
             note: text,
@@ -279,7 +323,8 @@ pub fn import(conf: &str, targets_conf: Option<&str>) -> LegacyImport {
     };
     t.strings("resources", &resources);
 
-    import_target(&mut t, targets_conf, &mut note);
+    let mut target_notes = Vec::new();
+    import_target(&mut t, targets_conf, &mut target_notes)?;
 
     t.section("vip");
     let ip = get("DRBD_VIRTUAL_IP");
@@ -453,293 +498,38 @@ pub fn import(conf: &str, targets_conf: Option<&str>) -> LegacyImport {
             note(&a.key, Some(a.line), "unknown key, not imported".into());
         }
     }
-    notes.sort_by_key(|n| n.line.unwrap_or(usize::MAX));
-    LegacyImport { toml: t.out, notes }
+    notes.extend(target_notes);
+    notes.sort_by_key(|n| (n.file, n.line.unwrap_or(usize::MAX)));
+    Ok(LegacyImport { toml: t.out, notes })
 }
 
-/// A `<target>` block of tgt's targets.conf, with the keys the importer understands.
-#[derive(Debug, Default)]
-struct TgtTarget {
-    iqn: String,
-    luns: Vec<TgtLun>,
-    initiators: Vec<String>,
-    names: Vec<String>,
-    incoming: Vec<(String, String)>,
-    outgoing: Option<(String, String)>,
-    /// `write-cache on|off` outside any `<backing-store>` block: every LUN's, unless its
-    /// block says otherwise (tgt-admin's rule).
-    write_cache: Option<bool>,
-}
-
-#[derive(Debug, Default)]
-struct TgtLun {
-    path: String,
-    lun: Option<u64>,
-    scsi_id: Option<String>,
-    scsi_sn: Option<String>,
-    vendor_id: Option<String>,
-    product_id: Option<String>,
-    read_only: bool,
-    /// `write-cache on|off` inside this LUN's `<backing-store>` block.
-    write_cache: Option<bool>,
-}
-
+/// Writes `[target]` from the targets.conf, or a placeholder to fill in when there is none.
 fn import_target(
     t: &mut Toml,
-    targets_conf: Option<&str>,
-    note: &mut impl FnMut(&str, Option<usize>, String),
-) {
-    let target = targets_conf.and_then(|text| parse_targets_conf(text, note));
-    let Some(target) = target else {
-        note(
-            "target",
-            None,
-            "iscsi-ha.conf does not hold the target; it was in /etc/tgt/targets.conf. Pass it with --targets-conf, or fill in [target] by hand".into(),
-        );
-        t.section("target");
-        t.raw("# FILL IN: the target exported by the master (from /etc/tgt/targets.conf).");
-        t.string("iqn", "iqn.2024-01.com.example:storage");
-        t.raw("\n[[target.lun]]");
-        t.number("lun", 1);
-        t.string("path", "/dev/drbd1");
-        t.section("target.access");
-        t.raw("# FILL IN: who may log in.");
-        t.strings("initiators", &[]);
-        return;
-    };
+    targets_conf: Option<TargetsConf<'_>>,
+    notes: &mut Vec<ImportNote>,
+) -> Result<(), ImportRefused> {
+    if let Some(tc) = targets_conf {
+        if targets::import(t, tc.text, tc.target, notes)? {
+            return Ok(());
+        }
+    }
+    notes.push(ImportNote {
+        file: LegacyFile::IscsiHaConf,
+        key: "target".into(),
+        line: None,
+        note: "iscsi-ha.conf does not hold the target; it was in /etc/tgt/targets.conf. Pass it with --targets-conf, or fill in [target] by hand".into(),
+    });
     t.section("target");
-    t.string("iqn", &target.iqn);
-    let mut next = 1;
-    let mut unset_cache = false;
-    let mut cached = Vec::new();
-    for lun in &target.luns {
-        t.raw("\n[[target.lun]]");
-        let number = lun.lun.unwrap_or(next);
-        next = number + 1;
-        t.number("lun", number);
-        t.string("path", &lun.path);
-        for (key, value) in [
-            ("scsi_id", &lun.scsi_id),
-            ("scsi_sn", &lun.scsi_sn),
-            ("vendor_id", &lun.vendor_id),
-            ("product_id", &lun.product_id),
-        ] {
-            if let Some(v) = value {
-                t.string(key, v);
-            }
-        }
-        if lun.read_only {
-            t.boolean("read_only", true);
-        }
-        match lun.write_cache.or(target.write_cache) {
-            Some(on) => t.boolean("write_cache", on),
-            None => unset_cache = true,
-        }
-        if lun.write_cache.or(target.write_cache) == Some(true) {
-            cached.push(number.to_string());
-        }
-    }
-    if !cached.is_empty() {
-        note(
-            "targets.conf",
-            None,
-            format!(
-                "write-cache on kept as write_cache = true for LUN {}: a write acknowledged to the initiator may be lost when the master dies before it flushes; remove it unless every initiator sends SYNCHRONIZE CACHE and tolerates that",
-                cached.join(", ")
-            ),
-        );
-    }
-    if unset_cache {
-        note(
-            "targets.conf",
-            None,
-            "write-cache was not set: tgt reported a volatile write cache (its default, on); iscsi-ha's default write_cache = false makes every acknowledged write stable on both disks, at a cost in write throughput".into(),
-        );
-    }
+    t.raw("# FILL IN: the target exported by the master (from /etc/tgt/targets.conf).");
+    t.string("iqn", "iqn.2024-01.com.example:storage");
+    t.raw("\n[[target.lun]]");
+    t.number("lun", 1);
+    t.string("path", "/dev/drbd1");
     t.section("target.access");
-    let all = target
-        .initiators
-        .iter()
-        .any(|i| i.eq_ignore_ascii_case("ALL"));
-    let addresses: Vec<String> = target
-        .initiators
-        .iter()
-        .filter(|i| !i.eq_ignore_ascii_case("ALL"))
-        .cloned()
-        .collect();
-    if target.initiators.is_empty() && target.names.is_empty() {
-        note("targets.conf", None, "the target had no initiator-address: tgt allowed every initiator, so allow_all = true was set; consider listing initiators".into());
-    }
-    t.strings("initiators", &addresses);
-    if !target.names.is_empty() {
-        t.strings("initiator_names", &target.names);
-    }
-    if all || (target.initiators.is_empty() && target.names.is_empty()) {
-        t.boolean("allow_all", true);
-    }
-    for (user, password) in &target.incoming {
-        t.raw("\n[[target.access.incoming]]");
-        t.string("user", user);
-        t.string("password", password);
-    }
-    if let Some((user, password)) = &target.outgoing {
-        t.section("target.access.outgoing");
-        t.string("user", user);
-        t.string("password", password);
-    }
-    if !target.incoming.is_empty() || target.outgoing.is_some() {
-        note(
-            "targets.conf",
-            None,
-            "CHAP passwords were copied: keep the file readable by root only (chmod 600)".into(),
-        );
-    }
-}
-
-fn parse_targets_conf(
-    text: &str,
-    note: &mut impl FnMut(&str, Option<usize>, String),
-) -> Option<TgtTarget> {
-    let mut targets: Vec<TgtTarget> = Vec::new();
-    let mut current: Option<TgtTarget> = None;
-    let mut lun_of_block: Option<usize> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let l = raw.trim();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        if let Some(rest) = l.strip_prefix("<target ") {
-            current = Some(TgtTarget {
-                iqn: rest.trim_end_matches('>').trim().to_string(),
-                ..TgtTarget::default()
-            });
-            lun_of_block = None;
-            continue;
-        }
-        if l == "</target>" {
-            targets.extend(current.take());
-            continue;
-        }
-        if l.starts_with("<backing-store") || l.starts_with("<direct-store") {
-            let path = l
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .trim_end_matches('>');
-            if let Some(t) = current.as_mut() {
-                t.luns.push(TgtLun {
-                    path: path.to_string(),
-                    ..TgtLun::default()
-                });
-                lun_of_block = Some(t.luns.len() - 1);
-            }
-            continue;
-        }
-        if l.starts_with("</backing-store") || l.starts_with("</direct-store") {
-            lun_of_block = None;
-            continue;
-        }
-        let Some(t) = current.as_mut() else { continue };
-        let (key, value) = l
-            .split_once(char::is_whitespace)
-            .map_or((l, ""), |(k, v)| (k, v.trim()));
-        let last = lun_of_block.or_else(|| t.luns.len().checked_sub(1));
-        match key {
-            "backing-store" | "direct-store" => t.luns.push(TgtLun {
-                path: value.to_string(),
-                ..TgtLun::default()
-            }),
-            "lun" => match (value.parse::<u64>(), last) {
-                (Ok(n), Some(i)) => t.luns[i].lun = Some(n),
-                _ => note(
-                    "targets.conf",
-                    Some(line),
-                    format!("lun {value:?} not understood"),
-                ),
-            },
-            "scsi_id" | "scsi_sn" | "vendor_id" | "product_id" => match last {
-                Some(i) => {
-                    let lun = &mut t.luns[i];
-                    let slot = match key {
-                        "scsi_id" => &mut lun.scsi_id,
-                        "scsi_sn" => &mut lun.scsi_sn,
-                        "vendor_id" => &mut lun.vendor_id,
-                        _ => &mut lun.product_id,
-                    };
-                    *slot = Some(value.to_string());
-                }
-                None => note(
-                    "targets.conf",
-                    Some(line),
-                    format!("{key} before any backing-store, ignored"),
-                ),
-            },
-            "write-cache" => {
-                let on = match value {
-                    "on" => Some(true),
-                    "off" => Some(false),
-                    _ => {
-                        note(
-                            "targets.conf",
-                            Some(line),
-                            format!("write-cache {value:?} is neither on nor off, ignored (as tgt-admin does)"),
-                        );
-                        None
-                    }
-                };
-                if on.is_some() {
-                    match lun_of_block {
-                        Some(i) => t.luns[i].write_cache = on,
-                        None => t.write_cache = on,
-                    }
-                }
-            }
-            "readonly" => {
-                if let Some(i) = last {
-                    t.luns[i].read_only = value == "1";
-                }
-            }
-            "initiator-address" => t
-                .initiators
-                .extend(value.split_whitespace().map(str::to_string)),
-            "initiator-name" => t.names.extend(value.split_whitespace().map(str::to_string)),
-            "incominguser" | "outgoinguser" => {
-                let mut parts = value.split_whitespace();
-                match (parts.next(), parts.next()) {
-                    (Some(u), Some(p)) if key == "incominguser" => {
-                        t.incoming.push((u.into(), p.into()))
-                    }
-                    (Some(u), Some(p)) => t.outgoing = Some((u.into(), p.into())),
-                    _ => note(
-                        "targets.conf",
-                        Some(line),
-                        format!("{key} needs a user and a password"),
-                    ),
-                }
-            }
-            other => note(
-                "targets.conf",
-                Some(line),
-                format!("{other} has no equivalent, ignored"),
-            ),
-        }
-    }
-    if targets.len() > 1 {
-        note(
-            "targets.conf",
-            None,
-            format!(
-                "{} targets found; only the first ({}) was imported",
-                targets.len(),
-                targets[0].iqn
-            ),
-        );
-    }
-    if targets.is_empty() {
-        note("targets.conf", None, "no <target> block found".into());
-    }
-    targets.into_iter().next()
+    t.raw("# FILL IN: who may log in.");
+    t.strings("initiators", &[]);
+    Ok(())
 }
 
 #[cfg(test)]

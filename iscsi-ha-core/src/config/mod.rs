@@ -41,6 +41,9 @@ pub struct Config {
     pub vip: Vip,
     /// The SMTP password, from the file or the secrets file.
     pub smtp_password: Option<crate::secret::Secret>,
+    /// What is accepted but should be known (an iSCSI name outside RFC 3720, which tgtd takes),
+    /// in the form of an error: `check-config` prints them and still exits 0.
+    pub warnings: Vec<ConfigError>,
     inline_secrets: bool,
 }
 

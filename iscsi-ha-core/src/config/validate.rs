@@ -15,6 +15,7 @@ struct Problems<'a> {
     source: Source<'a>,
     doc: Option<ImDocument<&'a str>>,
     found: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
 }
 
 impl<'a> Problems<'a> {
@@ -23,10 +24,22 @@ impl<'a> Problems<'a> {
             source,
             doc: ImDocument::parse(source.text).ok(),
             found: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
     fn add(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let found = self.at(path, message.into());
+        self.found.push(found);
+    }
+
+    /// Records something that does not stop the daemon but that the operator should know.
+    fn warn(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let warning = self.at(path, message.into());
+        self.warnings.push(warning);
+    }
+
+    fn at(&self, path: &KeyPath, message: String) -> ConfigError {
         let span = self.doc.as_ref().and_then(|doc| locate(doc, path));
         let (line, column) = match span {
             Some(span) => {
@@ -35,13 +48,13 @@ impl<'a> Problems<'a> {
             }
             None => (None, None),
         };
-        self.found.push(ConfigError {
+        ConfigError {
             origin: self.source.origin.to_string(),
             key: path.to_string(),
             line,
             column,
-            message: message.into(),
-        });
+            message,
+        }
     }
 }
 
@@ -145,6 +158,7 @@ pub(super) fn validate(
             vip,
             smtp_password,
             inline_secrets,
+            warnings: p.warnings,
         }),
         _ => Err(ConfigErrors(p.found)),
     }
@@ -246,6 +260,10 @@ fn build_target(
 ) -> Option<TargetSpec> {
     let at = KeyPath::keys(&["target"]);
     let iqn = file.target.iqn.clone();
+    warn_rfc(&iqn, &at.key("iqn"), p);
+    for (i, name) in file.target.access.initiator_names.iter().enumerate() {
+        warn_rfc(name, &at.key("access").key("initiator_names").index(i), p);
+    }
     if file.target.luns.is_empty() {
         p.add(
             &at,
@@ -369,6 +387,20 @@ fn build_target(
             outgoing,
         },
     })
+}
+
+/// One warning per RFC rule an iSCSI name breaks: tgtd takes it, and renaming it would cut
+/// off the initiators (XenServer SRs) bound to it.
+fn warn_rfc(name: &crate::iqn::Iqn, path: &KeyPath, p: &mut Problems<'_>) {
+    for deviation in name.rfc_deviations() {
+        p.warn(
+            path,
+            format!(
+                "{:?} breaks {deviation}; tgtd accepts it, so it is kept exactly as written",
+                name.as_str()
+            ),
+        );
+    }
 }
 
 /// What tgtd's `--iscsi portal=` takes: an address with a port, or an address alone (port
