@@ -226,3 +226,24 @@ fn split_brain_recovery_is_refused_without_both_flags_or_a_split_brain() {
     );
     assert!(d.log().contains("operator request"), "requests are logged");
 }
+
+#[test]
+fn a_configuration_warning_reaches_the_log_and_the_daemon_runs() {
+    require_root();
+    let ns = Netns::new("iha-warn");
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(dir.path(), "")
+        .replace("iqn.2024-01.com.example:ops", "iqn.2015.com.halizard:noSAN");
+    let d = Daemon::start_in(&ns, dir, "slave", &text, &[]);
+    d.wait_for(
+        Duration::from_secs(10),
+        "the RFC 3720 warning in the log",
+        |d| {
+            let log = d.log();
+            log.contains("WARN")
+                && log.contains("iqn.2015.com.halizard:noSAN")
+                && log.contains("RFC 3720")
+        },
+    );
+    assert!(d.status_text().contains("slave"), "{}", d.status_text());
+}

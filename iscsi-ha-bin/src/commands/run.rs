@@ -47,6 +47,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let config = load(&args.config).map_err(|e| anyhow::anyhow!("{e}\nrefusing to start"))?;
     let sink = crate::logging::init(&config.file.logging);
     tracing::debug!("logging to {sink}");
+    // What check-config prints as warnings (e.g. a target name tgtd takes but RFC 3720 does
+    // not) reaches the journal too, where an admin who never ran check-config looks.
+    for warning in &config.warnings {
+        tracing::warn!("{}: {warning}", args.config.display());
+    }
     let host_name = match &args.host_name {
         Some(h) => h.clone(),
         None => nix::unistd::gethostname()
