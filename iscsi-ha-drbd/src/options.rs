@@ -142,7 +142,9 @@ pub fn resource_options(resource: &str, messages: &[DrbdMessage]) -> Option<Reso
         let disk = set_fields(msg, tla::DISK_CONF);
         opts.volumes.push(VolumeOptions {
             minor: msg.header.minor,
-            backing_dev: disk.as_ref().and_then(|d| str_field(d, DISK_CONF_BACKING_DEV)),
+            backing_dev: disk
+                .as_ref()
+                .and_then(|d| str_field(d, DISK_CONF_BACKING_DEV)),
             fencing: disk
                 .as_ref()
                 .and_then(|d| u32_field(d, DISK_CONF_FENCING))
@@ -191,7 +193,10 @@ mod tests {
         DrbdMessage {
             cmd: DrbdCommand::GetStatus,
             version: 1,
-            header: DrbdHeader { minor, ret_code: 101 },
+            header: DrbdHeader {
+                minor,
+                ret_code: 101,
+            },
             attrs: DrbdAttrs {
                 cfg_context: Some(CfgContext {
                     resource_name: Some("r0".into()),
@@ -215,7 +220,10 @@ mod tests {
 
     fn disk(fencing: u32) -> Vec<Field> {
         vec![
-            field(DISK_CONF_BACKING_DEV, FieldValue::Bytes(b"/dev/vdb\0".to_vec())),
+            field(
+                DISK_CONF_BACKING_DEV,
+                FieldValue::Bytes(b"/dev/vdb\0".to_vec()),
+            ),
             field(2, FieldValue::Bytes(b"internal\0".to_vec())),
             field(6, FieldValue::U32(0)),
             field(DISK_CONF_FENCING, FieldValue::U32(fencing)),
@@ -229,7 +237,11 @@ mod tests {
         assert_eq!(o.protocol.as_deref(), Some("C"));
         assert_eq!(
             o.after_sb,
-            Some(["disconnect".into(), "disconnect".into(), "disconnect".into()])
+            Some([
+                "disconnect".into(),
+                "disconnect".into(),
+                "disconnect".into()
+            ])
         );
         assert_eq!(
             o.volumes,
