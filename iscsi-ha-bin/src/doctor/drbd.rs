@@ -81,6 +81,10 @@ pub fn check(config: &Config) -> DrbdCheck {
     for resource in &config.resources {
         let name = resource.as_str();
         let kernel = netlink.as_mut().map(|n| n.resource_options(name));
+        if !matches!(kernel, Some(Ok(_))) {
+            out.devices
+                .extend(conf.as_ref().and_then(|c| device_from_conf(c, name)));
+        }
         match kernel {
             Some(Ok(opts)) => {
                 out.devices.extend(opts.volumes.iter().map(|v| DrbdDevice {
@@ -115,6 +119,25 @@ pub fn check(config: &Config) -> DrbdCheck {
         }
     }
     out
+}
+
+/// The device and backing disk drbd.conf gives this host for `name` (`on <hostname>`, else
+/// the resource's own), for the storage checks when the kernel cannot say.
+fn device_from_conf(conf: &DrbdConf, name: &str) -> Option<DrbdDevice> {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let get = |key: &str| {
+        conf.get(name, &format!("on.{host}.{key}"))
+            .or_else(|| conf.get(name, key))
+            .map(|(v, _)| v.to_string())
+    };
+    let minor = get("device")?.strip_prefix("/dev/drbd")?.parse().ok()?;
+    Some(DrbdDevice {
+        resource: name.to_string(),
+        minor,
+        backing_dev: get("disk"),
+    })
 }
 
 fn module_version() -> Finding {

@@ -2,7 +2,8 @@
 //! (the fence-peer handler), plus the options it does hold, as a fallback when a resource is
 //! not connected. Not a drbdadm: it reads `include` (with `*`/`?` globs in the last path
 //! component), `#` comments, quoted strings, and `common` and `resource NAME` sections with
-//! their `handlers`, `disk`, `net` sub-sections; anything else is skipped. A resource's own
+//! their `handlers`, `disk`, `net` sub-sections, and `device`/`disk` (also inside `on HOST`);
+//! anything else is skipped. A resource's own
 //! value wins over `common`'s, as in drbdadm.
 
 use crate::small_file::{self, CONFIG_FILE_CAP};
@@ -169,8 +170,24 @@ fn options_of(body: &[Statement]) -> Options {
                     out.insert(format!("{first}.{}", o.words[0]), o.words[1..].join(" "));
                 }
             }
-            None if first == "protocol" && s.words.len() == 2 => {
-                out.insert("protocol".into(), s.words[1].clone());
+            None if matches!(first.as_str(), "protocol" | "disk" | "device")
+                && s.words.len() == 2 =>
+            {
+                out.insert(first.clone(), s.words[1].clone());
+            }
+            // `on HOST { device ..; disk ..; }`: kept as `on.HOST.disk`.
+            Some(inner) if first == "on" && s.words.len() == 2 => {
+                for o in inner
+                    .iter()
+                    .filter(|o| o.block.is_none() && o.words.len() == 2)
+                {
+                    if matches!(o.words[0].as_str(), "disk" | "device") {
+                        out.insert(
+                            format!("on.{}.{}", s.words[1], o.words[0]),
+                            o.words[1].clone(),
+                        );
+                    }
+                }
             }
             _ => {}
         }
@@ -299,7 +316,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             d.join("drbd.d/r0.res"),
-            "resource r0 {\n  disk /dev/vdb;\n  disk { fencing resource-and-stonith; }\n  net { protocol A; after-sb-1pri discard-secondary; }\n  on node1 { address 10.0.0.1:7789; }\n}\n",
+            "resource r0 {\n  disk /dev/vdb;\n  on node2 { device /dev/drbd3; }\n  disk { fencing resource-and-stonith; }\n  net { protocol A; after-sb-1pri discard-secondary; }\n  on node1 { address 10.0.0.1:7789; }\n}\n",
         )
         .unwrap();
         std::fs::write(d.join("drbd.d/.hidden.res"), "resource x {").unwrap();

@@ -208,9 +208,10 @@ fn lvm_conf(devices: &[DrbdDevice]) -> Vec<Finding> {
             )),
             (Ok(Ok(p)), _) => out.push(Finding::ok("lvm.filter", format!("global_filter rejects {path} ({p:?})"))),
             (_, Ok(Ok(p))) => out.push(Finding::ok("lvm.filter", format!("filter rejects {path} ({p:?})"))),
-            (Ok(Err(why)), Ok(Err(_))) => out.push(Finding::error(
+            (Ok(Err(global_why)), Ok(Err(filter_why))) => out.push(Finding::error(
                 "lvm.filter",
-                format!("LVM scans DRBD's backing disk {path} ({why}): it would activate volumes underneath DRBD, and a device LVM holds cannot be demoted"),
+                format!("LVM scans DRBD's backing disk {path} ({}): it would activate volumes underneath DRBD, and a device LVM holds cannot be demoted",
+                    if global.is_empty() { filter_why } else { global_why }),
                 todo,
             )),
         }
