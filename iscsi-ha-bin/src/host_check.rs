@@ -27,8 +27,10 @@ pub struct Finding {
     pub severity: Severity,
     /// The configuration key to change, e.g. `vip.interface`.
     pub key: String,
-    /// What is wrong and what to do.
+    /// What is wrong.
     pub message: String,
+    /// What to do about it (empty when the message says it all, e.g. a read error).
+    pub advice: String,
 }
 
 impl fmt::Display for Finding {
@@ -37,15 +39,20 @@ impl fmt::Display for Finding {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{word}: {}: {}", self.key, self.message)
+        write!(f, "{word}: {}: {}", self.key, self.message)?;
+        if !self.advice.is_empty() {
+            write!(f, ": {}", self.advice)?;
+        }
+        Ok(())
     }
 }
 
-fn error(key: impl Into<String>, message: impl Into<String>) -> Finding {
+fn error(key: impl Into<String>, message: impl Into<String>, advice: impl Into<String>) -> Finding {
     Finding {
         severity: Severity::Error,
         key: key.into(),
         message: message.into(),
+        advice: advice.into(),
     }
 }
 
@@ -93,10 +100,11 @@ pub fn role_source_watchable(config: &Config) -> Option<Finding> {
     Some(error(
         key,
         format!(
-            "the directory {} of {} does not exist (the role source is watched there): {advice}",
+            "the directory {} of {} does not exist (the role source is watched there)",
             dir.display(),
             path.display()
         ),
+        advice,
     ))
 }
 
@@ -113,9 +121,10 @@ fn role_source_file(config: &Config) -> Option<Finding> {
     Some(error(
         key,
         format!(
-            "{} {what}: the role reads as unknown until it is a file holding the role; write it, or set {key} to the file that holds it",
+            "{} {what}: the role reads as unknown until it is a file holding the role",
             path.display()
         ),
+        format!("write it, or set {key} to the file that holds it"),
     ))
 }
 
@@ -128,6 +137,7 @@ fn vip_interface(config: &Config) -> Vec<Finding> {
             return vec![error(
                 "vip.interface",
                 format!("cannot read this host's interfaces: {e}"),
+                "",
             )]
         }
     };
@@ -136,19 +146,25 @@ fn vip_interface(config: &Config) -> Vec<Finding> {
         Ok(None) => {
             return vec![error(
                 "vip.interface",
-                format!("there is no interface {name} on this host: set vip.interface to the interface on the VIP's network (see `ip -br addr`)"),
+                format!("there is no interface {name} on this host"),
+                "set vip.interface to the interface on the VIP's network (see `ip -br addr`)",
             )]
         }
-        Err(e) => return vec![error("vip.interface", format!("cannot read interface {name}: {e}"))],
+        Err(e) => {
+            return vec![error(
+                "vip.interface",
+                format!("cannot read interface {name}: {e}"),
+                "",
+            )]
+        }
     };
     let mut out = Vec::new();
     if !link.up {
         out.push(Finding {
             severity: Severity::Warning,
             key: "vip.interface".into(),
-            message: format!(
-                "{name} is down: bring it up (ip link set {name} up) before this host serves"
-            ),
+            message: format!("{name} is down"),
+            advice: format!("bring it up (ip link set {name} up) before this host serves"),
         });
     }
     let entries = match netlink.addresses(link.index) {
@@ -157,6 +173,7 @@ fn vip_interface(config: &Config) -> Vec<Finding> {
             out.push(error(
                 "vip.interface",
                 format!("cannot read the addresses of {name}: {e}"),
+                "",
             ));
             return out;
         }
@@ -176,10 +193,11 @@ fn vip_interface(config: &Config) -> Vec<Finding> {
         out.push(error(
             "vip.address",
             format!(
-                "{} is in none of {name}'s subnets ({}): initiators on that link could not reach it; set vip.address to an address in one of them, or vip.interface to the interface on its network",
+                "{} is in none of {name}'s subnets ({}): initiators on that link could not reach it",
                 vip.address(),
                 if have.is_empty() { "it has no address".to_string() } else { have.join(", ") }
             ),
+            "set vip.address to an address in one of them, or vip.interface to the interface on its network",
         ));
     }
     out
@@ -217,7 +235,8 @@ fn block_device(key: &str, path: &str) -> Option<Finding> {
     };
     Some(error(
         key,
-        format!("{path} {what}: set {key} to the DRBD device (e.g. /dev/drbd1), or bring the resource up (drbdadm up) so that it exists"),
+        format!("{path} {what}"),
+        format!("set {key} to the DRBD device (e.g. /dev/drbd1), or bring the resource up (drbdadm up) so that it exists"),
     ))
 }
 
@@ -231,6 +250,7 @@ fn executable(key: &str, path: &str) -> Option<Finding> {
     };
     Some(error(
         key,
-        format!("{path} {what}: install tgt (scsi-target-utils), set {key} to where tgtd is, or set target.daemon.managed = false to adopt the system's tgtd"),
+        format!("{path} {what}"),
+        format!("install tgt (scsi-target-utils), set {key} to where tgtd is, or set target.daemon.managed = false to adopt the system's tgtd"),
     ))
 }

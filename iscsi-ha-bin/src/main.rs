@@ -2,7 +2,7 @@
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use iscsi_ha_bin::cfg_cli::CfgCli;
-use iscsi_ha_bin::commands::{check_config, fence_peer, import_legacy, log, run, status};
+use iscsi_ha_bin::commands::{check_config, doctor, fence_peer, import_legacy, log, run, status};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -25,6 +25,10 @@ enum Command {
     Log(log::LogArgs),
     /// Check a configuration file and print the effective configuration.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Check this host before trusting it with failover: DRBD (module, protocol, fencing,
+    /// handler, split-brain policies), multipath, LVM, tgtd at boot, the VIP, the role source,
+    /// and the configuration's fingerprint. Exit 0 ok, 1 warnings, 2 errors.
+    Doctor(doctor::DoctorArgs),
     /// Convert the original add-on's iscsi-ha.conf to TOML.
     ImportLegacy(import_legacy::ImportLegacyArgs),
     /// DRBD's fence-peer handler: may this host go on writing without its peer? (exit 7 yes,
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Status(args) => return status::run(&args),
         Command::Log(args) => log::run(&args),
         Command::CheckConfig(args) => return check_config::run(&args),
+        Command::Doctor(args) => return doctor::run(&args),
         Command::ImportLegacy(args) => import_legacy::run(&args),
         Command::FencePeer(args) => return fence_peer::run(&args),
         Command::GenerateAssets(args) => generate_assets(&args),

@@ -484,6 +484,7 @@ mod tests {
         };
         let status = Status {
             host: "xcp1".into(),
+            fingerprint: "0123456789abcdef".into(),
             host_role: "master".into(),
             role_reason: None,
             intent: Intent::Serve,

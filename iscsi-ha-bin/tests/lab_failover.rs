@@ -89,6 +89,69 @@ fn failover_end_to_end_in_the_lab() {
     write_blocks(&c, 0);
     assert_blocks(&c, 0, "after the cold start");
 
+    step("1b. doctor on the Secondary against the real r0 (fenced as the design needs)");
+    let doctor = |id: u8| -> serde_json::Value {
+        let out = lab
+            .node(id)
+            .exec("/host/bin/iscsi-ha doctor /host/etc/iscsi-ha.toml --json")
+            .unwrap();
+        serde_json::from_str(&out.stdout_text())
+            .unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout_text(), out.stderr_text()))
+    };
+    let level = |report: &serde_json::Value, check: &str| -> String {
+        let found: Vec<&serde_json::Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"] == check)
+            .collect();
+        assert_eq!(found.len(), 1, "{check}: {report:#}");
+        format!(
+            "{} {}",
+            found[0]["level"].as_str().unwrap(),
+            found[0]["what"].as_str().unwrap()
+        )
+    };
+    let report = doctor(2);
+    for check in [
+        "drbd.module",
+        "drbd.r0.protocol",
+        "drbd.r0.fencing",
+        "drbd.r0.fence-peer",
+        "drbd.r0.after-sb-0pri",
+        "drbd.r0.after-sb-1pri",
+        "drbd.r0.after-sb-2pri",
+    ] {
+        let l = level(&report, check);
+        assert!(l.starts_with("ok "), "{check}: {l}");
+    }
+    assert!(level(&report, "drbd.r0.protocol").contains("the kernel runs protocol C"));
+    assert!(level(&report, "drbd.module").contains("DRBD 8.4"));
+    assert!(report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["check"] != "drbd.netlink"));
+    // drbdsetup as a tool: the kernel's fencing policy changed under drbd.conf is what doctor reads.
+    let minor = "$(drbdadm sh-minor r0)";
+    lab.node(2)
+        .run(&format!(
+            "drbdsetup disk-options {minor} --fencing=dont-care"
+        ))
+        .unwrap();
+    let l = level(&doctor(2), "drbd.r0.fencing");
+    assert!(
+        l.starts_with("error the kernel runs fencing dont-care"),
+        "{l}"
+    );
+    lab.node(2)
+        .run(&format!(
+            "drbdsetup disk-options {minor} --fencing=resource-and-stonith"
+        ))
+        .unwrap();
+    assert!(level(&doctor(2), "drbd.r0.fencing").starts_with("ok "));
+    assert_eq!(report["fingerprint"], doctor(1)["fingerprint"]);
+
     step("2. planned switch: node1 -> node2");
     let f = c.failover(1, 2, BLOCKS[0].1, SERVE_TIMEOUT).unwrap();
     eprintln!(

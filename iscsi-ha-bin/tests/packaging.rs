@@ -154,6 +154,7 @@ fn man_pages_and_completions_cover_every_command() {
             "iscsi-cfg-status.1",
             "iscsi-cfg.1",
             "iscsi-ha-check-config.1",
+            "iscsi-ha-doctor.1",
             "iscsi-ha-fence-peer.1",
             "iscsi-ha-import-legacy.1",
             "iscsi-ha-log.1",
@@ -167,7 +168,12 @@ fn man_pages_and_completions_cover_every_command() {
     let top = fs::read_to_string(dir.path().join("man/iscsi-ha.1")).unwrap();
     assert!(!top.contains("generate"), "the packaging command is hidden");
     let bash = fs::read_to_string(dir.path().join("completions/iscsi-ha.bash")).unwrap();
-    for word in ["check-config", "import-legacy", "--metrics-listen"] {
+    for word in [
+        "check-config",
+        "doctor",
+        "import-legacy",
+        "--metrics-listen",
+    ] {
         assert!(bash.contains(word), "bash completion lacks {word}");
     }
     let fish = fs::read_to_string(dir.path().join("completions/iscsi-ha.fish")).unwrap();

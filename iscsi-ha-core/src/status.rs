@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 pub struct Status {
     /// This host's name.
     pub host: String,
+    /// The configuration's fingerprint (`config::fingerprint`): equal on both hosts when what
+    /// must match does; empty from a daemon that predates it.
+    #[serde(default)]
+    pub fingerprint: String,
     /// The pool role: `master`, `slave` or `unknown`.
     pub host_role: String,
     /// Why the role is unknown, when it is.
@@ -294,6 +298,7 @@ impl Status {
         };
         Self {
             host: host.to_string(),
+            fingerprint: crate::config::fingerprint(config),
             host_role: observation.role.name().to_string(),
             role_reason: match &observation.role {
                 crate::role::Role::Unknown(r) => Some(r.clone()),

@@ -363,6 +363,17 @@ impl DrbdNetlink {
         Ok(resources)
     }
 
+    /// The running options of one resource (8.4 GET_STATUS dump): protocol, fencing,
+    /// after-split-brain policies, backing disks.
+    pub fn resource_options(
+        &mut self,
+        resource: &str,
+    ) -> Result<crate::options::ResourceOptions, DrbdError> {
+        let messages = self.status_messages(Some(resource))?;
+        crate::options::resource_options(resource, &messages)
+            .ok_or_else(|| DrbdError::NoSuchResource(resource.to_string()))
+    }
+
     /// Status through the 8.4 GET_STATUS dump.
     pub fn status_get_status(
         &mut self,

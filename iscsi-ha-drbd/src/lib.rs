@@ -13,6 +13,8 @@
 //! - [`client`]: GET_STATUS dumps, PRIMARY/SECONDARY (optionally forced), RESUME_IO, DISCONNECT,
 //!   CONNECT.
 //! - [`netconf`]: a connection's running configuration, kept to connect again.
+//! - [`options`]: a resource's running protocol, fencing, after-split-brain policies and
+//!   backing disks (for `iscsi-ha doctor`).
 //! - [`split_brain`]: split-brain recognition from the kernel's `split-brain` helper calls.
 //! - [`dumps`]: status from the events2-era dumps (30-33), DRBD 9's way, also offered by 8.4.
 //! - [`status`]: the adapter's rich per-volume status and its reduction to the core's.
@@ -43,6 +45,7 @@ pub mod dumps;
 pub mod events;
 pub mod family;
 pub mod netconf;
+pub mod options;
 pub mod procfs;
 pub mod retcode;
 pub mod socket;

@@ -1,6 +1,7 @@
 //! One module per command; each has a clap `Args` struct and a `run` function.
 
 pub mod check_config;
+pub mod doctor;
 pub mod fence_peer;
 pub mod import_legacy;
 pub mod log;

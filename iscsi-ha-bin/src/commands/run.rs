@@ -60,10 +60,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     if let Some(finding) = crate::host_check::role_source_watchable(&config) {
         anyhow::bail!(
-            "{}: {}: {}\nrefusing to start",
+            "{}: {}: {}: {}\nrefusing to start",
             args.config.display(),
             finding.key,
-            finding.message
+            finding.message,
+            finding.advice
         );
     }
     let _lock = crate::run_dir::lock(&args.lock_file)

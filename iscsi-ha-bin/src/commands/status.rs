@@ -87,6 +87,11 @@ pub fn render(s: &Status, now: SystemTime) -> String {
         None => s.host_role.to_uppercase(),
     };
     let _ = writeln!(o, "HOST ROLE:      {role}");
+    if !s.fingerprint.is_empty() {
+        // Compared by eye (or by `iscsi-ha doctor`) with the peer's: equal when what must
+        // match on both hosts does.
+        let _ = writeln!(o, "CONFIG:         fingerprint {}", s.fingerprint);
+    }
     let _ = writeln!(
         o,
         "MANUAL MODE:    {}",

@@ -7,6 +7,7 @@
 
 mod duration;
 mod error;
+pub mod fingerprint;
 pub mod legacy;
 mod locate;
 pub mod schema;
@@ -14,6 +15,7 @@ mod validate;
 
 pub use duration::{ConfigDuration, DurationError};
 pub use error::{line_column, ConfigError, ConfigErrors};
+pub use fingerprint::fingerprint;
 pub use locate::{key_position, KeyPath, Segment};
 
 use crate::resource::ResourceName;
