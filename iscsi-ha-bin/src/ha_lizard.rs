@@ -423,7 +423,13 @@ fn not_regular(path: &Path) -> Result<Option<&'static str>, String> {
                 Some("a device")
             })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        // ENOTDIR: a file where a directory should be, so nothing can be at the path.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(nix::libc::ENOTDIR) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(format!("{}: cannot inspect it: {e}", path.display())),
     }
 }
@@ -439,6 +445,15 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Some(kind) = not_regular(path)? {
         return Err(refuse(path, kind));
     }
+    if let Some(dir) = path.parent() {
+        if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(format!(
+                "{}: cannot write it: {} is not a directory; remove it or choose another path in [ha_lizard]",
+                path.display(),
+                dir.display()
+            ));
+        }
+    }
     write_atomically_with_mode(path, bytes, FILE_MODE)
         .map_err(|e| format!("{}: cannot write it: {e}", path.display()))
 }
@@ -448,7 +463,10 @@ fn remove(path: &Path) -> Result<(), String> {
         return Err(refuse(path, kind));
     }
     match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+        Err(e)
+            if e.kind() != std::io::ErrorKind::NotFound
+                && e.raw_os_error() != Some(nix::libc::ENOTDIR) =>
+        {
             Err(format!("{}: cannot remove it: {e}", path.display()))
         }
         _ => Ok(()),
@@ -708,6 +726,21 @@ mod tests {
         fs::remove_file(&p).unwrap();
         ensure_conf(&p, &ours, "iscsi1").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), ours);
+    }
+
+    #[test]
+    fn a_file_where_the_directory_should_be_is_reported_and_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        fs::write(&state, "x").unwrap();
+        let err = write(&state.join("status"), b"s").unwrap_err();
+        assert!(err.contains("is not a directory"), "{err}");
+        assert_eq!(
+            remove(&state.join("manual")),
+            Ok(()),
+            "nothing can be there"
+        );
+        assert_eq!(fs::read_to_string(&state).unwrap(), "x");
     }
 
     #[test]
