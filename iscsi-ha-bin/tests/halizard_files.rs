@@ -386,4 +386,16 @@ fn paths_that_are_not_regular_files_are_refused_and_reported_without_holding_the
         .is_symlink());
     assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "keep\n");
     assert!(log.contains("remove it so that iscsi-ha can keep the file HA-Lizard reads"));
+
+    // Once the FIFO is gone, the next refresh writes the file and says so once.
+    fs::remove_file(&fifo).unwrap();
+    d.wait_for(
+        Duration::from_secs(4),
+        "the status file written again",
+        |d| {
+            fs::symlink_metadata(&fifo).is_ok_and(|m| m.file_type().is_file())
+                && d.log()
+                    .contains(&format!("{}: written again", fifo.display()))
+        },
+    );
 }
