@@ -7,6 +7,7 @@ pub mod config_file;
 pub mod control;
 pub mod daemon;
 pub mod doctor;
+pub mod ha_lizard;
 pub mod host_check;
 pub mod logging;
 pub mod mail;

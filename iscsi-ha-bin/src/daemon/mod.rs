@@ -18,6 +18,7 @@
 //! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
 //! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own |
 //! | role file, pool.conf | a bounded read of a regular file (FIFOs and devices are refused) |
+//! | HA-Lizard's files (`[ha_lizard]`) | nothing: handed to a writer thread of their own ([`crate::ha_lizard`]) |
 
 mod alive;
 mod host;
@@ -30,6 +31,7 @@ pub use os::{block_signals, Notifier, SignalRequest, Signals, WakeTimer};
 
 use crate::config_file;
 use crate::control::{ControlServer, PeerRequest};
+use crate::ha_lizard::HaLizardFiles;
 use crate::manual_state::ManualState;
 use crate::serving_history::HistoryFile;
 use iscsi_ha_core::config::Config;
@@ -86,6 +88,8 @@ pub struct Daemon {
     manual_state: ManualState,
     manual: ManualMode,
     history: HistoryFile,
+    /// The original's files HA-Lizard reads.
+    ha_lizard: HaLizardFiles,
     /// Another host's claim on the VIP seen since the last observation.
     pending_claim: Option<VipClaim>,
     /// When the VIP was last probed while held here (stale-master check), to space probes.
@@ -119,7 +123,13 @@ impl Daemon {
     /// Prepares the daemon: blocks signals, loads the saved manual mode.
     pub fn new(parts: DaemonParts) -> anyhow::Result<Self> {
         let manual = parts.manual.load().map_err(anyhow::Error::msg)?;
+        let ha_lizard = HaLizardFiles::start(
+            &parts.config.file.ha_lizard,
+            &parts.config.resources,
+            manual,
+        );
         Ok(Self {
+            ha_lizard,
             reconciler: Reconciler::new(&parts.config),
             config: parts.config,
             config_path: parts.config_path,
@@ -226,6 +236,9 @@ impl Daemon {
                 }
             }
             self.notifier.keepalive();
+            // Between passes too: HA-Lizard's status file is refreshed while the loop runs,
+            // and only then.
+            self.ha_lizard.publish(self.status.as_ref(), Instant::now());
             // Also run when nothing is ready: it closes connections past their deadline.
             for peer in self.control.service(listener_ready, &peers_ready) {
                 self.answer(peer);
@@ -310,6 +323,7 @@ impl Daemon {
             self.notifier.keepalive_due(),
             self.host.role.due(),
             self.control.next_deadline(),
+            self.ha_lizard.due(),
         ]
         .into_iter()
         .flatten()
@@ -387,6 +401,7 @@ impl Daemon {
             }
         }
         crate::metrics::publish(self.status.as_ref(), &done);
+        self.ha_lizard.publish(self.status.as_ref(), Instant::now());
         self.notifier.alive(&self.one_line_status());
         done
     }
@@ -618,6 +633,9 @@ impl Daemon {
         if old.metrics != new.metrics {
             at_restart.push("[metrics]");
         }
+        if old.ha_lizard != new.ha_lizard {
+            at_restart.push("[ha_lizard]");
+        }
         self.reconciler.reconfigure(&fresh);
         self.config = fresh;
         Ok(if at_restart.is_empty() {
@@ -647,6 +665,7 @@ impl Daemon {
             .save(mode)
             .map_err(|e| format!("cannot save manual mode: {e}"))?;
         self.manual = mode;
+        self.ha_lizard.manual(mode);
         Ok(())
     }
 }

@@ -79,7 +79,9 @@ impl Drop for Guard {
 }
 
 /// The base configuration: a slave by a role file, no DRBD, an adopted (absent) tgtd, logging
-/// to standard error (the tests read it) unless `extra` has a `[logging]` section.
+/// to standard error (the tests read it) unless `extra` has a `[logging]` section, and
+/// HA-Lizard's files under `dir/etc-iscsi-ha` (never the host's /etc) unless `extra` has an
+/// `[ha_lizard]` section.
 pub fn config(dir: &Path, extra: &str) -> String {
     let logging = if extra.contains("[logging]") {
         ""
@@ -88,7 +90,21 @@ pub fn config(dir: &Path, extra: &str) -> String {
     };
     let mut text = base_config(dir, extra);
     text.push_str(logging);
+    if !extra.contains("[ha_lizard]") {
+        text.push_str(&ha_lizard_section(dir, ""));
+    }
     text
+}
+
+/// An `[ha_lizard]` section whose files are under `dir/etc-iscsi-ha`, plus `extra` keys.
+pub fn ha_lizard_section(dir: &Path, extra: &str) -> String {
+    let etc = dir.join("etc-iscsi-ha");
+    format!(
+        "[ha_lizard]\nstatus_file = \"{}\"\nmanual_file = \"{}\"\nconf_file = \"{}\"\n{extra}\n",
+        etc.join("state/status").display(),
+        etc.join("state/manual").display(),
+        etc.join("iscsi-ha.conf").display(),
+    )
 }
 
 fn base_config(dir: &Path, extra: &str) -> String {

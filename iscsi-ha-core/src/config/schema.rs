@@ -36,6 +36,9 @@ pub struct ConfigFile {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// The original's files that HA-Lizard reads.
+    #[serde(default)]
+    pub ha_lizard: HaLizardSection,
     /// A separate file holding the secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSection>,
@@ -495,6 +498,64 @@ impl Default for MetricsSection {
 
 fn default_metrics_listen() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 9725))
+}
+
+/// `[ha_lizard]`: the original's files that HA-Lizard (the pool HA that drove the original)
+/// reads, kept in the original's format. HA-Lizard's fencing guard for two-host pools blocks
+/// fencing a peer whose DRBD link is still connected, but only while `status_file` was
+/// modified within the last hour and `conf_file` names `DRBD_RESOURCES`; without these files
+/// it fences a live peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaLizardSection {
+    /// Keep the files. On unless set: a pool that needs them and lacks them loses its fencing
+    /// guard silently, an hour after the original stopped writing them.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The status file, rewritten on every change and at least every `refresh`.
+    #[serde(default = "default_ha_lizard_status_file")]
+    pub status_file: String,
+    /// Present exactly while manual mode is on, holding `become_primary` or `become_secondary`.
+    #[serde(default = "default_ha_lizard_manual_file")]
+    pub manual_file: String,
+    /// The original's configuration file; written only when missing or written by iscsi-ha,
+    /// so an original file imported from stays as it was.
+    #[serde(default = "default_ha_lizard_conf_file")]
+    pub conf_file: String,
+    /// The longest time between two writes of `status_file` while the daemon runs (at most
+    /// 30 minutes: HA-Lizard's window is one hour).
+    #[serde(default = "default_ha_lizard_refresh")]
+    pub refresh: ConfigDuration,
+}
+
+impl Default for HaLizardSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            status_file: default_ha_lizard_status_file(),
+            manual_file: default_ha_lizard_manual_file(),
+            conf_file: default_ha_lizard_conf_file(),
+            refresh: default_ha_lizard_refresh(),
+        }
+    }
+}
+
+fn default_ha_lizard_status_file() -> String {
+    "/etc/iscsi-ha/state/status".into()
+}
+
+fn default_ha_lizard_manual_file() -> String {
+    "/etc/iscsi-ha/state/manual".into()
+}
+
+fn default_ha_lizard_conf_file() -> String {
+    "/etc/iscsi-ha/iscsi-ha.conf".into()
+}
+
+fn default_ha_lizard_refresh() -> ConfigDuration {
+    // Sixty times inside HA-Lizard's one-hour window: a run of failed writes or a slow disk
+    // does not lapse the guard, at the cost of one small write a minute.
+    ConfigDuration::new(Duration::from_secs(60))
 }
 
 /// `[secrets]`: a separate file for passwords, readable by root only.

@@ -100,6 +100,7 @@ pub(super) fn check_values(source: Source<'_>) -> Vec<ConfigError> {
         ["monitor", "start_window"],
         ["monitor", "retry_delay"],
         ["alerts", "screen"],
+        ["ha_lizard", "refresh"],
     ] {
         check(KeyPath::keys(&keys), &mut p, &duration);
     }
@@ -136,6 +137,7 @@ pub(super) fn validate(
     let target = build_target(&mut file, secrets, &mut p);
     let vip = build_vip(&file, &mut p);
     check_monitor(&file, &mut p);
+    check_ha_lizard(&file, &mut p);
     let smtp_password = check_mail(&file, secrets, &mut p);
     let inline_secrets = file.alerts.mail.password.is_some()
         || file
@@ -503,6 +505,36 @@ fn check_monitor(file: &ConfigFile, p: &mut Problems<'_>) {
             &KeyPath::keys(&["monitor", "max_starts"]),
             "must be at least 1",
         );
+    }
+}
+
+/// HA-Lizard trusts the status file for an hour after it was written; a refresh must leave
+/// room for failed writes inside that hour. The paths are the daemon's to write as root, so
+/// they must not depend on its working directory.
+fn check_ha_lizard(file: &ConfigFile, p: &mut Problems<'_>) {
+    let section = &file.ha_lizard;
+    let at = KeyPath::keys(&["ha_lizard"]);
+    if section.refresh.get() > std::time::Duration::from_secs(30 * 60) {
+        p.add(
+            &at.key("refresh"),
+            format!(
+                "{} is too long: HA-Lizard stops trusting the status file one hour after it was written; use at most \"30m\" (\"60s\" is the default)",
+                section.refresh
+            ),
+        );
+    }
+    for (key, path) in [
+        ("status_file", &section.status_file),
+        ("manual_file", &section.manual_file),
+        ("conf_file", &section.conf_file),
+    ] {
+        let name = std::path::Path::new(path);
+        if !name.is_absolute() || name.file_name().is_none() || path.contains('\n') {
+            p.add(
+                &at.key(key),
+                format!("{path:?} is not an absolute path to a file; write e.g. \"/etc/iscsi-ha/state/status\""),
+            );
+        }
     }
 }
 
