@@ -570,6 +570,7 @@ mod tests {
             retrying: vec![],
             last_actions: vec![],
             alerts: vec![],
+            fingerprint: "0123456789abcdef".into(),
             updated_at: Timestamp::from_unix_millis(0),
         }
     }
