@@ -138,6 +138,34 @@ impl HaLizardFiles {
 }
 
 /// The original's `DRBD_RESOURCES` value: the names joined by `:`.
+/// The manual mode the original's manual file holds (`become_primary` / `become_secondary`, as
+/// the original's `iscsi-cfg` wrote it); `None` when the section is off or there is no file.
+/// Read once, at a first start, so that a host migrated while in the original's manual mode
+/// stays in manual mode instead of following the pool role at once.
+pub fn original_manual_mode(section: &HaLizardSection) -> Result<Option<ManualMode>, String> {
+    if !section.enabled {
+        return Ok(None);
+    }
+    let path = Path::new(&section.manual_file);
+    match small_file::read(path, small_file::WORD_FILE_CAP) {
+        Ok(text) => match text.trim() {
+            "become_primary" => Ok(Some(ManualMode::BecomePrimary)),
+            "become_secondary" => Ok(Some(ManualMode::BecomeSecondary)),
+            other => Err(format!(
+                "{} (the original's manual mode) holds {other:?}, neither become_primary nor become_secondary: write the one this host should follow, or remove the file to follow the pool role",
+                path.display()
+            )),
+        },
+        Err(e) if e.is_not_found() => Ok(None),
+        // Not a readable regular file (a FIFO, a path through a non-directory): not the
+        // original's manual file; the writer reports the path when it cannot keep it.
+        Err(e) => {
+            tracing::warn!("{e}: not taken as the original's manual mode");
+            Ok(None)
+        }
+    }
+}
+
 fn resources_value(resources: &[ResourceName]) -> String {
     resources
         .iter()

@@ -3,7 +3,6 @@
 
 use crate::small_file::{self, WORD_FILE_CAP};
 use iscsi_ha_core::observation::ManualMode;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Default state directory.
@@ -25,32 +24,34 @@ impl ManualState {
 
     /// Reads the saved mode; a missing file means off, an unreadable one is an error.
     pub fn load(&self) -> Result<ManualMode, String> {
+        Ok(self.load_recorded()?.unwrap_or(ManualMode::Off))
+    }
+
+    /// Reads the saved mode; `None` when this host has never recorded one (a first start, for
+    /// instance after migrating from the original, whose own manual file may then be adopted).
+    pub fn load_recorded(&self) -> Result<Option<ManualMode>, String> {
         match small_file::read(&self.path, WORD_FILE_CAP) {
             Ok(text) => match text.trim() {
-                "become-primary" => Ok(ManualMode::BecomePrimary),
-                "become-secondary" => Ok(ManualMode::BecomeSecondary),
-                "" | "off" => Ok(ManualMode::Off),
+                "become-primary" => Ok(Some(ManualMode::BecomePrimary)),
+                "become-secondary" => Ok(Some(ManualMode::BecomeSecondary)),
+                "" | "off" => Ok(Some(ManualMode::Off)),
                 other => Err(format!(
-                    "{} holds {other:?}, not a manual mode",
+                    "{} holds {other:?}, not a manual mode: write become-primary, become-secondary or off into it, or remove it",
                     self.path.display()
                 )),
             },
-            Err(e) if e.is_not_found() => Ok(ManualMode::Off),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    /// Saves the mode atomically (write a temporary file, rename it over).
+    /// Saves the mode atomically (write a temporary file, rename it over). Off is written
+    /// too, not left as a missing file: a missing file means "never recorded".
     pub fn save(&self, mode: ManualMode) -> std::io::Result<()> {
-        if mode == ManualMode::Off {
-            return match fs::remove_file(&self.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            };
-        }
         let word = match mode {
+            ManualMode::Off => "off",
             ManualMode::BecomePrimary => "become-primary",
-            _ => "become-secondary",
+            ManualMode::BecomeSecondary => "become-secondary",
         };
         crate::state_file::write_atomically(&self.path, word.as_bytes())
     }
@@ -59,16 +60,19 @@ impl ManualState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn round_trips_and_defaults_to_off() {
         let dir = tempfile::tempdir().unwrap();
         let state = ManualState::new(dir.path());
         assert_eq!(state.load(), Ok(ManualMode::Off));
+        assert_eq!(state.load_recorded(), Ok(None));
         state.save(ManualMode::BecomeSecondary).unwrap();
         assert_eq!(state.load(), Ok(ManualMode::BecomeSecondary));
         state.save(ManualMode::Off).unwrap();
         assert_eq!(state.load(), Ok(ManualMode::Off));
+        assert_eq!(state.load_recorded(), Ok(Some(ManualMode::Off)));
         fs::write(dir.path().join("manual-mode"), "sideways").unwrap();
         assert!(state.load().is_err());
     }

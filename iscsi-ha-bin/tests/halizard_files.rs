@@ -302,7 +302,7 @@ fn the_manual_file_is_there_exactly_while_manual_mode_is_on() {
         fs::read_to_string(&f.manual).ok().as_deref() == Some("become_secondary\n")
     });
     let dir = restart_dir(d);
-    fs::remove_file(dir.path().join("state/manual-mode")).unwrap();
+    fs::write(dir.path().join("state/manual-mode"), "off").unwrap();
     let d = Daemon::start_in(&ns, dir, "slave\n", &text, &[]);
     d.wait_for(
         Duration::from_secs(3),
@@ -310,6 +310,63 @@ fn the_manual_file_is_there_exactly_while_manual_mode_is_on() {
         |_| !f.manual.exists(),
     );
     assert_eq!(d.status()["manual_mode"], "off");
+}
+
+#[test]
+fn a_first_start_takes_over_the_originals_manual_mode_once() {
+    require_root();
+    let ns = Netns::new("hl5");
+    // A host migrated while the original had it in manual mode, told to stay primary while
+    // the pool calls it a slave: it must not follow the pool role (and demote) at once.
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ha_lizard_section(dir.path(), "refresh = \"60s\"");
+    let text = config(dir.path(), &extra);
+    let original = dir.path().join("etc-iscsi-ha/state/manual");
+    fs::create_dir_all(original.parent().unwrap()).unwrap();
+    fs::write(&original, "become_primary\n").unwrap();
+    let d = Daemon::start_in(&ns, dir, "slave\n", &text, &[]);
+    assert_eq!(d.status()["manual_mode"], "become-primary", "{}", d.log());
+    assert!(
+        d.log().contains("taken over from the original"),
+        "{}",
+        d.log()
+    );
+    let recorded = d.dir.path().join("state/manual-mode");
+    assert_eq!(fs::read_to_string(&recorded).unwrap(), "become-primary");
+
+    // Recorded now: a restart keeps it from our own state, not from the original's file.
+    let dir = restart_dir(d);
+    fs::write(&original, "become_secondary\n").unwrap();
+    let d = Daemon::start_in(&ns, dir, "slave\n", &text, &[]);
+    assert_eq!(d.status()["manual_mode"], "become-primary");
+    d.wait_for(Duration::from_secs(3), "the manual file rewritten", |_| {
+        fs::read_to_string(&original).ok().as_deref() == Some("become_primary\n")
+    });
+
+    // A first start finding garbage in the original's file refuses to guess.
+    let dir = restart_dir(d);
+    fs::remove_file(dir.path().join("state/manual-mode")).unwrap();
+    fs::write(&original, "sideways\n").unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(env!("CARGO_BIN_EXE_iscsi-ha"))
+        .args(["run", "-c"])
+        .arg(dir.path().join("c.toml"))
+        .arg("--run-dir")
+        .arg(dir.path().join("run"))
+        .arg("--lock-file")
+        .arg(dir.path().join("lock"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("neither become_primary nor become_secondary")
+            && err.contains("refusing to start"),
+        "{err}"
+    );
 }
 
 #[test]

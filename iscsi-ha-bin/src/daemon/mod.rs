@@ -122,7 +122,10 @@ enum Token {
 impl Daemon {
     /// Prepares the daemon: blocks signals, loads the saved manual mode.
     pub fn new(parts: DaemonParts) -> anyhow::Result<Self> {
-        let manual = parts.manual.load().map_err(anyhow::Error::msg)?;
+        let manual = match parts.manual.load_recorded().map_err(anyhow::Error::msg)? {
+            Some(mode) => mode,
+            None => adopt_original_manual_mode(&parts)?,
+        };
         let ha_lizard = HaLizardFiles::start(
             &parts.config.file.ha_lizard,
             &parts.config.resources,
@@ -674,6 +677,27 @@ impl Daemon {
 /// second in the first minute after it lost its peer (when a stale master comes back), then
 /// every five seconds for as long as it is not connected again, so that a link restored much
 /// later is still noticed within seconds at the cost of one ARP probe per period.
+/// At a first start (no manual mode recorded here yet) takes over the original's manual mode,
+/// so that migrating a host the operator had put in manual mode does not hand it back to the
+/// pool role behind their back; records whatever was found so this happens only once.
+fn adopt_original_manual_mode(parts: &DaemonParts) -> anyhow::Result<ManualMode> {
+    let section = &parts.config.file.ha_lizard;
+    let found = crate::ha_lizard::original_manual_mode(section)
+        .map_err(|e| anyhow::anyhow!("{e}\nrefusing to start"))?;
+    let mode = found.unwrap_or(ManualMode::Off);
+    if found.is_some() {
+        tracing::warn!(
+            "manual mode {mode:?} taken over from the original's {}: storage stays as the operator left it; iscsi-cfg manual-mode-disable once the pool role and the storage agree",
+            section.manual_file
+        );
+    }
+    parts
+        .manual
+        .save(mode)
+        .map_err(|e| anyhow::anyhow!("cannot record manual mode: {e}"))?;
+    Ok(mode)
+}
+
 fn vip_check_period(history: &ServingHistory, now: Timestamp) -> Duration {
     let recent = history
         .lost_peer_at
