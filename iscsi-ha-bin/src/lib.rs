@@ -2,6 +2,7 @@
 //! safely, role sources, the control socket, the daemon's poll loop, and one module per command.
 
 pub mod cfg_cli;
+pub mod cli;
 pub mod commands;
 pub mod config_file;
 pub mod control;

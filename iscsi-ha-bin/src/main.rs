@@ -1,50 +1,11 @@
 //! `iscsi-ha`: the daemon and its commands.
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser};
 use iscsi_ha_bin::cfg_cli::CfgCli;
+use iscsi_ha_bin::cli::{Cli, Command, GenerateArgs};
 use iscsi_ha_bin::commands::{check_config, doctor, fence_peer, import_legacy, log, run, status};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-
-/// Two-node highly available iSCSI storage: makes DRBD, the iSCSI target and the floating IP
-/// follow the pool role.
-#[derive(Debug, Parser)]
-#[command(name = "iscsi-ha", version = iscsi_ha_bin::VERSION)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the daemon (in the foreground; systemd runs it as a notify service).
-    Run(run::RunArgs),
-    /// Show what the daemon reports.
-    Status(status::StatusArgs),
-    /// Show the daemon's log.
-    Log(log::LogArgs),
-    /// Check a configuration file and print the effective configuration.
-    CheckConfig(check_config::CheckConfigArgs),
-    /// Check this host before trusting it with failover: DRBD (module, protocol, fencing,
-    /// handler, split-brain policies), multipath, LVM, tgtd at boot, the VIP, the role source,
-    /// and the configuration's fingerprint. Exit 0 ok, 1 warnings, 2 errors.
-    Doctor(doctor::DoctorArgs),
-    /// Convert the original add-on's iscsi-ha.conf to TOML.
-    ImportLegacy(import_legacy::ImportLegacyArgs),
-    /// DRBD's fence-peer handler: may this host go on writing without its peer? (exit 7 yes,
-    /// 1 no; for `handlers { fence-peer "iscsi-ha fence-peer"; }`)
-    FencePeer(fence_peer::FencePeerArgs),
-    /// Write the man pages and shell completions (for packaging).
-    #[command(hide = true)]
-    GenerateAssets(GenerateArgs),
-}
-
-/// Arguments of `generate-assets`.
-#[derive(Debug, Args)]
-struct GenerateArgs {
-    /// Directory to write `man/` and `completions/` into.
-    out: PathBuf,
-}
 
 /// Man pages (`iscsi-ha.1`, `iscsi-cfg.1` and one per command) and bash, zsh and fish
 /// completions of both tools.
