@@ -36,6 +36,9 @@ pub struct ConfigFile {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// What is asked of XenServer / XCP-ng's XAPI.
+    #[serde(default)]
+    pub xapi: XapiSection,
     /// A separate file holding the secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSection>,
@@ -495,6 +498,50 @@ impl Default for MetricsSection {
 
 fn default_metrics_listen() -> std::net::SocketAddr {
     std::net::SocketAddr::from(([127, 0, 0, 1], 9725))
+}
+
+/// `[xapi]`: what this host asks of XenServer / XCP-ng's XAPI through `xe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XapiSection {
+    /// Once this host serves after not serving (a takeover, a start), plug the unattached PBDs
+    /// of the pool's `lvmoiscsi` SRs whose target is the VIP and whose IQN is ours (or `*`),
+    /// on every host of the pool. Off unless set.
+    #[serde(default)]
+    pub replug_pbds: bool,
+    /// The `xe` program (the original called /usr/bin/xe).
+    #[serde(default = "default_xe")]
+    pub xe: String,
+    /// How long each `xe` call may take before it is killed (the original's XE_TIMEOUT).
+    #[serde(default = "default_xe_timeout")]
+    pub timeout: ConfigDuration,
+    /// How long this host serves before the first re-plug (initiators that reconnect by
+    /// themselves do so meanwhile).
+    #[serde(default = "default_replug_delay")]
+    pub replug_delay: ConfigDuration,
+}
+
+impl Default for XapiSection {
+    fn default() -> Self {
+        Self {
+            replug_pbds: false,
+            xe: default_xe(),
+            timeout: default_xe_timeout(),
+            replug_delay: default_replug_delay(),
+        }
+    }
+}
+
+fn default_xe() -> String {
+    "/usr/bin/xe".into()
+}
+
+fn default_xe_timeout() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_secs(13))
+}
+
+fn default_replug_delay() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_secs(10))
 }
 
 /// `[secrets]`: a separate file for passwords, readable by root only.

@@ -123,6 +123,7 @@ pub(super) fn validate(
     let target = build_target(&mut file, secrets, &mut p);
     let vip = build_vip(&file, &mut p);
     check_monitor(&file, &mut p);
+    check_xapi(&file, &mut p);
     let smtp_password = check_mail(&file, secrets, &mut p);
     let inline_secrets = file.alerts.mail.password.is_some()
         || file
@@ -470,6 +471,15 @@ fn check_monitor(file: &ConfigFile, p: &mut Problems<'_>) {
         p.add(
             &KeyPath::keys(&["monitor", "max_starts"]),
             "must be at least 1",
+        );
+    }
+}
+
+fn check_xapi(file: &ConfigFile, p: &mut Problems<'_>) {
+    if file.xapi.xe.trim().is_empty() {
+        p.add(
+            &KeyPath::keys(&["xapi", "xe"]),
+            "names no program: xe = \"/usr/bin/xe\"",
         );
     }
 }
