@@ -2,7 +2,9 @@
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use iscsi_ha_bin::cfg_cli::CfgCli;
-use iscsi_ha_bin::commands::{check_config, fence_peer, import_legacy, log, run, status};
+use iscsi_ha_bin::commands::{
+    check_config, fence_peer, import_legacy, log, replug_pbds, run, status,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -30,6 +32,9 @@ enum Command {
     /// DRBD's fence-peer handler: may this host go on writing without its peer? (exit 7 yes,
     /// 1 no; for `handlers { fence-peer "iscsi-ha fence-peer"; }`)
     FencePeer(fence_peer::FencePeerArgs),
+    /// XenServer: plug now the unattached PBDs of the pool's lvmoiscsi SRs on the VIP and this
+    /// target's IQN (what the daemon does after taking over with [xapi] replug_pbds = true).
+    ReplugPbds(replug_pbds::ReplugPbdsArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     GenerateAssets(GenerateArgs),
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => return check_config::run(&args),
         Command::ImportLegacy(args) => import_legacy::run(&args),
         Command::FencePeer(args) => return fence_peer::run(&args),
+        Command::ReplugPbds(args) => return replug_pbds::run(&args),
         Command::GenerateAssets(args) => generate_assets(&args),
     };
     match result {

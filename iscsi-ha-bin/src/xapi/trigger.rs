@@ -43,7 +43,7 @@ enum State {
     /// Serving; the next attempt starts at this instant.
     Waiting(Instant),
     /// An attempt is under way.
-    Running(ReplugRun),
+    Running(Box<ReplugRun>),
     /// Serving, and the re-plug of this period of serving is over.
     Done,
 }
@@ -129,7 +129,7 @@ impl Replugger {
         match &mut self.state {
             State::Waiting(at) if *at <= now => {
                 self.attempt += 1;
-                self.state = State::Running(ReplugRun::start(spec()));
+                self.state = State::Running(Box::new(ReplugRun::start(spec())));
                 self.last = Some(format!("running (attempt {})", self.attempt));
                 Some(ReplugEvent::Started {
                     attempt: self.attempt,

@@ -433,7 +433,7 @@ fn an_alert_raised_outside_a_pass_is_screened_muted_and_recorded_like_the_pass_a
     let mut rec = Reconciler::new(&cfg);
     let t0 = Instant::now();
     let alert = crate::alert::Alert::new(Severity::Error, "PBD re-plug failed");
-    let mut ports = f.ports();
+    let ports = f.ports();
     let sent = rec
         .raise(alert.clone(), ManualMode::Off, ports.alerts, moment(t0, 0))
         .unwrap();
