@@ -173,6 +173,22 @@ mod tests {
     }
 
     #[test]
+    fn status_shows_the_last_replug_result_as_text_and_json() {
+        let text = include_str!("../../../fixtures/xapi/status-serving.json");
+        let mut status: Status = serde_json::from_str(text).unwrap();
+        let rendered = crate::commands::status::render(&status, std::time::SystemTime::now());
+        assert!(!rendered.contains("PBD RE-PLUG"), "{rendered}");
+        status.pbd_replug = Some("plugged 2 PBDs".into());
+        let rendered = crate::commands::status::render(&status, std::time::SystemTime::now());
+        assert!(
+            rendered.contains("PBD RE-PLUG:    plugged 2 PBDs\n"),
+            "{rendered}"
+        );
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["pbd_replug"], "plugged 2 PBDs");
+    }
+
+    #[test]
     fn the_last_failure_raises_an_error_alert_naming_the_plug_to_run_by_hand() {
         let pbd = PbdPlugged {
             pbd: "a2".into(),
