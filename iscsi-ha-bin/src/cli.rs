@@ -1,7 +1,9 @@
 //! The command line of `iscsi-ha` (the daemon and its commands). In the library so that man
 //! pages, completions and the tests that check documented command lines share one definition.
 
-use crate::commands::{check_config, doctor, fence_peer, import_legacy, log, run, status};
+use crate::commands::{
+    check_config, doctor, fence_peer, import_legacy, log, replug_pbds, run, status,
+};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -35,6 +37,9 @@ pub enum Command {
     /// DRBD's fence-peer handler: may this host go on writing without its peer? (exit 7 yes,
     /// 1 no; for `handlers { fence-peer "iscsi-ha fence-peer"; }`)
     FencePeer(fence_peer::FencePeerArgs),
+    /// XenServer: plug now the unattached PBDs of the pool's lvmoiscsi SRs on the VIP and this
+    /// target's IQN (what the daemon does after taking over with [xapi] replug_pbds = true).
+    ReplugPbds(replug_pbds::ReplugPbdsArgs),
     /// Write the man pages and shell completions (for packaging).
     #[command(hide = true)]
     GenerateAssets(GenerateArgs),

@@ -599,6 +599,7 @@ mod tests {
             last_actions: vec![],
             alerts: vec![],
             fingerprint: "0123456789abcdef".into(),
+            pbd_replug: None,
             updated_at: Timestamp::from_unix_millis(0),
         }
     }

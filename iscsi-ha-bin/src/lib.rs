@@ -20,6 +20,7 @@ pub mod serving_history;
 pub mod small_file;
 pub mod state_file;
 pub mod wiring;
+pub mod xapi;
 
 /// The version and the git commit it was built from.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("IHA_GIT_COMMIT"), ")");

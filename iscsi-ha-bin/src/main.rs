@@ -3,7 +3,9 @@
 use clap::{CommandFactory, Parser};
 use iscsi_ha_bin::cfg_cli::CfgCli;
 use iscsi_ha_bin::cli::{Cli, Command, GenerateArgs};
-use iscsi_ha_bin::commands::{check_config, doctor, fence_peer, import_legacy, log, run, status};
+use iscsi_ha_bin::commands::{
+    check_config, doctor, fence_peer, import_legacy, log, replug_pbds, run, status,
+};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => return doctor::run(&args),
         Command::ImportLegacy(args) => import_legacy::run(&args),
         Command::FencePeer(args) => return fence_peer::run(&args),
+        Command::ReplugPbds(args) => return replug_pbds::run(&args),
         Command::GenerateAssets(args) => generate_assets(&args),
     };
     match result {

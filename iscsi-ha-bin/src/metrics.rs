@@ -523,6 +523,7 @@ mod tests {
             retrying: Vec::new(),
             last_actions: Vec::new(),
             alerts: Vec::new(),
+            pbd_replug: None,
             updated_at: Timestamp::from_system_time(SystemTime::now()),
         };
         let m = Metrics::new(Arc::new(AlertStats::default()));

@@ -158,6 +158,7 @@ fn man_pages_and_completions_cover_every_command() {
             "iscsi-ha-fence-peer.1",
             "iscsi-ha-import-legacy.1",
             "iscsi-ha-log.1",
+            "iscsi-ha-replug-pbds.1",
             "iscsi-ha-run.1",
             "iscsi-ha-status.1",
             "iscsi-ha.1"

@@ -4,7 +4,7 @@
 use crate::alert::{Alert, AlertScreen, Severity};
 use crate::budget::{BudgetSettings, Budgets, Gate};
 use crate::config::Config;
-use crate::observation::Observation;
+use crate::observation::{ManualMode, Observation};
 use crate::plan::{plan, Component, Hold, Intent, Plan, Step};
 use crate::ports::{Alerts, FloatingIp, FloatingIpError, IscsiTarget, ReplicatedVolume, RetryHint};
 use crate::time::{Moment, Timestamp};
@@ -361,6 +361,19 @@ impl Reconciler {
         (alerts, wake)
     }
 
+    /// Raises an alert the daemon decided on outside a pass (the PBD re-plug's result), with
+    /// the same duplicate screen, manual-mode mute and record as the pass's own; `None` when
+    /// screened out.
+    pub fn raise(
+        &mut self,
+        alert: Alert,
+        manual: ManualMode,
+        alerts: &mut dyn Alerts,
+        now: Moment,
+    ) -> Option<AlertRecord> {
+        self.send_all(vec![alert], manual, alerts, now).pop()
+    }
+
     fn send(
         &mut self,
         pending: Vec<Alert>,
@@ -368,16 +381,26 @@ impl Reconciler {
         ports: &mut Ports<'_>,
         now: Moment,
     ) -> Vec<AlertRecord> {
+        self.send_all(pending, observation.manual, ports.alerts, now)
+    }
+
+    fn send_all(
+        &mut self,
+        pending: Vec<Alert>,
+        manual: ManualMode,
+        alerts: &mut dyn Alerts,
+        now: Moment,
+    ) -> Vec<AlertRecord> {
         let mut out = Vec::new();
         for alert in pending {
             if !self.screen.admit(&alert, now.instant) {
                 continue;
             }
-            let delivery = if observation.manual.is_on() {
+            let delivery = if manual.is_on() {
                 Delivery::Muted
             } else {
-                match ports.alerts.deliver(&alert) {
-                    Ok(()) if ports.alerts.sends() => Delivery::Sent,
+                match alerts.deliver(&alert) {
+                    Ok(()) if alerts.sends() => Delivery::Sent,
                     Ok(()) => Delivery::Logged,
                     Err(e) => Delivery::Failed(e.to_string()),
                 }

@@ -49,6 +49,10 @@ pub struct Status {
     pub last_actions: Vec<ActionRecord>,
     /// The last alerts, oldest first.
     pub alerts: Vec<AlertRecord>,
+    /// XenServer's PBD re-plug after this host began serving (`[xapi] replug_pbds`): its last
+    /// result, or what it is doing. Filled in by the daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pbd_replug: Option<String>,
     /// When this status was made.
     pub updated_at: Timestamp,
 }
@@ -326,6 +330,7 @@ impl Status {
                 .collect(),
             last_actions: reconciler.recent_actions().cloned().collect(),
             alerts: reconciler.recent_alerts().cloned().collect(),
+            pbd_replug: None,
             updated_at: now.wall,
         }
     }

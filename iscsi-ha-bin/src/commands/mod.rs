@@ -6,6 +6,7 @@ pub mod fence_peer;
 pub mod import_legacy;
 pub mod log;
 pub mod operator;
+pub mod replug_pbds;
 pub mod run;
 pub mod split_brain;
 pub mod status;

@@ -179,6 +179,9 @@ pub fn render(s: &Status, now: SystemTime) -> String {
             (None, e) => format!("unknown ({})", e.as_deref().unwrap_or("")),
         }
     );
+    if let Some(r) = &s.pbd_replug {
+        let _ = writeln!(o, "PBD RE-PLUG:    {r}");
+    }
     for h in &s.holds {
         let _ = writeln!(o, "HOLD:           {h}");
     }

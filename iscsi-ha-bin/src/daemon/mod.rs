@@ -13,6 +13,7 @@
 //! | what | how long it can hold the loop |
 //! |---|---|
 //! | role command, XAPI's `xe` | nothing: run beside the loop, its output polled, one at a time, killed with its process group at `[role] timeout` (13 s by default); the last answer stands until the source has not answered for 3 timeouts |
+//! | XenServer PBD re-plug (`[xapi] replug_pbds`) | nothing: a chain of `xe` calls run beside the loop one at a time, its output polled, each killed with its process group at `[xapi] timeout` (13 s by default); losing the serving role kills it |
 //! | control clients | nothing: non-blocking connections, a request gathered as it arrives (at most 4096 bytes, 2 s for the whole request and 2 s for taking the answer), at most 32 at once |
 //! | DRBD generic netlink | each request 30 s at most (`iscsi_ha_drbd::client::DEFAULT_TIMEOUT`; DRBD's own timeouts end a role change far sooner), family resolution 5 s; one GET_STATUS dump per resource per pass |
 //! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
@@ -24,6 +25,7 @@ mod alive;
 mod host;
 mod operator;
 mod os;
+mod replug;
 
 use alive::Alive;
 pub use host::{ClaimWatch, EventSource, Host, Volumes};
@@ -104,6 +106,8 @@ pub struct Daemon {
     status: Option<Status>,
     wake_at: Option<Instant>,
     last_scan: Instant,
+    /// XenServer's PBD re-plug once this host serves (`[xapi] replug_pbds`).
+    replug: crate::xapi::Replugger,
 }
 
 /// Which descriptor woke the loop.
@@ -115,6 +119,8 @@ enum Token {
     /// A control connection, by id.
     Peer(u64),
     Role,
+    /// The PBD re-plug's running `xe`.
+    Replug,
     Claims,
     Event(usize),
 }
@@ -152,6 +158,7 @@ impl Daemon {
             status: None,
             wake_at: None,
             last_scan: Instant::now(),
+            replug: crate::xapi::Replugger::new(),
         })
     }
 
@@ -206,6 +213,9 @@ impl Daemon {
                         {
                             reasons.push(ROLE_ANSWER);
                         }
+                        if self.replug.due().is_some_and(|at| at <= now) {
+                            self.poll_replug();
+                        }
                         // The timer also fires for a keep-alive or a control connection's
                         // deadline, which need no pass.
                         if self.pass_due(now) {
@@ -219,6 +229,7 @@ impl Daemon {
                             reasons.push(ROLE_ANSWER);
                         }
                     }
+                    Token::Replug => self.poll_replug(),
                     Token::Claims => {
                         if self.take_claims() {
                             reasons.push("VIP claimed by another host");
@@ -279,6 +290,10 @@ impl Daemon {
             tokens.push(Token::Role);
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
+        if let Some(fd) = self.replug.fd() {
+            tokens.push(Token::Replug);
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
         if let Some(claims) = self.host.claims.as_mut() {
             claims.refresh();
         }
@@ -325,6 +340,7 @@ impl Daemon {
             self.wake_at,
             self.notifier.keepalive_due(),
             self.host.role.due(),
+            self.replug.due(),
             self.control.next_deadline(),
             self.ha_lizard.due(),
         ]
@@ -403,6 +419,7 @@ impl Daemon {
                 break;
             }
         }
+        self.follow_replug();
         crate::metrics::publish(self.status.as_ref(), &done);
         self.ha_lizard.publish(self.status.as_ref(), Instant::now());
         self.notifier.alive(&self.one_line_status());

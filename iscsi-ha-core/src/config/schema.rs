@@ -39,6 +39,9 @@ pub struct ConfigFile {
     /// The original's files that HA-Lizard reads.
     #[serde(default)]
     pub ha_lizard: HaLizardSection,
+    /// What is asked of XenServer / XCP-ng's XAPI.
+    #[serde(default)]
+    pub xapi: XapiSection,
     /// A separate file holding the secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSection>,
@@ -540,6 +543,38 @@ impl Default for HaLizardSection {
     }
 }
 
+/// `[xapi]`: what this host asks of XenServer / XCP-ng's XAPI through `xe`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XapiSection {
+    /// Once this host serves after not serving (a takeover, a start), plug the unattached PBDs
+    /// of the pool's `lvmoiscsi` SRs whose target is the VIP and whose IQN is ours (or `*`),
+    /// on every host of the pool. Off unless set.
+    #[serde(default)]
+    pub replug_pbds: bool,
+    /// The `xe` program (the original called /usr/bin/xe).
+    #[serde(default = "default_xe")]
+    pub xe: String,
+    /// How long each `xe` call may take before it is killed (the original's XE_TIMEOUT).
+    #[serde(default = "default_xe_timeout")]
+    pub timeout: ConfigDuration,
+    /// How long this host serves before the first re-plug (initiators that reconnect by
+    /// themselves do so meanwhile).
+    #[serde(default = "default_replug_delay")]
+    pub replug_delay: ConfigDuration,
+}
+
+impl Default for XapiSection {
+    fn default() -> Self {
+        Self {
+            replug_pbds: false,
+            xe: default_xe(),
+            timeout: default_xe_timeout(),
+            replug_delay: default_replug_delay(),
+        }
+    }
+}
+
 fn default_ha_lizard_status_file() -> String {
     "/etc/iscsi-ha/state/status".into()
 }
@@ -556,6 +591,18 @@ fn default_ha_lizard_refresh() -> ConfigDuration {
     // Sixty times inside HA-Lizard's one-hour window: a run of failed writes or a slow disk
     // does not lapse the guard, at the cost of one small write a minute.
     ConfigDuration::new(Duration::from_secs(60))
+}
+
+fn default_xe() -> String {
+    "/usr/bin/xe".into()
+}
+
+fn default_xe_timeout() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_secs(13))
+}
+
+fn default_replug_delay() -> ConfigDuration {
+    ConfigDuration::new(Duration::from_secs(10))
 }
 
 /// `[secrets]`: a separate file for passwords, readable by root only.

@@ -138,6 +138,7 @@ pub(super) fn validate(
     let vip = build_vip(&file, &mut p);
     check_monitor(&file, &mut p);
     check_ha_lizard(&file, &mut p);
+    check_xapi(&file, &mut p);
     let smtp_password = check_mail(&file, secrets, &mut p);
     let inline_secrets = file.alerts.mail.password.is_some()
         || file
@@ -535,6 +536,15 @@ fn check_ha_lizard(file: &ConfigFile, p: &mut Problems<'_>) {
                 format!("{path:?} is not an absolute path to a file; write e.g. \"/etc/iscsi-ha/state/status\""),
             );
         }
+    }
+}
+
+fn check_xapi(file: &ConfigFile, p: &mut Problems<'_>) {
+    if file.xapi.xe.trim().is_empty() {
+        p.add(
+            &KeyPath::keys(&["xapi", "xe"]),
+            "names no program: xe = \"/usr/bin/xe\"",
+        );
     }
 }
 

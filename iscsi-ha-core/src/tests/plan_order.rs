@@ -425,3 +425,34 @@ fn an_alert_is_recorded_as_sent_only_when_the_port_sends_it_on() {
         }
     }
 }
+
+#[test]
+fn an_alert_raised_outside_a_pass_is_screened_muted_and_recorded_like_the_pass_alerts() {
+    let cfg = config(&["r0"]);
+    let mut f = Fakes::new(&["r0"]);
+    let mut rec = Reconciler::new(&cfg);
+    let t0 = Instant::now();
+    let alert = crate::alert::Alert::new(Severity::Error, "PBD re-plug failed");
+    let ports = f.ports();
+    let sent = rec
+        .raise(alert.clone(), ManualMode::Off, ports.alerts, moment(t0, 0))
+        .unwrap();
+    assert_eq!(sent.delivery, Delivery::Sent);
+    assert!(
+        rec.raise(alert.clone(), ManualMode::Off, ports.alerts, moment(t0, 1))
+            .is_none(),
+        "a repeat inside the screen window is screened out"
+    );
+    let other = crate::alert::Alert::new(Severity::Error, "another re-plug failure");
+    let muted = rec
+        .raise(
+            other,
+            ManualMode::BecomePrimary,
+            ports.alerts,
+            moment(t0, 2),
+        )
+        .unwrap();
+    assert_eq!(muted.delivery, Delivery::Muted);
+    assert_eq!(f.world.borrow().alerts, vec![alert]);
+    assert_eq!(rec.recent_alerts().count(), 2, "both recorded for status");
+}
