@@ -249,8 +249,9 @@ impl EventSource for AddressWatch {
 const RESTART_SPACING: Duration = Duration::from_secs(5);
 const MAX_RESTART_SPACING: Duration = Duration::from_secs(300);
 
-/// The managed tgtd (our child or the one adopted on our control port): its pidfd becomes
-/// readable when it exits. With `keep_running`, a tgtd that exits is started again at once.
+/// The managed tgtd (our child or the one adopted on our control port): its exit descriptor
+/// (a pidfd; before Linux 5.3 a timer that makes us look every 500 ms) becomes readable when it
+/// exits. With `keep_running`, a tgtd that exits is started again at once.
 struct TgtdExit {
     target: Rc<RefCell<TgtTarget>>,
     watched: Option<(u32, OwnedFd)>,

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod bare_root;
+
 use iscsi_ha_lab::cluster::{Binaries, Cluster};
 use iscsi_ha_lab::Lab;
 use std::path::PathBuf;
@@ -74,6 +76,8 @@ fn failover_end_to_end_in_the_lab() {
     let started = Instant::now();
     let lab = Lab::up(iscsi_ha_lab::cluster::lab_options())
         .unwrap_or_else(|e| panic!("the lab did not come up: {e}"));
+    step("0. the .rpm's binaries run in a root of their own (glibc 2.17 build)");
+    bare_root::packaged_binaries_run_in_a_bare_root(&lab, 1);
     let c = Cluster::deploy(
         &lab,
         &binaries(),

@@ -1,7 +1,9 @@
 //! What the packages are made of, checked without building them (scripts/suites.d/40-ops
 //! builds the .deb and .rpm and inspects them): every asset the package metadata names exists
 //! or is produced by `iscsi-ha generate-assets`, both packages ship the same files, the example
-//! configuration is valid, and the man pages and completions cover every command.
+//! configuration is valid, the man pages and completions cover every command, and each
+//! package carries the units of its platform (the .rpm: systemd 219's unit and EL's
+//! tgtd.service drop-in).
 
 #![allow(clippy::unwrap_used)]
 
@@ -98,7 +100,12 @@ fn every_asset_exists_or_is_generated() {
 
 #[test]
 fn both_packages_ship_the_same_files() {
-    let norm = |d: &str| d.replace("/zsh/site-functions/", "/zsh/vendor-completions/");
+    // The distributions' own places: zsh's directory, and the tgt unit's name (Debian's
+    // tgt.service, EL's tgtd.service).
+    let norm = |d: &str| {
+        d.replace("/zsh/site-functions/", "/zsh/vendor-completions/")
+            .replace("/tgtd.service.d/", "/tgt.service.d/")
+    };
     let deb: BTreeSet<String> = deb_assets()
         .into_iter()
         .map(|(_, d)| norm(&d))
@@ -227,4 +234,55 @@ fn version_names_the_commit() {
         assert_eq!(inner.len(), c.len(), "{v}");
         assert!(inner.chars().all(|ch| ch.is_ascii_hexdigit()), "{v}");
     }
+}
+
+#[test]
+fn each_package_carries_the_units_of_its_platform() {
+    let source_of = |assets: &[(String, String)], dest: &str| -> Option<String> {
+        assets
+            .iter()
+            .find(|(_, d)| d == dest)
+            .map(|(s, _)| s.clone())
+    };
+    let deb = deb_assets();
+    let rpm = rpm_assets();
+    // The .deb's unit comes from systemd-units (systemd/iscsi-ha.service).
+    let units = &metadata()["deb"]["systemd-units"];
+    assert_eq!(units["unit-scripts"].as_str(), Some("../systemd"));
+    assert_eq!(units["unit-name"].as_str(), Some("iscsi-ha"));
+    assert_eq!(
+        source_of(&deb, "/usr/lib/systemd/system/tgt.service.d/iscsi-ha.conf").as_deref(),
+        Some("../systemd/tgt-iscsi-ha.conf")
+    );
+    assert_eq!(
+        source_of(&rpm, "/usr/lib/systemd/system/iscsi-ha.service").as_deref(),
+        Some("../systemd/el7/iscsi-ha.service")
+    );
+    assert_eq!(
+        source_of(&rpm, "/usr/lib/systemd/system/tgtd.service.d/iscsi-ha.conf").as_deref(),
+        Some("../systemd/el7/tgtd-iscsi-ha.conf")
+    );
+    assert!(
+        source_of(&rpm, "/usr/lib/systemd/system/tgt.service.d/iscsi-ha.conf").is_none(),
+        "EL has no tgt.service"
+    );
+}
+
+#[test]
+fn the_rpm_scriptlets_use_only_what_systemd_219_has() {
+    for script in ["post_install", "pre_uninstall", "post_uninstall"] {
+        let key = format!("{script}_script");
+        let path = metadata()["generate-rpm"][key.as_str()]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key}"))
+            .to_string();
+        let text = fs::read_to_string(crate_dir().join(&path)).unwrap();
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            // systemctl's --now is 220+; 219 fails the whole command on it.
+            assert!(!line.contains("--now"), "{path}: {line}");
+        }
+    }
+    let pre = fs::read_to_string(crate_dir().join("../packaging/rpm/pre_uninstall.sh")).unwrap();
+    assert!(pre.contains("systemctl --no-reload disable iscsi-ha.service"));
+    assert!(pre.contains("systemctl stop iscsi-ha.service"));
 }

@@ -1,7 +1,9 @@
 //! The systemd units under systemd/, checked by systemd itself: `systemd-analyze verify` and
 //! `security` on a root directory laid out as the packages install it (the distribution's
 //! units copied from this machine, the built binary at /usr/sbin/iscsi-ha), and the tgt.service
-//! drop-in's condition evaluated with and without an iscsi-ha configuration.
+//! drop-in's condition evaluated with and without an iscsi-ha configuration. The .rpm's unit
+//! for systemd 219 (systemd/el7/) is checked against 219's own list of keys
+//! (fixtures/systemd/v219-unit-keys.txt) and against the main unit on what must not differ.
 
 #![allow(clippy::unwrap_used)]
 
@@ -31,8 +33,17 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// A root with the system's units, ours and the tools the units run.
+/// A root with the system's units, the .deb's and the tools the units run.
 fn root() -> tempfile::TempDir {
+    root_with(
+        "systemd/iscsi-ha.service",
+        "tgt.service",
+        "systemd/tgt-iscsi-ha.conf",
+    )
+}
+
+/// A root with the system's units, `unit` as iscsi-ha.service and `drop_in` for `tgt_unit`.
+fn root_with(unit: &str, tgt_unit: &str, drop_in: &str) -> tempfile::TempDir {
     let r = tempfile::tempdir().unwrap();
     let p = r.path();
     for d in ["usr/sbin", "usr/lib/systemd", "bin", "etc"] {
@@ -49,24 +60,20 @@ fn root() -> tempfile::TempDir {
         .arg(p.join("usr/lib/systemd/")));
     assert!(out.status.success(), "{}", text(&out));
     let units = p.join("usr/lib/systemd/system");
+    fs::copy(repo().join(unit), units.join("iscsi-ha.service")).unwrap();
+    fs::create_dir_all(units.join(format!("{tgt_unit}.d"))).unwrap();
     fs::copy(
-        repo().join("systemd/iscsi-ha.service"),
-        units.join("iscsi-ha.service"),
-    )
-    .unwrap();
-    fs::create_dir_all(units.join("tgt.service.d")).unwrap();
-    fs::copy(
-        repo().join("systemd/tgt-iscsi-ha.conf"),
-        units.join("tgt.service.d/iscsi-ha.conf"),
+        repo().join(drop_in),
+        units.join(format!("{tgt_unit}.d/iscsi-ha.conf")),
     )
     .unwrap();
     fs::copy(env!("CARGO_BIN_EXE_iscsi-ha"), p.join("usr/sbin/iscsi-ha")).unwrap();
     fs::copy("/bin/kill", p.join("bin/kill")).unwrap();
-    if !units.join("tgt.service").exists() {
-        // tgt not installed here: a stand-in with Debian's ExecStart line is enough for the
-        // drop-in to be merged and checked.
+    if !units.join(tgt_unit).exists() {
+        // tgt not installed here (or EL's tgtd.service): a stand-in with an ExecStart line is
+        // enough for the drop-in to be merged and checked.
         fs::write(
-            units.join("tgt.service"),
+            units.join(tgt_unit),
             "[Unit]\nDescription=tgt\n[Service]\nType=notify\nExecStart=/usr/sbin/tgtd -f\n",
         )
         .unwrap();
@@ -213,5 +220,206 @@ fn the_watchdog_outlasts_the_longest_bounded_step() {
         std::time::Duration::from_secs(secs) > iscsi_ha_drbd::client::DEFAULT_TIMEOUT,
         "WatchdogSec={secs}s does not outlast a DRBD request ({:?})",
         iscsi_ha_drbd::client::DEFAULT_TIMEOUT
+    );
+}
+
+/// The `Section.Key` entries of a unit file, in order, with their values.
+fn entries(text: &str) -> Vec<(String, String)> {
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not a key=value line: {line}"));
+        out.push((
+            format!("{section}.{}", key.trim()),
+            value.trim().to_string(),
+        ));
+    }
+    out
+}
+
+/// systemd 219's keys (fixtures/systemd/v219-unit-keys.txt; its header names the source).
+fn keys_219() -> std::collections::BTreeSet<String> {
+    let text = fs::read_to_string(repo().join("fixtures/systemd/v219-unit-keys.txt")).unwrap();
+    let keys: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .collect();
+    // A truncated fixture would let anything through.
+    assert!(keys.len() > 150, "only {} keys in the fixture", keys.len());
+    keys
+}
+
+/// The keys of `text` that systemd 219 does not know.
+fn unknown_to_219(text: &str) -> Vec<String> {
+    let known = keys_219();
+    entries(text)
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| !known.contains(k))
+        .collect()
+}
+
+fn el7_unit_text() -> String {
+    fs::read_to_string(repo().join("systemd/el7/iscsi-ha.service")).unwrap()
+}
+
+#[test]
+fn the_el7_unit_uses_only_keys_systemd_219_knows() {
+    assert_eq!(unknown_to_219(&el7_unit_text()), Vec::<String>::new());
+    // The check catches what it is for: the main unit's hardening is newer than 219.
+    let main = unknown_to_219(&unit_text());
+    for newer in [
+        "Unit.StartLimitIntervalSec",
+        "Service.RuntimeDirectoryPreserve",
+        "Service.StateDirectory",
+        "Service.ReadWritePaths",
+        "Service.AmbientCapabilities",
+        "Service.ProtectKernelModules",
+        "Service.ProtectControlGroups",
+        "Service.ProtectProc",
+        "Service.MemoryDenyWriteExecute",
+        "Service.RestrictNamespaces",
+    ] {
+        assert!(
+            main.contains(&newer.to_string()),
+            "{newer} not flagged: {main:?}"
+        );
+    }
+}
+
+#[test]
+fn the_el7_unit_avoids_what_systemd_219_gets_wrong() {
+    let el7 = entries(&el7_unit_text());
+    let value = |key: &str| -> Vec<&str> {
+        el7.iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    // 219 removes a RuntimeDirectory= whenever the service stops (no RuntimeDirectoryPreserve
+    // before 235): /run/tgtd, with the managed tgtd's socket, must outlive a daemon restart.
+    assert!(value("Service.RuntimeDirectory").is_empty());
+    // 219's values: "strict" is 232+.
+    assert_eq!(value("Service.ProtectSystem"), ["full"]);
+    // 219 ignores names it cannot resolve, and knows no @groups: an allow list of @groups
+    // would leave only execve/exit/sigreturn and kill the daemon. Deny lists of plain names.
+    let filters = value("Service.SystemCallFilter");
+    assert!(!filters.is_empty(), "no SystemCallFilter at all");
+    for f in filters {
+        assert!(f.starts_with('~'), "an allow list on 219: {f}");
+        assert!(!f.contains('@'), "a @group on 219: {f}");
+        for name in f.trim_start_matches('~').split_whitespace() {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "not a system call name: {name}"
+            );
+        }
+    }
+    // EL's scsi-target-utils names the unit tgtd.service.
+    assert!(value("Unit.After")
+        .iter()
+        .any(|v| v.split_whitespace().any(|u| u == "tgtd.service")));
+}
+
+#[test]
+fn the_two_units_agree_on_what_matters() {
+    let main = entries(&unit_text());
+    let el7 = entries(&el7_unit_text());
+    let get = |entries: &[(String, String)], key: &str| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    for key in [
+        "Unit.ConditionPathExists",
+        "Unit.Wants",
+        "Service.Type",
+        "Service.NotifyAccess",
+        "Service.ExecStart",
+        "Service.ExecReload",
+        "Service.WatchdogSec",
+        "Service.Restart",
+        "Service.RestartSec",
+        "Service.TimeoutStartSec",
+        "Service.TimeoutStopSec",
+        "Service.KillMode",
+        "Service.SendSIGKILL",
+        "Service.UMask",
+        "Service.CapabilityBoundingSet",
+        "Service.NoNewPrivileges",
+        "Service.ProtectHome",
+        "Service.PrivateTmp",
+        "Service.RestrictAddressFamilies",
+        "Service.SystemCallArchitectures",
+        "Install.WantedBy",
+    ] {
+        let m = get(&main, key);
+        assert!(!m.is_empty(), "{key} missing from the main unit");
+        assert_eq!(m, get(&el7, key), "{key} differs between the units");
+    }
+    // The start limit moved from [Service] (219) to [Unit] (230+).
+    assert_eq!(
+        get(&main, "Unit.StartLimitIntervalSec"),
+        get(&el7, "Service.StartLimitInterval")
+    );
+    assert!(!get(&main, "Unit.StartLimitBurst").is_empty());
+    assert_eq!(
+        get(&main, "Unit.StartLimitBurst"),
+        get(&el7, "Service.StartLimitBurst")
+    );
+    // No capability is given on EL7 that the main unit withholds (and root needs no ambient set).
+    assert_eq!(get(&main, "Service.AmbientCapabilities"), [""]);
+    assert!(get(&el7, "Service.AmbientCapabilities").is_empty());
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_el7_unit_and_drop_in() {
+    // This machine's systemd, not 219: it catches syntax and missing binaries; the key list
+    // above is what ties the unit to 219.
+    let r = root_with(
+        "systemd/el7/iscsi-ha.service",
+        "tgtd.service",
+        "systemd/el7/tgtd-iscsi-ha.conf",
+    );
+    let out = run(Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(format!("--root={}", r.path().display()))
+        .args(["iscsi-ha.service", "tgtd.service"]));
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        !said.contains("iscsi-ha"),
+        "systemd-analyze has remarks on the EL7 units:\n{said}"
+    );
+}
+
+#[test]
+fn the_el7_tgtd_drop_in_holds_the_same_condition_as_debians() {
+    let debian = entries(&fs::read_to_string(repo().join("systemd/tgt-iscsi-ha.conf")).unwrap());
+    let el7 = entries(&fs::read_to_string(repo().join("systemd/el7/tgtd-iscsi-ha.conf")).unwrap());
+    assert_eq!(
+        debian,
+        [(
+            "Unit.ConditionPathExists".to_string(),
+            "!/etc/iscsi-ha/iscsi-ha.toml".to_string()
+        )]
+    );
+    assert_eq!(el7, debian);
+    assert_eq!(
+        unknown_to_219(&fs::read_to_string(repo().join("systemd/el7/tgtd-iscsi-ha.conf")).unwrap()),
+        Vec::<String>::new()
     );
 }

@@ -1,6 +1,6 @@
 //! [`TgtTarget`]: the [`IscsiTarget`] port over tgtd.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::process::ExitStatus;
 use std::thread;
 
@@ -9,9 +9,10 @@ use iscsi_ha_core::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatu
 
 use crate::client::Client;
 use crate::config::{Lifecycle, TgtConfig};
-use crate::daemon::{pidfd_open, ManagedTgtd};
+use crate::daemon::ManagedTgtd;
 use crate::durability;
 use crate::error::TgtError;
+use crate::exit_watch::ExitWatch;
 use crate::ops::{State, Tgt};
 use crate::plan::{self, fingerprint, Applied, Deferred, LunKey, Step};
 use crate::show::TargetInfo;
@@ -26,9 +27,9 @@ pub struct TgtTarget {
     /// A managed configuration found tgtd already answering on its socket (left running by
     /// a previous daemon instance) and uses it instead of starting a second one.
     adopted: bool,
-    /// The adopted tgtd's pid and pidfd, when they could be learnt: its exit is then seen at
-    /// once, as a child's is.
-    adopted_watch: Option<(u32, OwnedFd)>,
+    /// The adopted tgtd's pid and exit watch, when its pid could be learnt: its exit is then
+    /// seen at once (a pidfd) or within the fallback's period, as a child's is.
+    adopted_watch: Option<(u32, ExitWatch)>,
     applied: Applied,
 }
 
@@ -57,8 +58,8 @@ impl TgtTarget {
         &self.config
     }
 
-    /// The managed tgtd child, if one is running: its pid and pidfd let the daemon's poll
-    /// loop notice an exit (see [`ManagedTgtd::pidfd`]).
+    /// The managed tgtd child, if one is running: its pid and exit descriptor let the
+    /// daemon's poll loop notice an exit (see [`ManagedTgtd::exit_fd`]).
     pub fn managed(&self) -> Option<&ManagedTgtd> {
         self.daemon.as_ref()
     }
@@ -80,12 +81,14 @@ impl TgtTarget {
     }
 
     /// The tgtd whose exit the daemon should notice at once: the managed child, or the tgtd
-    /// adopted on our control port. Its pid, and a pidfd that becomes readable when it exits
-    /// (then call [`TgtTarget::forget_exited`]). `None` without one, or where pidfds or the
-    /// adopted tgtd's pid are not to be had (its exit is then seen at the next status).
+    /// adopted on our control port. Its pid, and a descriptor that becomes readable when it
+    /// may have exited (then call [`TgtTarget::forget_exited`]): a pidfd, or where the kernel
+    /// has none (before 5.3) a timer ticking every
+    /// [`EXIT_CHECK_PERIOD`](crate::exit_watch::EXIT_CHECK_PERIOD). `None` without a tgtd, or
+    /// when the adopted tgtd's pid is not to be had (its exit is then seen at the next status).
     pub fn exit_watch(&self) -> Option<(u32, BorrowedFd<'_>)> {
         match &self.daemon {
-            Some(child) => Some((child.pid(), child.pidfd()?)),
+            Some(child) => Some((child.pid(), child.exit_fd()?)),
             None => self
                 .adopted_watch
                 .as_ref()
@@ -100,14 +103,10 @@ impl TgtTarget {
         if self.reap_exited()?.is_some() {
             return Ok(true);
         }
-        let Some((pid, fd)) = &self.adopted_watch else {
+        let Some((pid, watch)) = &self.adopted_watch else {
             return Ok(false);
         };
-        let mut fds = [nix::poll::PollFd::new(
-            fd.as_fd(),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        let exited = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).is_ok_and(|n| n > 0);
+        let exited = watch.process_exited(*pid);
         if exited {
             tracing::warn!(pid, "the adopted tgtd exited");
             self.adopted_watch = None;
@@ -118,7 +117,7 @@ impl TgtTarget {
     }
 
     /// Takes a tgtd found answering on our socket as ours: remembers it and, when its pid can
-    /// be learnt, watches it with a pidfd.
+    /// be learnt, watches it (a pidfd, or the periodic look on kernels without pidfds).
     fn adopt(&mut self) {
         if self.adopted {
             return;
@@ -137,13 +136,13 @@ impl TgtTarget {
         }
     }
 
-    /// A pidfd on the tgtd listening on our socket. The pid is read again after the pidfd is
-    /// opened, so a pid reused in between is not watched in its place.
-    fn watch_running(&self) -> Option<(u32, OwnedFd)> {
+    /// An exit watch on the tgtd listening on our socket. The pid is read again after the
+    /// watch is made, so a pid reused in between is not watched in its place.
+    fn watch_running(&self) -> Option<(u32, ExitWatch)> {
         let client = self.tgt.client();
         let pid = client.server_pid().ok()?;
-        let fd = pidfd_open(pid)?;
-        (client.server_pid().ok()? == pid).then_some((pid, fd))
+        let watch = ExitWatch::process(pid)?;
+        (client.server_pid().ok()? == pid).then_some((pid, watch))
     }
 
     /// Makes sure tgtd answers: starts the managed child if there is none (or it exited);

@@ -1,12 +1,13 @@
 //! A tgtd run as a supervised child (`tgtd -f -C N`): started, watched, stopped, reaped.
 //!
-//! The daemon's poll loop notices the child's exit through [`ManagedTgtd::pidfd`] (readable
-//! once the child has exited; register it with poll/epoll) or by calling
-//! [`ManagedTgtd::try_wait`] on each tick. Dropping a [`ManagedTgtd`] kills a child still
+//! The daemon's poll loop notices the child's exit through [`ManagedTgtd::exit_fd`] (a pidfd,
+//! or on kernels before 5.3 a timer ticking every
+//! [`EXIT_CHECK_PERIOD`](crate::exit_watch::EXIT_CHECK_PERIOD); register it with poll/epoll and
+//! call [`ManagedTgtd::try_wait`] when it is readable). Dropping a [`ManagedTgtd`] kills a child still
 //! running (tgtd ignores SIGTERM, so it gets SIGKILL) and reaps it.
 
 use std::fs::{self, OpenOptions};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -16,6 +17,7 @@ use iscsi_ha_core::ports::TargetError;
 
 use crate::client::{socket_path, Client};
 use crate::error::TgtError;
+use crate::exit_watch::ExitWatch;
 use crate::wire::Request;
 
 /// Why the managed tgtd could not be started, watched or stopped.
@@ -99,7 +101,8 @@ pub struct TgtdCommand {
 #[derive(Debug)]
 pub struct ManagedTgtd {
     child: Child,
-    pidfd: Option<OwnedFd>,
+    /// `None` only when neither a pidfd nor a timerfd could be had.
+    watch: Option<ExitWatch>,
     exited: Option<ExitStatus>,
     socket: PathBuf,
     /// Set once the child answered on the socket: only then are the socket files its own
@@ -162,10 +165,10 @@ impl ManagedTgtd {
                 binary: command.binary.clone(),
                 source,
             })?;
-        let pidfd = pidfd_open(child.id());
+        let watch = ExitWatch::child(child.id());
         let mut daemon = Self {
             child,
-            pidfd,
+            watch,
             exited: None,
             socket: socket_path(&command.socket_base, command.control_port),
             owns_socket: false,
@@ -185,11 +188,18 @@ impl ManagedTgtd {
         self.child.id()
     }
 
-    /// A pidfd for the child (Linux ≥ 5.3): it becomes readable when the child exits, so a
-    /// poll loop can wait for it next to its other fds. `None` where pidfds are unsupported;
-    /// then call [`ManagedTgtd::try_wait`] periodically.
-    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
-        self.pidfd.as_ref().map(AsFd::as_fd)
+    /// A descriptor to poll next to the loop's others: readable when the child may have
+    /// exited, then call [`ManagedTgtd::try_wait`]. A pidfd (Linux ≥ 5.3, readable once the
+    /// child has exited) or, where `pidfd_open` is missing (XCP-ng's 4.19 dom0 kernel), a timer
+    /// readable every [`EXIT_CHECK_PERIOD`](crate::exit_watch::EXIT_CHECK_PERIOD). `None` only
+    /// if neither could be made; then call `try_wait` periodically.
+    pub fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.watch.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Whether [`ManagedTgtd::exit_fd`] is a pidfd (false: the periodic timer, or nothing).
+    pub fn exit_fd_is_pidfd(&self) -> bool {
+        self.watch.as_ref().is_some_and(ExitWatch::is_pidfd)
     }
 
     /// The socket this tgtd listens on.
@@ -199,6 +209,10 @@ impl ManagedTgtd {
 
     /// The exit status if the child has exited (reaping it), without blocking.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, DaemonError> {
+        if let Some(watch) = &self.watch {
+            // A timer's tick has asked us to look: this is the look.
+            watch.consume();
+        }
         if self.exited.is_none() {
             let pid = self.pid();
             self.exited = self
@@ -296,14 +310,4 @@ impl Drop for ManagedTgtd {
             tracing::warn!(%e, "reaping tgtd on drop failed");
         }
     }
-}
-
-/// A pidfd for any process (Linux ≥ 5.3; not only a child): readable once it has exited.
-pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).ok()?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is shared.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
-    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }

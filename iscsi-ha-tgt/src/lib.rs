@@ -12,6 +12,7 @@
 //! | [`durability`] | stable writes and the reported write cache: tgt's facts, the mapping | `write-cache`, `--bsoflags` |
 //! | [`plan`] | the pure diff of a target spec against what tgtd holds | — |
 //! | [`daemon`] | tgtd as a supervised child (`tgtd -f -C N`) | `systemctl start tgt` |
+//! | [`exit_watch`] | noticing a tgtd's exit: a pidfd, or a periodic look on kernels before 5.3 | — |
 //! | [`config`] | [`TgtConfig`]: socket, lifecycle, timeouts, backing | `/etc/tgt` |
 //! | [`adapter`] | [`TgtTarget`]: serve / stop / status | — |
 //!
@@ -32,6 +33,7 @@ pub mod config;
 pub mod daemon;
 pub mod durability;
 pub mod error;
+pub mod exit_watch;
 pub mod guard;
 pub mod ops;
 pub mod plan;

@@ -42,7 +42,9 @@ fn a_crashed_child_is_noticed_and_replaced() {
     target.serve(&spec).unwrap_or_else(|e| panic!("serve: {e}"));
     let (pid, readable_before) = {
         let child = target.managed().unwrap_or_else(|| panic!("no child"));
-        let fd = child.pidfd().unwrap_or_else(|| panic!("no pidfd"));
+        // This kernel has pidfds (old_kernel.rs tests the fallback without them).
+        assert!(child.exit_fd_is_pidfd());
+        let fd = child.exit_fd().unwrap_or_else(|| panic!("no pidfd"));
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         let n = poll(&mut fds, PollTimeout::ZERO).unwrap_or_else(|e| panic!("{e}"));
         (child.pid(), n)
@@ -53,7 +55,7 @@ fn a_crashed_child_is_noticed_and_replaced() {
         .unwrap_or_else(|e| panic!("{e}"));
     {
         let child = target.managed().unwrap_or_else(|| panic!("no child"));
-        let fd = child.pidfd().unwrap_or_else(|| panic!("no pidfd"));
+        let fd = child.exit_fd().unwrap_or_else(|| panic!("no pidfd"));
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         let n = poll(&mut fds, PollTimeout::from(10_000_u16)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(n, 1, "the pidfd did not report the exit");
