@@ -99,6 +99,19 @@ fn every_asset_exists_or_is_generated() {
 }
 
 #[test]
+fn iscsi_cfg_is_where_ha_lizard_looks_for_it() {
+    // HA-Lizard's `ha-cfg cluster-status` and `initialize_cluster_services` test for
+    // /usr/bin/iscsi-cfg (where the original installed it) and otherwise say the pool is "not
+    // part of an HA-Lizard cluster".
+    for (kind, assets) in [("deb", deb_assets()), ("rpm", rpm_assets())] {
+        assert!(
+            assets.iter().any(|(_, d)| d == "/usr/bin/iscsi-cfg"),
+            "the {kind} no longer installs /usr/bin/iscsi-cfg"
+        );
+    }
+}
+
+#[test]
 fn both_packages_ship_the_same_files() {
     // The distributions' own places: zsh's directory, and the tgt unit's name (Debian's
     // tgt.service, EL's tgtd.service).

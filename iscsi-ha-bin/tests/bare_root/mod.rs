@@ -125,7 +125,7 @@ pub fn packaged_binaries_run_in_a_bare_root(lab: &Lab, id: u8) {
     let version = ok("/usr/sbin/iscsi-ha --version");
     assert!(version.starts_with("iscsi-ha "), "{version}");
     ok("/usr/sbin/iscsi-ha check-config /etc/iscsi-ha/iscsi-ha.toml.example");
-    let help = ok("/usr/sbin/iscsi-cfg --help");
+    let help = ok("/usr/bin/iscsi-cfg --help");
     assert!(help.contains("manual-mode-enable"), "{help}");
     let status = node
         .exec("chroot /host/bare-root /usr/sbin/iscsi-ha status")
