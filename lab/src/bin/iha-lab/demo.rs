@@ -64,7 +64,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("\nthe initiator read its 1 MiB back intact from node2 through the VIP");
     println!(
-        "failover role-change->serving: {:.0} ms (the original iSCSI-HA: median 23 s in the same lab)",
+        "failover role-change->serving: {:.0} ms (the original iSCSI-HA: median 23 s in a comparable lab, from the reference notes)",
         f.role_change_to_serving.as_secs_f64() * 1000.0
     );
     println!(
