@@ -159,8 +159,9 @@ fn the_unit_says_how_it_runs() {
         "ExecStart=/usr/sbin/iscsi-ha run --config /etc/iscsi-ha/iscsi-ha.toml",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "RuntimeDirectoryPreserve=yes",
-        // The host-wide lock's directory (run_dir::DEFAULT_LOCK_FILE).
-        "ReadWritePaths=/run/lock",
+        // The host-wide lock's directory (run_dir::DEFAULT_LOCK_FILE) and HA-Lizard's files
+        // (both_units_let_the_daemon_write_what_it_writes).
+        "ReadWritePaths=/run/lock /etc/iscsi-ha",
     ] {
         assert!(unit.lines().any(|l| l == line), "missing {line}");
     }
@@ -422,4 +423,80 @@ fn the_el7_tgtd_drop_in_holds_the_same_condition_as_debians() {
         unknown_to_219(&fs::read_to_string(repo().join("systemd/el7/tgtd-iscsi-ha.conf")).unwrap()),
         Vec::<String>::new()
     );
+}
+
+/// Whether `path` may be written by the service under `unit`'s ProtectSystem and its
+/// writable-path exceptions (ReadWritePaths=, 219's ReadWriteDirectories=, the runtime and
+/// state directories systemd creates).
+fn writable_under(unit: &str, path: &str) -> bool {
+    let entries = entries(unit);
+    let value = |key: &str| {
+        entries
+            .iter()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| {
+                v.split_whitespace()
+                    .map(|p| p.trim_start_matches('-').to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    let under = |dirs: &[String]| {
+        dirs.iter()
+            .any(|d| Path::new(path).starts_with(Path::new(d)))
+    };
+    let mut exceptions = value("Service.ReadWritePaths");
+    exceptions.extend(value("Service.ReadWriteDirectories"));
+    exceptions.extend(
+        value("Service.RuntimeDirectory")
+            .iter()
+            .map(|d| format!("/run/{d}")),
+    );
+    exceptions.extend(
+        value("Service.StateDirectory")
+            .iter()
+            .map(|d| format!("/var/lib/{d}")),
+    );
+    let read_only: Vec<String> = match value("Service.ProtectSystem").first().map(String::as_str) {
+        Some("strict") => vec!["/".into()],
+        Some("full") => vec!["/usr".into(), "/boot".into(), "/etc".into()],
+        Some("yes" | "true") => vec!["/usr".into(), "/boot".into()],
+        _ => vec![],
+    };
+    !under(&read_only) || under(&exceptions)
+}
+
+#[test]
+fn both_units_let_the_daemon_write_what_it_writes() {
+    // The original's files for HA-Lizard ([ha_lizard]: an hour without the status file and
+    // HA-Lizard fences a live peer), the host-wide lock, the state directory.
+    let written = [
+        "/etc/iscsi-ha/state/status",
+        "/etc/iscsi-ha/state/manual",
+        "/etc/iscsi-ha/iscsi-ha.conf",
+        "/run/lock/iscsi-ha.lock",
+        "/var/lib/iscsi-ha/manual-mode",
+    ];
+    let defaults = iscsi_ha_core::config::schema::HaLizardSection::default();
+    for path in [
+        &defaults.status_file,
+        &defaults.manual_file,
+        &defaults.conf_file,
+    ] {
+        assert!(
+            written.contains(&path.as_str()),
+            "{path} is not checked here"
+        );
+    }
+    for (name, unit) in [("main", unit_text()), ("el7", el7_unit_text())] {
+        for path in written {
+            assert!(
+                writable_under(&unit, path),
+                "the {name} unit keeps {path} read-only"
+            );
+        }
+        assert!(
+            !writable_under(&unit, "/usr/sbin/iscsi-ha"),
+            "the {name} unit's protection check is vacuous"
+        );
+    }
 }
