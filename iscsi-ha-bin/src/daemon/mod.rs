@@ -14,6 +14,7 @@
 //! |---|---|
 //! | role command, XAPI's `xe` | nothing: run beside the loop, its output polled, one at a time, killed with its process group at `[role] timeout` (13 s by default); the last answer stands until the source has not answered for 3 timeouts |
 //! | XenServer PBD re-plug (`[xapi] replug_pbds`) | nothing: a chain of `xe` calls run beside the loop one at a time, its output polled, each killed with its process group at `[xapi] timeout` (13 s by default); losing the serving role kills it |
+//! | the fingerprint in the pool database (`[role] source = "xapi"`) | nothing: two `xe` calls at start and after a reload that changed it, run beside the loop one at a time as the re-plug's; the inventory is a bounded read of a regular file |
 //! | control clients | nothing: non-blocking connections, a request gathered as it arrives (at most 4096 bytes, 2 s for the whole request and 2 s for taking the answer), at most 32 at once |
 //! | DRBD generic netlink | each request 30 s at most (`iscsi_ha_drbd::client::DEFAULT_TIMEOUT`; DRBD's own timeouts end a role change far sooner), family resolution 5 s; one GET_STATUS dump per resource per pass |
 //! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
@@ -25,6 +26,7 @@ mod alive;
 mod host;
 mod operator;
 mod os;
+mod publish;
 mod replug;
 
 use alive::Alive;
@@ -108,6 +110,8 @@ pub struct Daemon {
     last_scan: Instant,
     /// XenServer's PBD re-plug once this host serves (`[xapi] replug_pbds`).
     replug: crate::xapi::Replugger,
+    /// The fingerprint published in the pool database (`[role] source = "xapi"`).
+    publisher: publish::Publisher,
 }
 
 /// Which descriptor woke the loop.
@@ -121,6 +125,8 @@ enum Token {
     Role,
     /// The PBD re-plug's running `xe`.
     Replug,
+    /// The fingerprint publication's running `xe`.
+    Publish,
     Claims,
     Event(usize),
 }
@@ -159,6 +165,7 @@ impl Daemon {
             wake_at: None,
             last_scan: Instant::now(),
             replug: crate::xapi::Replugger::new(),
+            publisher: publish::Publisher::default(),
         })
     }
 
@@ -173,6 +180,7 @@ impl Daemon {
             let _ = self.wake("start");
         }
         self.notifier.ready(&self.one_line_status());
+        self.publish_fingerprint();
         loop {
             self.arm_timer();
             let tokens = self.wait()?;
@@ -216,6 +224,9 @@ impl Daemon {
                         if self.replug.due().is_some_and(|at| at <= now) {
                             self.poll_replug();
                         }
+                        if self.publisher.run.as_ref().is_some_and(|r| r.due() <= now) {
+                            self.poll_publish();
+                        }
                         // The timer also fires for a keep-alive or a control connection's
                         // deadline, which need no pass.
                         if self.pass_due(now) {
@@ -230,6 +241,7 @@ impl Daemon {
                         }
                     }
                     Token::Replug => self.poll_replug(),
+                    Token::Publish => self.poll_publish(),
                     Token::Claims => {
                         if self.take_claims() {
                             reasons.push("VIP claimed by another host");
@@ -294,6 +306,10 @@ impl Daemon {
             tokens.push(Token::Replug);
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
+        if let Some(fd) = self.publisher.run.as_ref().and_then(|r| r.fd()) {
+            tokens.push(Token::Publish);
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
         if let Some(claims) = self.host.claims.as_mut() {
             claims.refresh();
         }
@@ -341,6 +357,7 @@ impl Daemon {
             self.notifier.keepalive_due(),
             self.host.role.due(),
             self.replug.due(),
+            self.publisher.run.as_ref().map(|r| r.due()),
             self.control.next_deadline(),
             self.ha_lizard.due(),
         ]
@@ -658,6 +675,8 @@ impl Daemon {
         }
         self.reconciler.reconfigure(&fresh);
         self.config = fresh;
+        // Only when what would be published changed (or the last attempt failed).
+        self.publish_fingerprint();
         Ok(if at_restart.is_empty() {
             format!(
                 "{} reloaded; every change applies now",

@@ -10,12 +10,14 @@
 //!   backing disks alone, live holders included.
 //! - [`host`]: tgtd not started at boot by its own unit, the VIP's interface and subnet and
 //!   the role source (through `host_check` and the role module's reader), the fingerprint.
+//! - [`peer`]: the other host's fingerprint from the pool database (XAPI role source only).
 
 pub mod drbd;
 pub mod drbd_conf;
 pub mod host;
 pub mod lvm;
 pub mod multipath;
+pub mod peer;
 pub mod storage;
 
 use iscsi_ha_core::config::Config;
@@ -178,6 +180,7 @@ pub fn run(config: &Config) -> Report {
     findings.extend(drbd.findings);
     findings.extend(storage::check(config, &drbd.devices));
     findings.extend(host::check(config));
+    findings.extend(peer::check(config));
     Report::new(iscsi_ha_core::config::fingerprint(config), findings)
 }
 

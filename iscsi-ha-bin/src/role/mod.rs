@@ -16,7 +16,7 @@ pub use file::FileRole;
 pub use kept::KEPT_FOR_TIMEOUTS;
 pub use pool_conf::{parse_pool_conf, PoolConfRole};
 pub use watch::FileWatch;
-pub use xapi::XapiCheck;
+pub use xapi::{installation_uuid, XapiCheck};
 
 use iscsi_ha_core::config::schema::{RoleSection, RoleSourceKind, StaticRole};
 use iscsi_ha_core::config::DEFAULT_POOL_CONF;

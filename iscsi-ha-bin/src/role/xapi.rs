@@ -116,13 +116,18 @@ impl XapiCheck {
     }
 
     fn own_uuid(&self) -> Result<String, String> {
-        let text = small_file::read(Path::new(&self.inventory), INVENTORY_CAP)
-            .map_err(|e| e.to_string())?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("INSTALLATION_UUID="))
-            .map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string())
-            .ok_or_else(|| format!("{} has no INSTALLATION_UUID", self.inventory))
+        installation_uuid(Path::new(&self.inventory))
     }
+}
+
+/// This host's UUID as XAPI knows it: `INSTALLATION_UUID` in XenServer's inventory (a bounded
+/// read of a regular file, quotes removed); the error names the file.
+pub fn installation_uuid(inventory: &Path) -> Result<String, String> {
+    let text = small_file::read(inventory, INVENTORY_CAP).map_err(|e| e.to_string())?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("INSTALLATION_UUID="))
+        .map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string())
+        .ok_or_else(|| format!("{} has no INSTALLATION_UUID", inventory.display()))
 }
 
 /// How a cross-check ended.

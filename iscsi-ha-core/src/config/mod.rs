@@ -15,7 +15,7 @@ mod validate;
 
 pub use duration::{ConfigDuration, DurationError};
 pub use error::{line_column, ConfigError, ConfigErrors};
-pub use fingerprint::fingerprint;
+pub use fingerprint::{fingerprint, FINGERPRINT_HEX_LEN};
 pub use locate::{key_position, KeyPath, Segment};
 
 use crate::resource::ResourceName;

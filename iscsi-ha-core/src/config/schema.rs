@@ -562,6 +562,11 @@ pub struct XapiSection {
     /// themselves do so meanwhile).
     #[serde(default = "default_replug_delay")]
     pub replug_delay: ConfigDuration,
+    /// XenServer's inventory, whose `INSTALLATION_UUID` names this host in the pool database
+    /// (the key its configuration fingerprint is published under, with `[role] source =
+    /// "xapi"`). Settable so tests and unusual installs need not touch `/etc`.
+    #[serde(default = "default_inventory")]
+    pub inventory: String,
 }
 
 impl Default for XapiSection {
@@ -571,6 +576,7 @@ impl Default for XapiSection {
             xe: default_xe(),
             timeout: default_xe_timeout(),
             replug_delay: default_replug_delay(),
+            inventory: default_inventory(),
         }
     }
 }
@@ -599,6 +605,10 @@ fn default_xe() -> String {
 
 fn default_xe_timeout() -> ConfigDuration {
     ConfigDuration::new(Duration::from_secs(13))
+}
+
+fn default_inventory() -> String {
+    "/etc/xensource-inventory".into()
 }
 
 fn default_replug_delay() -> ConfigDuration {

@@ -546,6 +546,15 @@ fn check_xapi(file: &ConfigFile, p: &mut Problems<'_>) {
             "names no program: xe = \"/usr/bin/xe\"",
         );
     }
+    if !file.xapi.inventory.starts_with('/') {
+        p.add(
+            &KeyPath::keys(&["xapi", "inventory"]),
+            format!(
+                "{:?} is not an absolute path; write inventory = \"/etc/xensource-inventory\"",
+                file.xapi.inventory
+            ),
+        );
+    }
 }
 
 fn check_mail(file: &ConfigFile, secrets: &SecretsFile, p: &mut Problems<'_>) -> Option<Secret> {
