@@ -17,6 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::xe::XeStandIn;
 use support::{require_root, Daemon, Netns};
 
 const POOL: &str = "0f0f0f0f-0000-4000-8000-0000000000f0";
@@ -24,72 +25,13 @@ const ME: &str = "11111111-0000-4000-8000-000000000001";
 const PEER: &str = "22222222-0000-4000-8000-000000000002";
 const OTHER_FP: &str = "fedcba9876543210";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/xapi")
-}
-
-/// The stand-in `xe` in a directory of its own, with an inventory naming `host`.
-struct StandIn {
-    dir: tempfile::TempDir,
-}
-
-impl StandIn {
-    fn new(host: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fs::copy(fixtures().join("xe"), dir.path().join("xe")).unwrap();
-        fs::set_permissions(dir.path().join("xe"), fs::Permissions::from_mode(0o755)).unwrap();
-        fs::create_dir(dir.path().join("answers")).unwrap();
-        fs::copy(
-            fixtures().join("pool/pool-uuid"),
-            dir.path().join("answers/pool-uuid"),
-        )
-        .unwrap();
-        fs::write(
-            dir.path().join("inventory"),
-            format!("PRIMARY_DISK='/dev/sda'\nINSTALLATION_UUID='{host}'\n"),
-        )
-        .unwrap();
-        Self { dir }
-    }
-
-    fn xe(&self) -> String {
-        self.dir.path().join("xe").display().to_string()
-    }
-
-    fn inventory(&self) -> PathBuf {
-        self.dir.path().join("inventory")
-    }
-
-    fn calls(&self) -> Vec<String> {
-        fs::read_to_string(self.dir.path().join("calls"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn touch(&self, name: &str) {
-        fs::write(self.dir.path().join(name), "").unwrap();
-    }
-
-    /// The pool's other-config as the stand-in keeps it, one `key: value` line each.
-    fn other_config(&self) -> String {
-        fs::read_to_string(self.dir.path().join("other-config")).unwrap_or_default()
-    }
-
-    fn set_other_config(&self, lines: &[(&str, &str)]) {
-        let text: String = lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
-        fs::write(self.dir.path().join("other-config"), text).unwrap();
-    }
-
-    /// The `[xapi]` section that uses this stand-in.
-    fn section(&self, timeout: &str) -> String {
-        format!(
-            "[xapi]\nxe = \"{}\"\ninventory = \"{}\"\ntimeout = \"{timeout}\"\n",
-            self.xe(),
-            self.inventory().display()
-        )
-    }
+/// The `[xapi]` section that uses this stand-in.
+fn section(xe: &XeStandIn, timeout: &str) -> String {
+    format!(
+        "[xapi]\nxe = \"{}\"\ninventory = \"{}\"\ntimeout = \"{timeout}\"\n",
+        xe.xe(),
+        xe.inventory().display()
+    )
 }
 
 fn fp_key(host: &str) -> String {
@@ -136,9 +78,9 @@ fn parse(text: &str) -> Config {
     .unwrap()
 }
 
-fn peer_findings(xe: &StandIn, extra_timeout: &str) -> (Config, Vec<Finding>) {
+fn peer_findings(xe: &XeStandIn, extra_timeout: &str) -> (Config, Vec<Finding>) {
     let dir = tempfile::tempdir().unwrap();
-    let config = parse(&xapi_config(dir.path(), &xe.section(extra_timeout)));
+    let config = parse(&xapi_config(dir.path(), &section(xe, extra_timeout)));
     let findings = peer::check(&config);
     (config, findings)
 }
@@ -149,9 +91,9 @@ fn ours(config: &Config) -> String {
 
 #[test]
 fn doctor_reads_the_pool_database_and_finds_an_equal_peer_ok() {
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     let dir = tempfile::tempdir().unwrap();
-    let config = parse(&xapi_config(dir.path(), &xe.section("5s")));
+    let config = parse(&xapi_config(dir.path(), &section(&xe, "5s")));
     let fp = ours(&config);
     xe.set_other_config(&[
         ("memory-ratio-hvm", "0.25"),
@@ -170,7 +112,7 @@ fn doctor_reads_the_pool_database_and_finds_an_equal_peer_ok() {
 
 #[test]
 fn doctor_finds_a_different_peer_an_error_and_a_missing_one_a_warning() {
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     xe.set_other_config(&[(&fp_key(PEER), OTHER_FP)]);
     let (config, findings) = peer_findings(&xe, "5s");
     assert_eq!(findings.len(), 1, "{findings:?}");
@@ -187,7 +129,7 @@ fn doctor_finds_a_different_peer_an_error_and_a_missing_one_a_warning() {
         "compare /etc/iscsi-ha/iscsi-ha.toml on both hosts (iscsi-ha check-config prints the effective one)"
     );
 
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     xe.set_other_config(&[("memory-ratio-hvm", "0.25")]);
     let (_, findings) = peer_findings(&xe, "5s");
     assert_eq!(findings.len(), 1, "{findings:?}");
@@ -202,7 +144,7 @@ fn doctor_finds_a_different_peer_an_error_and_a_missing_one_a_warning() {
 
 #[test]
 fn doctor_warns_when_xe_fails_hangs_or_prints_garbage_and_never_hangs_itself() {
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     xe.touch("fail-pool");
     let (_, findings) = peer_findings(&xe, "5s");
     assert_eq!(findings.len(), 1, "{findings:?}");
@@ -218,7 +160,7 @@ fn doctor_warns_when_xe_fails_hangs_or_prints_garbage_and_never_hangs_itself() {
     );
     assert!(findings[0].todo.contains("iscsi-ha status"), "{findings:?}");
 
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     xe.touch("hang");
     let t0 = Instant::now();
     let (_, findings) = peer_findings(&xe, "300ms");
@@ -229,7 +171,7 @@ fn doctor_warns_when_xe_fails_hangs_or_prints_garbage_and_never_hangs_itself() {
         "{findings:?}"
     );
 
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     fs::write(
         xe.dir.path().join("other-config"),
         "garbage without a colon\n",
@@ -245,7 +187,7 @@ fn doctor_warns_when_xe_fails_hangs_or_prints_garbage_and_never_hangs_itself() {
     );
 
     // An inventory without this host's UUID: xe is not even asked.
-    let xe = StandIn::new("not-a-uuid");
+    let xe = XeStandIn::new("not-a-uuid");
     let (_, findings) = peer_findings(&xe, "5s");
     assert_eq!(findings[0].level, Level::Warn);
     assert!(
@@ -257,9 +199,9 @@ fn doctor_warns_when_xe_fails_hangs_or_prints_garbage_and_never_hangs_itself() {
 
 #[test]
 fn with_another_role_source_doctor_says_to_compare_by_hand_and_runs_no_xe() {
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     let dir = tempfile::tempdir().unwrap();
-    let config = parse(&support::config(dir.path(), &xe.section("5s")));
+    let config = parse(&support::config(dir.path(), &section(&xe, "5s")));
     let findings = peer::check(&config);
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].level, Level::Ok);
@@ -299,9 +241,9 @@ fn publish(run: &mut PublishRun) -> Result<iscsi_ha_bin::xapi::Published, String
 #[test]
 fn what_one_host_publishes_the_other_hosts_doctor_reads_back() {
     // One pool database (the stand-in's file), two hosts: the peer publishes, we compare.
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     let dir = tempfile::tempdir().unwrap();
-    let config = parse(&xapi_config(dir.path(), &xe.section("5s")));
+    let config = parse(&xapi_config(dir.path(), &section(&xe, "5s")));
     let peer_inventory = xe.dir.path().join("peer-inventory");
     fs::write(&peer_inventory, format!("INSTALLATION_UUID=\"{PEER}\"\n")).unwrap();
     let mut run = PublishRun::start(PublishSpec {
@@ -322,7 +264,7 @@ fn what_one_host_publishes_the_other_hosts_doctor_reads_back() {
     assert_eq!(findings[0].level, Level::Ok, "{findings:?}");
 
     // A pool list XAPI would not print: nothing is set.
-    let xe = StandIn::new(PEER);
+    let xe = XeStandIn::new(PEER);
     fs::write(xe.dir.path().join("answers/pool-uuid"), "a,b").unwrap();
     let mut run = PublishRun::start(PublishSpec {
         xe: Xe::new(&xe.xe(), Duration::from_secs(5)),
@@ -342,11 +284,11 @@ fn what_one_host_publishes_the_other_hosts_doctor_reads_back() {
 
 #[test]
 fn doctor_end_to_end_prints_the_peer_comparison() {
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     xe.set_other_config(&[(&fp_key(PEER), OTHER_FP)]);
     let dir = tempfile::tempdir().unwrap();
     let c = dir.path().join("c.toml");
-    fs::write(&c, xapi_config(dir.path(), &xe.section("5s"))).unwrap();
+    fs::write(&c, xapi_config(dir.path(), &section(&xe, "5s"))).unwrap();
     fs::set_permissions(&c, fs::Permissions::from_mode(0o600)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_iscsi-ha"))
         .arg("doctor")
@@ -367,10 +309,10 @@ fn doctor_end_to_end_prints_the_peer_comparison() {
 #[test]
 fn the_daemon_publishes_at_start_and_after_a_reload_that_changed_the_fingerprint() {
     require_root();
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     let ns = Netns::new("fp");
     let dir = tempfile::tempdir().unwrap();
-    let text = xapi_config(dir.path(), &xe.section("5s"));
+    let text = xapi_config(dir.path(), &section(&xe, "5s"));
     let d = Daemon::start_in(&ns, dir, "", &text, &[]);
     let fp = d.status()["fingerprint"].as_str().unwrap().to_string();
     d.wait_for(Duration::from_secs(5), "the fingerprint published", |_| {
@@ -422,11 +364,11 @@ fn the_daemon_publishes_at_start_and_after_a_reload_that_changed_the_fingerprint
 #[test]
 fn a_hanging_xe_never_blocks_the_daemon_and_its_failure_is_logged_once() {
     require_root();
-    let xe = StandIn::new(ME);
+    let xe = XeStandIn::new(ME);
     xe.touch("hang");
     let ns = Netns::new("fh");
     let dir = tempfile::tempdir().unwrap();
-    let text = xapi_config(dir.path(), &xe.section("3s"));
+    let text = xapi_config(dir.path(), &section(&xe, "3s"));
     let d = Daemon::start_in(&ns, dir, "", &text, &[]);
     let pid_file = xe.dir.path().join("pid");
     support::wait(Duration::from_secs(5), "xe to start", || {

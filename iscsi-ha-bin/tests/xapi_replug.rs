@@ -17,6 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use support::xe::XeStandIn;
 use support::{config, require_root, Daemon, Netns, VIP};
 
 const IQN: &str = "iqn.2024-01.com.example:ops";
@@ -26,58 +27,11 @@ const A3: &str = "a3a3a3a3-0000-4000-8000-0000000000a3";
 const E2: &str = "e2e2e2e2-0000-4000-8000-0000000000e2";
 const PBD_PARAMS: &str = "params=uuid,host-uuid,currently-attached,device-config";
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/xapi")
-}
-
-/// The stand-in `xe` in a directory of its own, with the pool's answers.
-struct StandIn {
-    dir: tempfile::TempDir,
-}
-
-impl StandIn {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        fs::copy(fixtures().join("xe"), dir.path().join("xe")).unwrap();
-        fs::set_permissions(dir.path().join("xe"), fs::Permissions::from_mode(0o755)).unwrap();
-        fs::create_dir(dir.path().join("answers")).unwrap();
-        for entry in fs::read_dir(fixtures().join("pool")).unwrap() {
-            let entry = entry.unwrap();
-            fs::copy(
-                entry.path(),
-                dir.path().join("answers").join(entry.file_name()),
-            )
-            .unwrap();
-        }
-        Self { dir }
-    }
-
-    fn xe(&self) -> String {
-        self.dir.path().join("xe").display().to_string()
-    }
-
-    fn calls(&self) -> Vec<String> {
-        fs::read_to_string(self.dir.path().join("calls"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn touch(&self, name: &str) {
-        fs::write(self.dir.path().join(name), "").unwrap();
-    }
-
-    fn answer(&self, name: &str, text: &str) {
-        fs::write(self.dir.path().join("answers").join(name), text).unwrap();
-    }
-
-    fn spec(&self, timeout: Duration) -> ReplugSpec {
-        ReplugSpec {
-            xe: Xe::new(&self.xe(), timeout),
-            vip: VIP.parse().unwrap(),
-            iqn: IQN.into(),
-        }
+fn spec(xe: &XeStandIn, timeout: Duration) -> ReplugSpec {
+    ReplugSpec {
+        xe: Xe::new(&xe.xe(), timeout),
+        vip: VIP.parse().unwrap(),
+        iqn: IQN.into(),
     }
 }
 
@@ -106,8 +60,8 @@ fn full_sequence() -> Vec<String> {
 
 #[test]
 fn only_unattached_pbds_of_iscsi_srs_on_the_vip_and_our_iqn_are_plugged_on_every_host() {
-    let xe = StandIn::new();
-    let report = ReplugRun::start(xe.spec(Duration::from_secs(5))).wait();
+    let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
+    let report = ReplugRun::start(spec(&xe, Duration::from_secs(5))).wait();
     assert!(report.succeeded(), "{report:?}");
     // The NFS and local SRs are never listed; of the iSCSI SRs, those with another target
     // address (b), another IQN (c) or a host name (f) get no plug; attached PBDs (a1, e1) none.
@@ -144,9 +98,9 @@ fn only_unattached_pbds_of_iscsi_srs_on_the_vip_and_our_iqn_are_plugged_on_every
 
 #[test]
 fn a_failing_plug_is_reported_with_the_command_to_run_by_hand_and_the_others_still_plug() {
-    let xe = StandIn::new();
+    let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
     xe.touch(&format!("fail-{A3}"));
-    let report = ReplugRun::start(xe.spec(Duration::from_secs(5))).wait();
+    let report = ReplugRun::start(spec(&xe, Duration::from_secs(5))).wait();
     assert!(!report.succeeded());
     assert_eq!(xe.calls(), full_sequence(), "e2 is plugged after a3 failed");
     assert_eq!(report.plugged.len(), 2);
@@ -181,9 +135,9 @@ fn xe_printing_garbage_is_an_error_and_nothing_is_plugged() {
             "device-config is not key: value",
         ),
     ] {
-        let xe = StandIn::new();
+        let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
         xe.answer(file, garbage);
-        let report = ReplugRun::start(xe.spec(Duration::from_secs(5))).wait();
+        let report = ReplugRun::start(spec(&xe, Duration::from_secs(5))).wait();
         assert!(!report.succeeded(), "{garbage:?}");
         assert!(
             report.failures.iter().any(|f| f.contains(refused)),
@@ -240,7 +194,7 @@ fn until_event(r: &mut Replugger, limit: Duration) -> Option<ReplugEvent> {
 
 #[test]
 fn a_hanging_xe_never_blocks_the_loop_and_is_killed_at_its_timeout() {
-    let xe = StandIn::new();
+    let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
     xe.touch("hang");
     let timeout = Duration::from_millis(300);
     let mut r = Replugger::new();
@@ -248,7 +202,7 @@ fn a_hanging_xe_never_blocks_the_loop_and_is_killed_at_its_timeout() {
     assert!(r
         .observe(true, true, Duration::from_millis(1), t0)
         .is_none());
-    let started = r.advance(t0 + Duration::from_millis(1), || xe.spec(timeout));
+    let started = r.advance(t0 + Duration::from_millis(1), || spec(&xe, timeout));
     assert!(matches!(started, Some(ReplugEvent::Started { attempt: 1 })));
     // While xe sleeps, every step the loop takes returns at once.
     for _ in 0..5 {
@@ -280,7 +234,7 @@ fn a_hanging_xe_never_blocks_the_loop_and_is_killed_at_its_timeout() {
 
 #[test]
 fn the_replug_waits_for_serving_retries_twice_then_gives_up_once() {
-    let xe = StandIn::new();
+    let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
     let delay = Duration::from_secs(10);
     let mut r = Replugger::new();
     let t0 = Instant::now();
@@ -311,7 +265,7 @@ fn the_replug_waits_for_serving_retries_twice_then_gives_up_once() {
     ] {
         // A pass while the host keeps serving changes nothing.
         assert!(r.observe(true, true, delay, at).is_none());
-        let started = r.advance(at, || xe.spec(Duration::from_secs(5)));
+        let started = r.advance(at, || spec(&xe, Duration::from_secs(5)));
         assert!(
             matches!(started, Some(ReplugEvent::Started { attempt: a }) if a == attempt),
             "{started:?}"
@@ -354,7 +308,7 @@ fn the_replug_waits_for_serving_retries_twice_then_gives_up_once() {
     );
     assert!(r.observe(true, true, delay, at).is_none());
     assert!(matches!(
-        r.advance(at + delay, || xe.spec(Duration::from_secs(5))),
+        r.advance(at + delay, || spec(&xe, Duration::from_secs(5))),
         Some(ReplugEvent::Started { attempt: 1 })
     ));
     let Some(ReplugEvent::Finished {
@@ -374,7 +328,7 @@ fn the_replug_waits_for_serving_retries_twice_then_gives_up_once() {
 
 #[test]
 fn losing_the_serving_role_cancels_a_waiting_or_running_replug() {
-    let xe = StandIn::new();
+    let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
     xe.touch("hang");
     let delay = Duration::from_secs(10);
     let mut r = Replugger::new();
@@ -388,7 +342,7 @@ fn losing_the_serving_role_cancels_a_waiting_or_running_replug() {
     ));
     assert_eq!(r.due(), None);
     r.observe(true, true, delay, t0);
-    r.advance(t0 + delay, || xe.spec(Duration::from_secs(30)));
+    r.advance(t0 + delay, || spec(&xe, Duration::from_secs(30)));
     assert!(r.fd().is_some(), "xe runs");
     let pid_file = xe.dir.path().join("pid");
     support::wait(Duration::from_secs(5), "xe to start", || {
@@ -426,7 +380,7 @@ fn write_config(dir: &Path, xapi: &str) -> PathBuf {
 
 #[test]
 fn replug_pbds_runs_the_same_chain_end_to_end_through_the_binary() {
-    let xe = StandIn::new();
+    let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
     let dir = tempfile::tempdir().unwrap();
     let c = write_config(
         dir.path(),
@@ -446,7 +400,7 @@ fn replug_pbds_runs_the_same_chain_end_to_end_through_the_binary() {
     assert!(stdout.contains("note: SR ffffffff"), "{stdout}");
 
     // A failed plug: exit 1, and the command to run by hand.
-    let xe = StandIn::new();
+    let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
     xe.touch(&format!("fail-{A2}"));
     let c = write_config(
         dir.path(),
@@ -461,7 +415,7 @@ fn replug_pbds_runs_the_same_chain_end_to_end_through_the_binary() {
     );
 
     // A hanging xe: killed at the timeout, the command ends.
-    let xe = StandIn::new();
+    let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
     xe.touch("hang");
     let c = write_config(
         dir.path(),
@@ -477,7 +431,7 @@ fn replug_pbds_runs_the_same_chain_end_to_end_through_the_binary() {
 #[test]
 fn a_daemon_that_does_not_serve_never_calls_xe_for_a_replug() {
     require_root();
-    let xe = StandIn::new();
+    let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
     let ns = Netns::new("x");
     let dir = tempfile::tempdir().unwrap();
     let text = config(

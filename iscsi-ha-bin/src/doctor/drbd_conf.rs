@@ -77,15 +77,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
             '}' => out.push(Token::Close),
             ';' => out.push(Token::End),
             '"' => {
-                let mut s = String::new();
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => s.extend(chars.next()),
-                        Some(c) => s.push(c),
-                        None => return Err("a quoted string is not closed".into()),
-                    }
-                }
+                let s = super::quoted::rest_of_quoted(&mut chars)?;
                 out.push(Token::Word(s));
             }
             c if c.is_whitespace() => {}

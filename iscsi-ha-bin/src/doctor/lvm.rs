@@ -43,15 +43,7 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                 }
             }
             '"' => {
-                let mut s = String::new();
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => s.extend(chars.next()),
-                        Some(c) => s.push(c),
-                        None => return Err("a quoted string is not closed".into()),
-                    }
-                }
+                let s = super::quoted::rest_of_quoted(&mut chars)?;
                 out.push(Tok::Text(s));
             }
             '{' | '}' | '[' | ']' | '=' | ',' => out.push(Tok::Sym(c)),

@@ -18,6 +18,7 @@ pub mod host;
 pub mod lvm;
 pub mod multipath;
 pub mod peer;
+mod quoted;
 pub mod storage;
 
 use iscsi_ha_core::config::Config;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod xe;
+
 pub const VIP: &str = "10.79.0.100";
 
 pub fn require_root() {
