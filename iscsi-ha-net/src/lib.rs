@@ -9,6 +9,8 @@
 //! | announcements (in [`NetFloatingIp`]) | gratuitous ARP / unsolicited NA bursts | `arping -U`, `send_ua` |
 //! | probes (in [`NetFloatingIp`]) | RFC 5227 ARP probe, IPv6 DAD solicitation, ICMP echo | `arping -D`, `ping` |
 //! | [`events`] | address-change notifications as a pollable descriptor | `ip monitor address` |
+//! | [`connections`] | the established TCP connections on the VIP's iSCSI port | `ss -tn state established src VIP:3260` |
+//! | [`tickle`] | tickle ACKs that make a dead master's initiators reset and log in again | CTDB's `ctdb_killtcp`/tickle, `portblock`'s `tickle_tcp` |
 //! | [`claims`] | ongoing conflict detection: another host claiming the VIP (RFC 5227 2.4) | `arpwatch`, `tcpdump arp` |
 //!
 //! # One netlink stack
@@ -34,6 +36,7 @@
 
 pub mod claims;
 pub mod config;
+pub mod connections;
 mod errors;
 pub mod events;
 pub mod frame;
@@ -42,6 +45,7 @@ pub mod mac;
 pub mod packet;
 mod probe;
 pub mod rtnl;
+pub mod tickle;
 mod wait;
 
 mod adapter;
@@ -49,8 +53,10 @@ mod adapter;
 pub use adapter::NetFloatingIp;
 pub use claims::{classify_claim, ClaimKind, ClaimWatchError, VipClaim, VipClaimWatch};
 pub use config::{vip_label, FloatingIpConfig};
+pub use connections::{established_on, ConnectionsError, TcpConnection};
 pub use events::{AddressEvent, AddressEvents};
 pub use mac::MacAddr;
+pub use tickle::{TickleError, TickleSender};
 
 #[cfg(test)]
 mod tests {
@@ -63,6 +69,7 @@ mod tests {
         is_send::<NetFloatingIp>();
         is_send::<AddressEvents>();
         is_send::<VipClaimWatch>();
+        is_send::<TickleSender>();
         // And it serves as the port behind a trait object.
         let _boxed: fn(NetFloatingIp) -> Box<dyn iscsi_ha_core::ports::FloatingIp + Send> =
             |adapter| Box::new(adapter);

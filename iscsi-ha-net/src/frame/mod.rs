@@ -1,5 +1,6 @@
 //! Wire formats of the frames the adapter sends and reads on `AF_PACKET` sockets: Ethernet
-//! headers, ARP for IPv4 and neighbour discovery (ICMPv6 NS/NA) for IPv6.
+//! headers, ARP for IPv4 and neighbour discovery (ICMPv6 NS/NA) for IPv6; and the TCP tickle
+//! ACK, an IP packet for raw IP sockets (see [`tickle_packet`]).
 //!
 //! Pure codecs without I/O: encoding builds a whole Ethernet frame, decoding takes whatever
 //! bytes a socket returned and either yields a typed value or a [`FrameError`], never a panic.
@@ -7,12 +8,17 @@
 mod arp;
 mod ethernet;
 mod ndisc;
+mod tickle;
 
 pub use arp::{ArpOperation, ArpPacket};
 pub use ethernet::{EtherType, EthernetHeader};
 pub use ndisc::{
     all_nodes_mac, solicited_node, NdFrame, NdMessage, NeighbourAdvert, NeighbourSolicit,
     ALL_NODES, ND_HOP_LIMIT,
+};
+pub use tickle::{
+    canonical, tickle_packet, IPV4_HEADER_LEN, IPV6_HEADER_LEN, TCP_HEADER_LEN, TICKLE_HOP_LIMIT,
+    TICKLE_WINDOW,
 };
 
 /// Why some bytes are not the frame we look for.
