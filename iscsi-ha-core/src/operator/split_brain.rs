@@ -12,9 +12,9 @@ use crate::volume::Connection;
 /// ran, e.g. while the host booted, so no helper call was seen here; reconnecting with this
 /// side's data discarded is what the other host's advice asks for, and without a split brain
 /// it is a plain reconnect). Refused without both flags (it throws data away), when there is
-/// none, while the VIP or the target cannot be read, or while this host still serves (holds the VIP or exports the target): its data is
-/// what initiators use, and it must stop first (become-secondary, or the pool role moving
-/// away, which always releases).
+/// none, while the VIP or the target cannot be read, or while this host still serves (holds
+/// the VIP or exports the target): its data is what initiators use, and it must stop first
+/// (become-secondary, or the pool role moving away, which always releases).
 pub fn check_split_brain_resolve(
     config: &Config,
     observation: &Observation,
