@@ -1,13 +1,15 @@
-//! Operator requests from the control socket, with the original `iscsi-cfg`'s safety refusals.
+//! Operator requests from the control socket: a fresh observation, the core's check
+//! (`iscsi_ha_core::operator`, which holds every refusal), then the action through the ports.
 
 use super::Daemon;
 use crate::control::{Request, Response};
 use iscsi_ha_core::observation::{ManualMode, Observation};
-use iscsi_ha_core::operator::{check_split_brain_resolve, manual_mode_holding_now};
+use iscsi_ha_core::operator::{
+    become_primary_needs_probe, check_become_primary, check_become_secondary,
+    check_manual_mode_disable, check_manual_mode_enable, check_split_brain_resolve,
+    split_brain_reconnect_targets, ManualModeChange,
+};
 use iscsi_ha_core::reconcile::Outcome;
-use iscsi_ha_core::role::Role;
-use iscsi_ha_core::vip::VipProbe;
-use iscsi_ha_core::volume::VolumeRole;
 
 impl Daemon {
     pub(super) fn handle(&mut self, request: Request) -> Response {
@@ -56,15 +58,14 @@ impl Daemon {
     }
 
     fn manual_mode_enable(&mut self) -> Response {
-        if self.manual.is_on() {
-            return Response::Ok {
-                message: format!("already in manual mode ({:?})", self.manual),
-            };
-        }
         let o = self.fresh_observation();
-        // Hold what the host does now: manual mode must not move anything by itself.
-        let mode = match manual_mode_holding_now(&o) {
-            Ok(mode) => mode,
+        let mode = match check_manual_mode_enable(&o) {
+            Ok(ManualModeChange::To(mode)) => mode,
+            Ok(ManualModeChange::Unchanged) => {
+                return Response::Ok {
+                    message: format!("already in manual mode ({:?})", o.manual),
+                }
+            }
             Err(r) => return r.into(),
         };
         if let Err(e) = self.set_manual(mode) {
@@ -82,62 +83,15 @@ impl Daemon {
     }
 
     fn manual_mode_disable(&mut self) -> Response {
-        if !self.manual.is_on() {
-            return Response::Ok {
-                message: "not in manual mode".into(),
-            };
-        }
         let o = self.fresh_observation();
-        let wants_primary =
-            match &o.role {
-                Role::Master => true,
-                Role::Slave => false,
-                Role::Unknown(reason) => return Response::Refused {
-                    reason: format!("the pool role is unknown ({reason})"),
-                    hint:
-                        "fix the role source (pool.conf) first, then run manual-mode-disable again"
-                            .into(),
-                },
-            };
-        let unreadable: Vec<String> = o
-            .volumes
-            .iter()
-            .filter(|v| v.status.is_err())
-            .map(|v| v.name.to_string())
-            .collect();
-        if !unreadable.is_empty() {
-            return Response::Refused {
-                reason: format!(
-                    "the DRBD role of {} cannot be read, so it cannot be checked against the pool role ({})",
-                    unreadable.join(", "),
-                    o.role.name()
-                ),
-                hint: "fix DRBD first (iscsi-cfg status shows why), then run manual-mode-disable again".into(),
-            };
-        }
-        let contradicting: Vec<String> = o
-            .volumes
-            .iter()
-            .filter(|v| {
-                v.status
-                    .as_ref()
-                    .is_ok_and(|s| (s.role == VolumeRole::Primary) != wants_primary)
-            })
-            .map(|v| v.name.to_string())
-            .collect();
-        if !contradicting.is_empty() {
-            return Response::Refused {
-                reason: format!(
-                    "the pool role is {} but the DRBD role of {} is not {}",
-                    o.role.name(),
-                    contradicting.join(", "),
-                    if wants_primary { "Primary" } else { "Secondary" }
-                ),
-                hint: format!(
-                    "run iscsi-cfg {} first so storage matches the pool role, then manual-mode-disable",
-                    if wants_primary { "become-primary" } else { "become-secondary" }
-                ),
-            };
+        match check_manual_mode_disable(&o) {
+            Ok(ManualModeChange::To(_)) => {}
+            Ok(ManualModeChange::Unchanged) => {
+                return Response::Ok {
+                    message: "not in manual mode".into(),
+                }
+            }
+            Err(r) => return r.into(),
         }
         if let Err(e) = self.set_manual(ManualMode::Off) {
             return Response::Error { message: e };
@@ -153,72 +107,21 @@ impl Daemon {
     }
 
     fn become_primary(&mut self, force: bool) -> Response {
-        if !self.manual.is_on() {
-            return Response::Refused {
-                reason: "not in manual mode".into(),
-                hint: "run iscsi-cfg manual-mode-enable first (the pool role decides otherwise)"
-                    .into(),
-            };
-        }
         let o = self.fresh_observation();
-        let peer_primary: Vec<String> = o
-            .volumes
-            .iter()
-            .filter(|v| {
-                v.status
-                    .as_ref()
-                    .is_ok_and(|s| s.peer_role == VolumeRole::Primary)
-            })
-            .map(|v| v.name.to_string())
-            .collect();
-        if !peer_primary.is_empty() {
-            return Response::Refused {
-                reason: format!("the peer is Primary on {}", peer_primary.join(", ")),
-                hint: "on the peer run: iscsi-cfg manual-mode-enable && iscsi-cfg become-secondary"
-                    .into(),
-            };
-        }
-        if o.vip_here == Ok(false) {
-            match self.host.vip.probe(&self.config.vip) {
-                Ok(VipProbe::LiveElsewhere { owner }) => {
-                    return Response::Refused {
-                        reason: format!(
-                            "{} answers on another host{}",
-                            self.config.vip.address(),
-                            owner.map(|o| format!(" ({o})")).unwrap_or_default()
-                        ),
-                        hint: "on the peer run: iscsi-cfg manual-mode-enable && iscsi-cfg become-secondary".into(),
-                    }
-                }
-                Ok(VipProbe::Free) => {}
-                Err(e) => {
-                    return Response::Refused {
-                        reason: format!("cannot probe {}: {e}", self.config.vip.address()),
-                        hint: "check the VIP interface, then try again".into(),
-                    }
-                }
+        let probe = become_primary_needs_probe(&o).then(|| self.host.vip.probe(&self.config.vip));
+        let allowed = match check_become_primary(&o, force, &self.config.vip, probe) {
+            Ok(allowed) => allowed,
+            Err(r) => return r.into(),
+        };
+        for name in &allowed.forced {
+            tracing::warn!(resource = %name, "operator forces promotion");
+            if let Err(e) = self.host.volumes.port().promote(name, true) {
+                return Response::Error {
+                    message: format!("forced promotion of {name} failed: {e}"),
+                };
             }
         }
         if force {
-            // The planner never forces; the operator may, for resources not yet Primary.
-            let names: Vec<_> = o
-                .volumes
-                .iter()
-                .filter(|v| {
-                    !v.status
-                        .as_ref()
-                        .is_ok_and(|s| s.role == VolumeRole::Primary)
-                })
-                .map(|v| v.name.clone())
-                .collect();
-            for name in names {
-                tracing::warn!(resource = %name, "operator forces promotion");
-                if let Err(e) = self.host.volumes.port().promote(&name, true) {
-                    return Response::Error {
-                        message: format!("forced promotion of {name} failed: {e}"),
-                    };
-                }
-            }
             // The operator decided this host serves: it took over, whatever it yielded to.
             self.history
                 .history
@@ -231,14 +134,8 @@ impl Daemon {
     }
 
     fn split_brain_resolve(&mut self, discard_local_data: bool, yes: bool) -> Response {
-        if !(discard_local_data && yes) {
-            return Response::Refused {
-                reason: "this throws away every change this host made to the split-brained resources".into(),
-                hint: "run it on the host whose changes are to be lost, with both --discard-local-data and --yes".into(),
-            };
-        }
         let o = self.fresh_observation();
-        let victims = match check_split_brain_resolve(&self.config, &o) {
+        let victims = match check_split_brain_resolve(&self.config, &o, discard_local_data, yes) {
             Ok(v) => v,
             Err(r) => return r.into(),
         };
@@ -274,17 +171,7 @@ impl Daemon {
 
     fn split_brain_reconnect(&mut self) -> Response {
         let o = self.fresh_observation();
-        let names: Vec<_> = o
-            .volumes
-            .iter()
-            .filter(|v| {
-                v.split_brain.is_some()
-                    || v.status.as_ref().is_ok_and(|s| {
-                        s.connection == iscsi_ha_core::volume::Connection::StandAlone
-                    })
-            })
-            .map(|v| v.name.clone())
-            .collect();
+        let names = split_brain_reconnect_targets(&o);
         if names.is_empty() {
             return Response::Ok {
                 message: "nothing to reconnect: no resource is StandAlone".into(),
@@ -312,12 +199,8 @@ impl Daemon {
     }
 
     fn become_secondary(&mut self) -> Response {
-        if !self.manual.is_on() {
-            return Response::Refused {
-                reason: "not in manual mode".into(),
-                hint: "run iscsi-cfg manual-mode-enable first (the pool role decides otherwise)"
-                    .into(),
-            };
+        if let Err(r) = check_become_secondary(self.manual) {
+            return r.into();
         }
         self.switch(ManualMode::BecomeSecondary)
     }

@@ -2,5 +2,6 @@
 
 mod fakes;
 mod faults;
+mod operator;
 mod plan_order;
 mod properties;
