@@ -99,7 +99,8 @@ pub fn teardown(cfs: &Configfs, iqn: &Iqn) -> Result<(), LioError> {
     let target = layout::target_dir(iqn);
     if cfs.exists(&target) {
         // Another TPG than ours (made by hand) keeps the target; it is not ours to remove.
-        if cfs.dirs(&target)?.iter().all(|d| d == "fabric_statistics") {
+        // The kernel's own groups (fabric_statistics, ...) go with the rmdir.
+        if !cfs.dirs(&target)?.iter().any(|d| d.starts_with("tpgt_")) {
             cfs.rmdir(&target)?;
         }
     }

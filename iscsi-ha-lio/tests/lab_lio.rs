@@ -43,7 +43,11 @@ fn spec_json(mutual: bool) -> String {
 }
 
 fn url(lab: &Lab, cred: &str, lun: bool) -> String {
-    let tail = if lun { format!("{IQN}/1") } else { String::new() };
+    let tail = if lun {
+        format!("{IQN}/1")
+    } else {
+        String::new()
+    };
     format!("iscsi://{cred}@{}/{tail}", lab.vip())
 }
 
@@ -118,12 +122,22 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
     let id = LunIdentity::derived(&Iqn::new(IQN).expect("iqn"), LunId::new(1).expect("lun"));
     let vpd80 = initiator_ok(
         &lab,
-        &format!("iscsi-inq -i {GOOD} -e 1 -c 0x80 {}", url(&lab, &right, true)),
+        &format!(
+            "iscsi-inq -i {GOOD} -e 1 -c 128 {}",
+            url(&lab, &right, true)
+        ),
     );
-    assert!(vpd80.contains(&id.scsi_sn), "serial {}: {vpd80}", id.scsi_sn);
+    assert!(
+        vpd80.contains(&id.scsi_sn),
+        "serial {}: {vpd80}",
+        id.scsi_sn
+    );
     let vpd83 = initiator_ok(
         &lab,
-        &format!("iscsi-inq -i {GOOD} -e 1 -c 0x83 {}", url(&lab, &right, true)),
+        &format!(
+            "iscsi-inq -i {GOOD} -e 1 -c 131 {}",
+            url(&lab, &right, true)
+        ),
     );
     eprintln!("VPD 0x83 as LIO gives it:\n{vpd83}");
     assert!(vpd83.contains("NAA"), "{vpd83}");
@@ -136,7 +150,10 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
     // CHAP wrong, CHAP missing, and an initiator without an ACL are refused.
     initiator_fails(
         &lab,
-        &format!("iscsi-inq -i {GOOD} {}", url(&lab, &format!("{USER}%wrong"), true)),
+        &format!(
+            "iscsi-inq -i {GOOD} {}",
+            url(&lab, &format!("{USER}%wrong"), true)
+        ),
     );
     initiator_fails(
         &lab,
@@ -161,7 +178,7 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
         "-c",
         "write -P 0xab 0 64k",
         "-c",
-        "sleep 6000",
+        "sleep 20000",
         "-c",
         "read -P 0xab 0 64k",
     ]);
@@ -176,6 +193,14 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
     assert!(before.contains("LIO Session ID"), "{before}");
     let status = node.run(&format!("{bin} status")).expect("status");
     assert!(status.contains("\"sessions\": 1"), "{status}");
+    let object = "/sys/kernel/config/target/core/iblock_4242/*";
+    eprintln!(
+        "{}",
+        node.run(&format!(
+            "for f in {object}/info {object}/udev_path {object}/enable {object}/wwn/vpd_unit_serial; do echo \"$f: $(cat $f)\"; done"
+        ))
+        .expect("object attributes")
+    );
     let t = Instant::now();
     node.run(&format!("{bin} serve --spec {spec} {portal}"))
         .expect("serve again");
@@ -195,8 +220,10 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
     );
 
     // Mutual CHAP: the target answers with its account.
-    node.run(&format!("{bin} serve --spec /host/lio-mutual.json {portal}"))
-        .expect("serve mutual");
+    node.run(&format!(
+        "{bin} serve --spec /host/lio-mutual.json {portal}"
+    ))
+    .expect("serve mutual");
     let mutual = |tpass: &str| {
         format!(
             "iscsi-inq -i {GOOD} '{}?target_user={TUSER}&target_password={tpass}'",
@@ -210,7 +237,8 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
 
     // Teardown, then interrupted builds and teardowns: the next run always finishes.
     let t = Instant::now();
-    node.run(&format!("{bin} stop --spec {spec}")).expect("stop");
+    node.run(&format!("{bin} stop --spec {spec}"))
+        .expect("stop");
     eprintln!("teardown: {:.1?}", t.elapsed());
     assert_clean(node);
     for k in [0, 1, 3, 6, 10, 15, 20, 25] {
@@ -248,7 +276,8 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
         &lab,
         &format!("iscsi-inq -i {GOOD} {}", url(&lab, &right, true)),
     );
-    node.run(&format!("{bin} stop --spec {spec}")).expect("stop");
+    node.run(&format!("{bin} stop --spec {spec}"))
+        .expect("stop");
     assert_clean(node);
     eprintln!("lio lab: {:.1?} in all", started.elapsed());
 }
