@@ -235,13 +235,14 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
     node.run(&format!("{bin} serve --spec {spec} {portal}"))
         .expect("serve without mutual");
 
-    // Teardown, then interrupted builds and teardowns: the next run always finishes.
+    // Teardown, then interrupted builds and teardowns: the next run always finishes. A full
+    // build here makes about 20 changes, so each of these stops it part-way.
     let t = Instant::now();
     node.run(&format!("{bin} stop --spec {spec}"))
         .expect("stop");
     eprintln!("teardown: {:.1?}", t.elapsed());
     assert_clean(node);
-    for k in [0, 1, 3, 6, 10, 15, 20, 25] {
+    for k in [0, 1, 3, 6, 10, 15] {
         let out = node
             .exec(&format!(
                 "{bin} serve --spec {spec} {portal} --fail-after {k}"
