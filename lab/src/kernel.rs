@@ -22,6 +22,11 @@ pub const GUEST_MODULES: &[&str] = &[
     "9pnet_virtio",
     "9p",
     "nlmon",
+    // LIO, the kernel's own target (iscsi-ha-lio): the core, its iSCSI fabric and the block
+    // backstore; configfs comes with the core's dependencies.
+    "target_core_mod",
+    "iscsi_target_mod",
+    "target_core_iblock",
 ];
 
 /// Extracts the ELF kernel from a bzImage whose payload is xz-compressed.
