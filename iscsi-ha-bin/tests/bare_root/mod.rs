@@ -89,12 +89,13 @@ pub fn packaged_binaries_run_in_a_bare_root(lab: &Lab, id: u8) {
         files.push(inside.to_string());
     };
     let mut libs = std::collections::BTreeSet::new();
-    for bin in ["iscsi-ha", "iscsi-cfg"] {
-        let path = payload.path().join("usr/sbin").join(bin);
+    // Where the packages install them (iscsi-cfg where HA-Lizard's ha-cfg looks for it).
+    for installed in ["/usr/sbin/iscsi-ha", "/usr/bin/iscsi-cfg"] {
+        let path = payload.path().join(installed.trim_start_matches('/'));
         let (needed, interp) = needed(&path);
-        assert_eq!(interp, LOADER, "{bin}'s interpreter");
+        assert_eq!(interp, LOADER, "{installed}'s interpreter");
         libs.extend(needed);
-        put(&path, &format!("/usr/sbin/{bin}"));
+        put(&path, installed);
     }
     // The guests' C library is this machine's (lab/src/image.rs copies it), so the shared
     // objects come from here; only those the binaries name, resolved to their files.
