@@ -143,12 +143,36 @@ fn a_cached_lun_in_use_is_made_safe_in_place_then_recreated_when_idle() {
         "{}",
         reader.output()
     );
+    // The case under test is a LUN in use: the reader's session must be there when the new
+    // daemon serves (seen in CI: a serve that ran while iscsi-perf was between sessions found
+    // the LUN idle and, rightly, recreated it at once).
+    let logged_in = || {
+        bench
+            .tgt()
+            .targets()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .iter()
+            .any(|t| !t.nexuses.is_empty())
+    };
+    let start = std::time::Instant::now();
+    while !(logged_in() && reader.makes_progress(Duration::from_secs(5)) && logged_in()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the reader holds no session: {}",
+            reader.output()
+        );
+    }
     let safe = spec("upgrade", &[bench.disk("u.img", 64)]);
     let mut second = bench.managed_target();
     second.serve(&safe).unwrap_or_else(|e| panic!("serve: {e}"));
     // WCE goes off at once (tgt now syncs every WRITE); the open flags wait for the reader.
     assert_eq!(wce(&bench, &safe, 1), "WCE=0 WCE_CHANGEABLE=0");
-    assert_eq!(witness_flags(&bench, &safe, 1).as_deref(), Some(""));
+    assert_eq!(
+        witness_flags(&bench, &safe, 1).as_deref(),
+        Some(""),
+        "recreated although in use? reader: {}",
+        reader.output()
+    );
     let status = second.status().unwrap_or_else(|e| panic!("status: {e}"));
     assert!(safe.is_served_by(&status), "{status:#?}");
     assert_eq!(
