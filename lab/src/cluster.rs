@@ -212,7 +212,8 @@ impl<'a> Cluster<'a> {
             node.name(),
             state = state_dir(id),
         ))?;
-        self.wait(id, "the daemon to answer", Duration::from_secs(20), |c| {
+        // A binary that the guest has not run yet is read over 9p first: seconds under TCG.
+        self.wait(id, "the daemon to answer", Duration::from_secs(60), |c| {
             Ok(c.cfg(id, "status").map(|o| o.success()).unwrap_or(false))
         })?;
         Ok(())
