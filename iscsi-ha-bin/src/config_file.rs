@@ -79,6 +79,10 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
         secrets,
     )
     .map_err(LoadError::Invalid)?;
+    let backend = crate::backend::check(&config, &text, &origin);
+    if !backend.is_empty() {
+        return Err(LoadError::Invalid(ConfigErrors(backend)));
+    }
     if config.holds_inline_secrets() {
         check_private(path)?;
     }

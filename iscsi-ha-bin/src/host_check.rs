@@ -2,7 +2,7 @@
 //! interface (read over rtnetlink, as the daemon reads it), the LUNs' devices, the managed
 //! tgtd, and the role source's file; each finding names the key to change.
 
-use iscsi_ha_core::config::schema::RoleSourceKind;
+use iscsi_ha_core::config::schema::{RoleSourceKind, TargetBackend};
 use iscsi_ha_core::config::{Config, DEFAULT_POOL_CONF};
 use iscsi_ha_core::subnet::Subnet;
 use iscsi_ha_net::rtnl::Rtnetlink;
@@ -64,11 +64,28 @@ pub fn check(config: &Config) -> Vec<Finding> {
     for (i, lun) in config.file.target.luns.iter().enumerate() {
         out.extend(block_device(&format!("target.lun[{i}].path"), &lun.path));
     }
-    let daemon = &config.file.target.daemon;
-    if daemon.managed {
-        out.extend(executable("target.daemon.program", &daemon.program));
+    match config.file.target.backend {
+        TargetBackend::Tgt => {
+            let daemon = config.file.target.tgt_daemon();
+            if daemon.managed {
+                let key = format!("{}.program", config.file.target.tgt_key());
+                out.extend(executable(&key, &daemon.program));
+            }
+        }
+        TargetBackend::Lio => out.extend(lio_loaded(config)),
     }
     out
+}
+
+/// The kernel's target, which backend `lio` drives through configfs.
+fn lio_loaded(config: &Config) -> Option<Finding> {
+    let settings = crate::backend::lio_config(config).ok()?;
+    let e = iscsi_ha_lio::LioTarget::new(settings).available().err()?;
+    Some(error(
+        "target.backend",
+        format!("backend = \"lio\", but {e}"),
+        "",
+    ))
 }
 
 /// The role source's file and its key, for the sources that read one.

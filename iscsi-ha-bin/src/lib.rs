@@ -1,6 +1,7 @@
 //! The pieces behind the `iscsi-ha` and `iscsi-cfg` binaries: reading the configuration files
 //! safely, role sources, the control socket, the daemon's poll loop, and one module per command.
 
+pub mod backend;
 pub mod cfg_cli;
 pub mod cli;
 pub mod commands;

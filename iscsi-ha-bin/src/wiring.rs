@@ -1,9 +1,11 @@
-//! Builds the real adapters from the configuration: DRBD over generic netlink, tgtd over its
-//! socket, the VIP over rtnetlink and raw sockets, and the event sources that wake the daemon.
+//! Builds the real adapters from the configuration: DRBD over generic netlink, the target
+//! (tgtd over its socket, or LIO through configfs), the VIP over rtnetlink and raw sockets, and
+//! the event sources that wake the daemon.
 
 use crate::daemon::{ClaimWatch, EventSource, Host, Volumes};
 use crate::role;
 use anyhow::Context;
+use iscsi_ha_core::config::schema::TargetBackend;
 use iscsi_ha_core::config::Config;
 use iscsi_ha_core::ports::{Alerts, IscsiTarget, ReplicatedVolume, TargetError, VolumeError};
 use iscsi_ha_core::resource::ResourceName;
@@ -11,6 +13,7 @@ use iscsi_ha_core::target::{TargetSpec, TargetStatus};
 use iscsi_ha_core::vip::{Vip, VipClaim};
 use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
 use iscsi_ha_drbd::DrbdVolumes;
+use iscsi_ha_lio::LioTarget;
 use iscsi_ha_net::{AddressEvents, FloatingIpConfig, NetFloatingIp, VipClaimWatch};
 use iscsi_ha_tgt::{ManagedDaemon, TgtConfig, TgtTarget};
 use std::cell::RefCell;
@@ -20,9 +23,9 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// The tgt adapter's settings from `[target.daemon]`.
+/// The tgt adapter's settings from `[target.tgt]` (or its old name `[target.daemon]`).
 pub fn tgt_config(config: &Config) -> TgtConfig {
-    let d = &config.file.target.daemon;
+    let d = &config.file.target.tgt_daemon();
     if d.managed {
         let mut extra = Vec::new();
         if let Some(portal) = &d.portal {
@@ -60,33 +63,25 @@ pub fn build_host(
     state_dir: &std::path::Path,
 ) -> anyhow::Result<Host> {
     let role = role::from_config(&config.file.role).context("cannot watch the role source")?;
-    let target = Rc::new(RefCell::new(TgtTarget::new(tgt_config(config))));
-    let daemon = &config.file.target.daemon;
-    if daemon.managed && daemon.keep_running {
-        // Start (or adopt) tgtd now, with no target, so a takeover need not wait for it.
-        if let Err(e) = target.borrow_mut().ensure_daemon() {
-            tracing::warn!("cannot start tgtd ahead of need ({e}); it is started when serving");
+    let mut events: Vec<Box<dyn EventSource>> = Vec::new();
+    let target: Box<dyn IscsiTarget> = match config.file.target.backend {
+        TargetBackend::Tgt => {
+            let (target, exit) = tgt_target(config);
+            events.push(Box::new(exit));
+            Box::new(target)
         }
-    }
+        TargetBackend::Lio => Box::new(lio_target(config)?),
+    };
     let vip =
         NetFloatingIp::new(net_config(config)).context("cannot open rtnetlink for the VIP")?;
     let volumes = Rc::new(RefCell::new(
         DrbdVolumes::new().keep_net_config_in(state_dir.join("drbd")),
     ));
-    let mut events: Vec<Box<dyn EventSource>> = vec![
-        Box::new(DrbdWatch {
-            volumes: volumes.clone(),
-            fd: None,
-            warned: false,
-        }),
-        Box::new(TgtdExit {
-            target: target.clone(),
-            watched: None,
-            keep_running: daemon.managed && daemon.keep_running,
-            last_restart: None,
-            failures: 0,
-        }),
-    ];
+    events.push(Box::new(DrbdWatch {
+        volumes: volumes.clone(),
+        fd: None,
+        warned: false,
+    }));
     match AddressEvents::subscribe() {
         Ok(sub) => events.push(Box::new(AddressWatch {
             events: sub,
@@ -97,12 +92,51 @@ pub fn build_host(
     Ok(Host {
         role,
         volumes: Box::new(SharedVolumes(volumes)),
-        target: Box::new(SharedTarget(target)),
+        target,
         vip: Box::new(vip),
         alerts,
         events,
         claims: Some(Box::new(ClaimListener::new(config.vip.clone()))),
     })
+}
+
+/// The tgt adapter and the watch on tgtd's exit; a managed tgtd that is kept running is
+/// started (or adopted) now, with no target, so a takeover need not wait for it.
+fn tgt_target(config: &Config) -> (SharedTarget, TgtdExit) {
+    let target = Rc::new(RefCell::new(TgtTarget::new(tgt_config(config))));
+    let daemon = config.file.target.tgt_daemon();
+    if daemon.managed && daemon.keep_running {
+        if let Err(e) = target.borrow_mut().ensure_daemon() {
+            tracing::warn!("cannot start tgtd ahead of need ({e}); it is started when serving");
+        }
+    }
+    let exit = TgtdExit {
+        target: target.clone(),
+        watched: None,
+        keep_running: daemon.managed && daemon.keep_running,
+        last_restart: None,
+        failures: 0,
+    };
+    (SharedTarget(target), exit)
+}
+
+/// The LIO adapter. Nothing runs for it: the kernel serves what configfs holds, so there is
+/// no process to start or watch, and a stopped daemon leaves the target as it is. Without the
+/// kernel's target modules the daemon still starts (this host may never serve) and says
+/// what to load; serving fails with the same advice until they are loaded.
+fn lio_target(config: &Config) -> anyhow::Result<LioTarget> {
+    let settings = crate::backend::lio_config(config).map_err(|problems| {
+        let text: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.at, p.message))
+            .collect();
+        anyhow::anyhow!("[target.lio]: {}", text.join("; "))
+    })?;
+    let target = LioTarget::new(settings);
+    if let Err(e) = target.available() {
+        tracing::warn!("{e}");
+    }
+    Ok(target)
 }
 
 /// The tgt adapter, shared with the watch on tgtd's exit. Dropping it (however the daemon

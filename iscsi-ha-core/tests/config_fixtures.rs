@@ -201,3 +201,57 @@ fn inline_secrets_are_detected_and_never_printed() {
     assert!(!config.to_effective_toml().contains("inline-secret-9"));
     assert!(!format!("{config:?}").contains("inline-secret-9"));
 }
+
+/// `[target.daemon]`, tgtd's table before backends could be chosen, is read as `[target.tgt]`.
+#[test]
+fn the_old_daemon_table_reads_as_the_tgt_table() {
+    let new = fs::read_to_string(fixtures().join("good/tgt-table.toml")).unwrap();
+    let old = new.replace("[target.tgt]", "[target.daemon]");
+    assert_ne!(old, new);
+    let parse = |text: &str| {
+        Config::parse(
+            Source {
+                text,
+                origin: "tgt-table.toml",
+            },
+            None,
+        )
+        .unwrap()
+    };
+    let (old, new) = (parse(&old), parse(&new));
+    assert_eq!(old.file.target.tgt_daemon().control_port, 7);
+    assert!(!old.file.target.tgt_daemon().managed);
+    assert_eq!(old.file.target.tgt_daemon(), new.file.target.tgt_daemon());
+    assert_eq!(
+        (old.file.target.tgt_key(), new.file.target.tgt_key()),
+        ("target.daemon", "target.tgt")
+    );
+    assert_eq!(old.target, new.target);
+}
+
+/// Every configuration fixture still loads, with the backend it names: those written before
+/// `backend` existed (and `[target.daemon]`) are tgt's, the default.
+#[test]
+fn every_fixture_configuration_loads_with_its_backend() {
+    let mut files = toml_files(&fixtures().join("good"));
+    files.push(fixtures().join("example.toml"));
+    assert!(files.len() >= 6, "{files:?}");
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        let origin = file.display().to_string();
+        let config = Config::parse(
+            Source {
+                text: &text,
+                origin: &origin,
+            },
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{origin}:\n{e}"));
+        let lio = text.contains("backend = \"lio\"");
+        assert_eq!(
+            config.file.target.backend.name(),
+            if lio { "lio" } else { "tgt" },
+            "{origin}"
+        );
+    }
+}

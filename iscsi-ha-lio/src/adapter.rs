@@ -7,6 +7,7 @@ use iscsi_ha_core::ports::{IscsiTarget, TargetError};
 use iscsi_ha_core::target::{TargetSpec, TargetStatus};
 
 use crate::converge;
+use crate::error::LioError;
 use crate::fs::Configfs;
 use crate::observe;
 
@@ -52,6 +53,11 @@ impl LioTarget {
     /// The tree this adapter works on (for [`Configfs::fail_after`] in the lab).
     pub fn configfs(&self) -> &Configfs {
         &self.cfs
+    }
+
+    /// Whether the kernel's target is there to be driven; the error names the modules to load.
+    pub fn available(&self) -> Result<(), LioError> {
+        converge::require_core(&self.cfs)
     }
 }
 

@@ -15,30 +15,16 @@ use iscsi_ha_core::target::{LunSpec, TargetSpec};
 
 use crate::error::LioError;
 use crate::fs::Configfs;
-use crate::layout::{self, HBA, LUN_LINK, MAPPED_LUN_LINK};
+use crate::layout::{self, HBAS, LUN_LINK, MAPPED_LUN_LINK};
+use crate::settings;
 
-/// Refuses, before touching anything, what LIO cannot express.
+/// Refuses, before touching anything, what LIO cannot express (the daemon's configuration
+/// check refuses the same, at each key: [`settings::unsupported`]).
 pub fn check_spec(spec: &TargetSpec) -> Result<(), LioError> {
-    if !spec.access.initiator_addresses.is_empty() {
-        return Err(LioError::Unsupported(
-            "initiator address ranges: LIO filters initiators by name only (node ACLs)".into(),
-        ));
+    match settings::unsupported(spec).into_iter().next() {
+        Some(p) => Err(LioError::Unsupported(format!("{}: {}", p.at, p.message))),
+        None => Ok(()),
     }
-    if spec.access.incoming.len() > 1 {
-        return Err(LioError::Unsupported(format!(
-            "{} incoming CHAP accounts: LIO binds one account per initiator ACL (and one per TPG)",
-            spec.access.incoming.len()
-        )));
-    }
-    for lun in &spec.luns {
-        if layout::iblock_control(&lun.path, lun.read_only).is_none() {
-            return Err(LioError::Unsupported(format!(
-                "LUN {} path {:?}: iblock options cannot carry ',' or a newline",
-                lun.lun, lun.path
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Converges the tree on `spec`, served on `portal`, and enables the TPG.
@@ -47,14 +33,16 @@ pub fn serve(cfs: &Configfs, spec: &TargetSpec, portal: SocketAddr) -> Result<()
     require_core(cfs)?;
     cfs.mkdir(layout::FABRIC)?;
     let tpg = layout::tpg_dir(&spec.iqn);
+    // First what the spec no longer has, or has in the other backstore (a LUN made read-only
+    // or writable), so that a LUN's device is never held by two of our objects for long.
+    remove_stale_objects(cfs, spec)?;
     for lun in &spec.luns {
         if !object_matches(cfs, &spec.iqn, lun)? {
             unexport_lun(cfs, &spec.iqn, lun.lun.get())?;
-            remove_object(cfs, &layout::object_dir(&spec.iqn, lun.lun))?;
+            remove_object(cfs, &layout::object_dir(&spec.iqn, lun))?;
             build_object(cfs, &spec.iqn, lun)?;
         }
     }
-    remove_stale_objects(cfs, spec)?;
     cfs.mkdir(&layout::target_dir(&spec.iqn))?;
     cfs.mkdir(&tpg)?;
     let open = if spec.access.allow_all { "1" } else { "0" };
@@ -105,38 +93,58 @@ pub fn teardown(cfs: &Configfs, iqn: &Iqn) -> Result<(), LioError> {
         }
     }
     let prefix = layout::object_prefix(iqn);
-    for name in cfs.dirs(HBA)? {
-        if name.starts_with(&prefix) {
-            remove_object(cfs, &format!("{HBA}/{name}"))?;
+    for hba in HBAS {
+        for name in cfs.dirs(hba)? {
+            if name.starts_with(&prefix) {
+                remove_object(cfs, &format!("{hba}/{name}"))?;
+            }
         }
+        remove_hba_if_empty(cfs, hba)?;
     }
-    remove_hba_if_empty(cfs)
+    Ok(())
 }
 
-fn require_core(cfs: &Configfs) -> Result<(), LioError> {
+/// The modules LIO needs here: the core, its iSCSI fabric and our two backstores.
+pub const MODULES: &str = "target_core_mod iscsi_target_mod target_core_iblock target_core_file";
+
+/// Whether the target core is loaded (its `core` group exists), naming what to do if not.
+pub fn require_core(cfs: &Configfs) -> Result<(), LioError> {
     if cfs.exists("core") {
         return Ok(());
     }
     Err(LioError::Unavailable {
         path: cfs.path("core"),
-        hint: "mount configfs on /sys/kernel/config and load target_core_mod, \
-               iscsi_target_mod and target_core_iblock"
-            .into(),
+        hint: format!(
+            "load the kernel's iSCSI target (modprobe {MODULES}; list them in \
+             /etc/modules-load.d/ to load them at boot), and mount configfs on \
+             /sys/kernel/config if it is not"
+        ),
     })
 }
 
-/// Whether LUN `lun`'s storage object exists, is enabled and shows the spec's device, serial,
-/// read-only flag and INQUIRY names.
+/// Whether LUN `lun`'s storage object exists in its backstore, is enabled and shows the
+/// spec's device, serial, read-only flag or write mode, reported cache and INQUIRY names.
 fn object_matches(cfs: &Configfs, iqn: &Iqn, lun: &LunSpec) -> Result<bool, LioError> {
-    let dir = layout::object_dir(iqn, lun.lun);
+    let dir = layout::object_dir(iqn, lun);
     if !cfs.exists(&dir) || cfs.read(&format!("{dir}/enable"))? != "1" {
         return Ok(false);
     }
     let serial = cfs.read(&format!("{dir}/wwn/vpd_unit_serial"))?;
     let info = cfs.read(&format!("{dir}/info"))?;
+    let mode_ok = if lun.read_only {
+        layout::parse_iblock_readonly(&info) == Some(true)
+    } else {
+        layout::parse_fileio_stable(&info) == Some(lun.stable_writes)
+            && cfs.read(&format!("{dir}/attrib/emulate_write_cache"))?
+                == if lun.volatile_cache_reported {
+                    "1"
+                } else {
+                    "0"
+                }
+    };
     let mut same = cfs.read(&format!("{dir}/udev_path"))? == lun.path
         && layout::parse_unit_serial(&serial) == Some(lun.identity.scsi_sn.as_str())
-        && layout::parse_iblock_readonly(&info) == Some(lun.read_only);
+        && mode_ok;
     if let Some(v) = &lun.identity.vendor_id {
         same &= cfs.read(&format!("{dir}/wwn/vendor_id"))?.trim() == v;
     }
@@ -146,17 +154,29 @@ fn object_matches(cfs: &Configfs, iqn: &Iqn, lun: &LunSpec) -> Result<bool, LioE
     Ok(same)
 }
 
-/// Creates and enables LUN `lun`'s storage object with its identity. The identity is written
-/// before the object is exported: the kernel refuses to change it while a LUN uses it.
+/// Creates and enables LUN `lun`'s storage object with its identity. The identity and the
+/// reported cache are written before the object is exported: the kernel refuses to change
+/// the identity while a LUN uses it.
 fn build_object(cfs: &Configfs, iqn: &Iqn, lun: &LunSpec) -> Result<(), LioError> {
-    let dir = layout::object_dir(iqn, lun.lun);
-    let control = layout::iblock_control(&lun.path, lun.read_only)
+    let dir = layout::object_dir(iqn, lun);
+    let control = layout::backstore_control(lun)
         .ok_or_else(|| LioError::Unsupported(format!("LUN {} path {:?}", lun.lun, lun.path)))?;
-    cfs.mkdir(HBA)?;
+    cfs.mkdir(layout::backstore_hba(lun))?;
     cfs.mkdir(&dir)?;
     cfs.write(&format!("{dir}/control"), &control)?;
     cfs.write(&format!("{dir}/udev_path"), &lun.path)?;
     cfs.write(&format!("{dir}/enable"), "1")?;
+    if !lun.read_only {
+        // fileio's own default matches its mode (buffered: 1); written so the spec decides.
+        cfs.ensure(
+            &format!("{dir}/attrib/emulate_write_cache"),
+            if lun.volatile_cache_reported {
+                "1"
+            } else {
+                "0"
+            },
+        )?;
+    }
     cfs.write(&format!("{dir}/wwn/vpd_unit_serial"), &lun.identity.scsi_sn)?;
     if let Some(v) = &lun.identity.vendor_id {
         cfs.write(&format!("{dir}/wwn/vendor_id"), v)?;
@@ -171,27 +191,35 @@ fn remove_object(cfs: &Configfs, dir: &str) -> Result<(), LioError> {
     cfs.rmdir(dir)
 }
 
-fn remove_hba_if_empty(cfs: &Configfs) -> Result<(), LioError> {
-    if cfs.exists(HBA) && cfs.dirs(HBA)?.is_empty() {
-        cfs.rmdir(HBA)?;
+fn remove_hba_if_empty(cfs: &Configfs, hba: &str) -> Result<(), LioError> {
+    if cfs.exists(hba) && cfs.dirs(hba)?.is_empty() {
+        cfs.rmdir(hba)?;
     }
     Ok(())
 }
 
-/// Removes this target's objects for LUNs the spec no longer has (unexporting them first).
+/// Removes this target's objects for LUNs the spec no longer has, or has in the other
+/// backstore (unexporting them first).
 fn remove_stale_objects(cfs: &Configfs, spec: &TargetSpec) -> Result<(), LioError> {
     let prefix = layout::object_prefix(&spec.iqn);
-    for name in cfs.dirs(HBA)? {
-        let Some(n) = name
-            .strip_prefix(&prefix)
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        if !spec.luns.iter().any(|l| l.lun.get() == n) {
-            unexport_lun(cfs, &spec.iqn, n)?;
-            remove_object(cfs, &format!("{HBA}/{name}"))?;
+    for hba in HBAS {
+        for name in cfs.dirs(hba)? {
+            let Some(n) = name
+                .strip_prefix(&prefix)
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let wanted = spec
+                .luns
+                .iter()
+                .any(|l| l.lun.get() == n && layout::backstore_hba(l) == hba);
+            if !wanted {
+                unexport_lun(cfs, &spec.iqn, n)?;
+                remove_object(cfs, &format!("{hba}/{name}"))?;
+            }
         }
+        remove_hba_if_empty(cfs, hba)?;
     }
     Ok(())
 }
@@ -254,7 +282,7 @@ fn converge_luns(cfs: &Configfs, spec: &TargetSpec) -> Result<(), LioError> {
     }
     for lun in &spec.luns {
         let dir = format!("{tpg}/lun/{}", layout::lun_name(lun.lun.get()));
-        let object = layout::object_dir(&spec.iqn, lun.lun);
+        let object = layout::object_dir(&spec.iqn, lun);
         // A link to another object (left by hand, or before a rebuild) is replaced.
         let wanted = cfs.path(&object);
         for link in cfs.links(&dir)? {
@@ -269,9 +297,15 @@ fn converge_luns(cfs: &Configfs, spec: &TargetSpec) -> Result<(), LioError> {
     Ok(())
 }
 
-/// Whether a link's target names the object at `wanted`: the kernel may show it relative.
+/// Whether a link's target names the object at `wanted`: the kernel may show it relative, so
+/// the HBA and object names are compared (our objects have the same name in either HBA).
 fn same_object(target: &std::path::Path, wanted: &std::path::Path) -> bool {
-    target == wanted || (target.file_name().is_some() && target.file_name() == wanted.file_name())
+    target == wanted || (target.file_name().is_some() && tail(target) == tail(wanted))
+}
+
+fn tail(p: &std::path::Path) -> (Option<&std::ffi::OsStr>, Option<&std::ffi::OsStr>) {
+    let mut parts = p.iter().rev();
+    (parts.next(), parts.next())
 }
 
 fn converge_acls(cfs: &Configfs, spec: &TargetSpec) -> Result<(), LioError> {

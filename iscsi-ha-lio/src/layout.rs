@@ -5,7 +5,7 @@
 //! `iscsi/iscsi_target_configfs.c`; the same names rtslib-fb's `tcm.py`/`target.py` use):
 //!
 //! ```text
-//! core/iblock_<N>/<object>/{control,udev_path,enable,info,wwn/vpd_unit_serial,wwn/vendor_id,wwn/product_id}
+//! core/{iblock,fileio}_<N>/<object>/{control,udev_path,enable,info,attrib/emulate_write_cache,wwn/*}
 //! iscsi/<iqn>/tpgt_1/{enable,attrib/*,auth/*,np/<ip>:<port>/,lun/lun_<N>/<link to object>}
 //! iscsi/<iqn>/tpgt_1/acls/<initiator>/{info,auth/*,lun_<N>/{write_protect,<link to tpg lun>}}
 //! ```
@@ -13,11 +13,31 @@
 use std::net::SocketAddr;
 
 use iscsi_ha_core::iqn::Iqn;
-use iscsi_ha_core::target::LunId;
+use iscsi_ha_core::target::{LunId, LunSpec};
 
-/// The one HBA holding our storage objects. targetcli numbers its HBAs from 0 up; a high fixed
-/// index keeps ours apart, and every object in it carries our prefix anyway.
-pub const HBA: &str = "core/iblock_4242";
+/// The HBA holding our read-only LUNs' objects. targetcli numbers its HBAs from 0 up; a high
+/// fixed index keeps ours apart, and every object in it carries our prefix anyway.
+pub const IBLOCK_HBA: &str = "core/iblock_4242";
+/// The HBA holding our writable LUNs' objects.
+pub const FILEIO_HBA: &str = "core/fileio_4242";
+/// Both of our HBAs.
+pub const HBAS: [&str; 2] = [IBLOCK_HBA, FILEIO_HBA];
+
+/// Which backstore serves a LUN. A writable LUN is a fileio object on the block device:
+/// opened `O_DSYNC` (kernel `target_core_file.c` `fd_configure_device`), each WRITE completes
+/// only once the device has it on stable storage (for DRBD with protocol C: both disks), and
+/// the caching mode page says WCE=0 (no `get_write_cache`, `emulate_write_cache` 0). iblock
+/// cannot promise that: it reports the device's own write cache (DRBD has one) and adds FUA
+/// only when the device has none. `write_cache = true` is fileio's buffered mode
+/// (`fd_buffered_io=1`, WCE=1). A read-only LUN takes no writes, so its durability is moot: it
+/// is an iblock object opened read-only, which fileio cannot do.
+pub fn backstore_hba(lun: &LunSpec) -> &'static str {
+    if lun.read_only {
+        IBLOCK_HBA
+    } else {
+        FILEIO_HBA
+    }
+}
 /// The iSCSI fabric's directory.
 pub const FABRIC: &str = "iscsi";
 /// The one TPG we use (tgtd has none; LIO needs one per target).
@@ -42,8 +62,13 @@ pub fn object_prefix(iqn: &Iqn) -> String {
 }
 
 /// The storage object of one LUN, relative to the root.
-pub fn object_dir(iqn: &Iqn, lun: LunId) -> String {
-    format!("{HBA}/{}{}", object_prefix(iqn), lun.get())
+pub fn object_dir(iqn: &Iqn, lun: &LunSpec) -> String {
+    format!("{}/{}", backstore_hba(lun), object_name(iqn, lun.lun))
+}
+
+/// The storage object's name (the same in either HBA).
+pub fn object_name(iqn: &Iqn, lun: LunId) -> String {
+    format!("{}{}", object_prefix(iqn), lun.get())
 }
 
 /// The target's directory.
@@ -74,13 +99,32 @@ pub fn parse_lun_name(name: &str) -> Option<u64> {
     name.strip_prefix("lun_")?.parse().ok()
 }
 
-/// The `control` line configuring an iblock object: options are split on ',' and '\n' by the
-/// kernel (`iblock_set_configfs_dev_params`), so a path holding either cannot be expressed.
-pub fn iblock_control(path: &str, read_only: bool) -> Option<String> {
+/// The `control` line configuring a LUN's object (see [`backstore_hba`]): options are split
+/// on ',' and '\n' by the kernel (`iblock_set_configfs_dev_params`,
+/// `fd_set_configfs_dev_params`), so a path holding either cannot be expressed.
+pub fn backstore_control(lun: &LunSpec) -> Option<String> {
+    let path = &lun.path;
     if path.is_empty() || path.contains([',', '\n', '\0']) {
         return None;
     }
-    Some(format!("udev_path={path},readonly={}", u8::from(read_only)))
+    Some(if lun.read_only {
+        format!("udev_path={path},readonly=1")
+    } else if lun.stable_writes {
+        format!("fd_dev_name={path}")
+    } else {
+        format!("fd_dev_name={path},fd_buffered_io=1")
+    })
+}
+
+/// Whether a fileio object's `info` says it writes through (`Mode: O_DSYNC`) or not
+/// (`Mode: Buffered-WCE`).
+pub fn parse_fileio_stable(info: &str) -> Option<bool> {
+    let rest = &info[info.find("Mode:")? + "Mode:".len()..];
+    match rest.split_whitespace().next()? {
+        "O_DSYNC" => Some(true),
+        "Buffered-WCE" => Some(false),
+        _ => None,
+    }
 }
 
 /// The serial in `wwn/vpd_unit_serial`, which reads `T10 VPD Unit Serial Number: <serial>`.
@@ -139,8 +183,10 @@ mod tests {
         let a = iqn("iqn.2024-01.com.example:disk");
         let b = iqn("iqn.2024-01.com.example:other");
         let lun = LunId::new(16383).unwrap_or_else(|e| panic!("{e}"));
-        let dir = object_dir(&a, lun);
-        assert!(dir.starts_with(&format!("{HBA}/{}", object_prefix(&a))));
+        let dir = object_dir(&a, &spec_lun(lun, false, true));
+        assert!(dir.starts_with(&format!("{FILEIO_HBA}/{}", object_prefix(&a))));
+        let ro = object_dir(&a, &spec_lun(lun, true, true));
+        assert!(ro.starts_with(&format!("{IBLOCK_HBA}/{}", object_prefix(&a))));
         assert!(dir.ends_with("_lun16383"));
         assert_ne!(object_prefix(&a), object_prefix(&b));
         // TARGET_CORE_NAME_MAX_LEN is 64.
@@ -159,15 +205,47 @@ mod tests {
         assert_eq!(parse_lun_name("7"), None);
     }
 
+    fn spec_lun(lun: LunId, read_only: bool, stable_writes: bool) -> LunSpec {
+        LunSpec {
+            lun,
+            path: "/dev/drbd1".into(),
+            identity: iscsi_ha_core::target::LunIdentity::derived(&iqn("iqn.2024-01.x:y"), lun),
+            read_only,
+            volatile_cache_reported: !stable_writes,
+            stable_writes,
+        }
+    }
+
     #[test]
-    fn control_lines_refuse_what_the_kernel_would_split() {
+    fn control_lines_pick_the_backstore_and_refuse_what_the_kernel_would_split() {
+        let one = LunId::new(1).unwrap_or_else(|e| panic!("{e}"));
+        let control = |ro, stable| backstore_control(&spec_lun(one, ro, stable));
         assert_eq!(
-            iblock_control("/dev/drbd1", true).as_deref(),
+            control(true, true).as_deref(),
             Some("udev_path=/dev/drbd1,readonly=1")
         );
-        assert_eq!(iblock_control("/dev/a,b", false), None);
-        assert_eq!(iblock_control("/dev/a\nb", false), None);
-        assert_eq!(iblock_control("", false), None);
+        assert_eq!(
+            control(false, true).as_deref(),
+            Some("fd_dev_name=/dev/drbd1")
+        );
+        assert_eq!(
+            control(false, false).as_deref(),
+            Some("fd_dev_name=/dev/drbd1,fd_buffered_io=1")
+        );
+        for path in ["/dev/a,b", "/dev/a\nb", ""] {
+            let mut lun = spec_lun(one, false, true);
+            lun.path = path.into();
+            assert_eq!(backstore_control(&lun), None, "{path:?}");
+        }
+        let info = "Status: ACTIVATED  Max Queue Depth: 128  SectorSize: 512  HwMaxSectors: 1024\n\
+                    TCM FILEIO ID: 0        File: /dev/drbd1  Size: 67104768  Mode: O_DSYNC Async: 0\n";
+        assert_eq!(parse_fileio_stable(info), Some(true));
+        assert_eq!(
+            parse_fileio_stable(&info.replace("O_DSYNC", "Buffered-WCE")),
+            Some(false)
+        );
+        assert_eq!(parse_fileio_stable("Mode: ?"), None);
+        assert_eq!(parse_fileio_stable(""), None);
     }
 
     #[test]

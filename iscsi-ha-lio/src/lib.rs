@@ -9,6 +9,7 @@
 //!   an interruption leaves finishable.
 //! - [`observe`]: reads the tree back as the core's [`TargetStatus`].
 //! - [`adapter`]: [`LioTarget`], the core's [`IscsiTarget`] port over all of it.
+//! - [`settings`]: `[target.lio]` and what of a configuration LIO cannot do, at its key.
 //!
 //! [`TargetSpec`]: iscsi_ha_core::target::TargetSpec
 //! [`TargetStatus`]: iscsi_ha_core::target::TargetStatus
@@ -20,6 +21,7 @@ pub mod error;
 pub mod fs;
 pub mod layout;
 pub mod observe;
+pub mod settings;
 
 pub use adapter::{LioConfig, LioTarget};
 pub use error::LioError;

@@ -103,11 +103,27 @@ fn lun(cfs: &Configfs, dir: &str, n: u64) -> Result<ObservedLun, LioError> {
             reason: format!("LUN link points at {}", object.display()),
         });
     };
-    let obj = format!("core/{}/{}", hba.to_string_lossy(), name.to_string_lossy());
+    let hba = hba.to_string_lossy();
+    let obj = format!("core/{hba}/{}", name.to_string_lossy());
     let path = cfs.read(&format!("{obj}/udev_path"))?;
     out.path = (!path.is_empty()).then_some(path);
     let serial = cfs.read(&format!("{obj}/wwn/vpd_unit_serial"))?;
     out.scsi_sn = layout::parse_unit_serial(&serial).map(str::to_string);
-    out.read_only = layout::parse_iblock_readonly(&cfs.read(&format!("{obj}/info"))?);
+    let info = cfs.read(&format!("{obj}/info"))?;
+    if hba.starts_with("fileio_") {
+        // fileio cannot open read-only; what it shows is how writes complete.
+        out.read_only = Some(false);
+        out.stable_writes = layout::parse_fileio_stable(&info);
+        out.volatile_cache_reported = match cfs
+            .read(&format!("{obj}/attrib/emulate_write_cache"))?
+            .as_str()
+        {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
+        };
+    } else {
+        out.read_only = layout::parse_iblock_readonly(&info);
+    }
     Ok(out)
 }

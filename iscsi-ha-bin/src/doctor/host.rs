@@ -5,6 +5,7 @@
 
 use super::Finding;
 use crate::host_check::{self, Severity};
+use iscsi_ha_core::config::schema::TargetBackend;
 use iscsi_ha_core::config::Config;
 use iscsi_ha_core::role::Role;
 use std::path::Path;
@@ -32,10 +33,19 @@ pub fn check(config: &Config) -> Vec<Finding> {
 /// `tgt.service`/`tgtd.service` linked into a `*.wants/` directory under `dir`.
 pub fn tgt_at_boot(config: &Config, dir: &Path) -> Vec<Finding> {
     const CHECK: &str = "tgt.boot";
-    if !config.file.target.daemon.managed {
+    if config.file.target.backend != TargetBackend::Tgt {
         return vec![Finding::ok(
             CHECK,
-            "target.daemon.managed = false: the system's tgtd is adopted, so its unit may start it at boot",
+            format!(
+                "target.backend = \"{}\": tgtd is not used, so whether its unit starts at boot does not matter here",
+                config.file.target.backend.name()
+            ),
+        )];
+    }
+    if !config.file.target.tgt_daemon().managed {
+        return vec![Finding::ok(
+            CHECK,
+            format!("{}.managed = false: the system's tgtd is adopted, so its unit may start it at boot", config.file.target.tgt_key()),
         )];
     }
     let entries = match std::fs::read_dir(dir) {
@@ -116,10 +126,12 @@ fn from_host_check(config: &Config) -> Vec<Finding> {
             "every LUN's device is a block device",
         ));
     }
-    if config.file.target.daemon.managed && clean("target.daemon") {
+    let tgt = config.file.target.tgt_daemon();
+    let key = config.file.target.tgt_key();
+    if config.file.target.backend == TargetBackend::Tgt && tgt.managed && clean(key) {
         out.push(Finding::ok(
-            "target.daemon.program",
-            format!("{} is executable", config.file.target.daemon.program),
+            format!("{key}.program"),
+            format!("{} is executable", tgt.program),
         ));
     }
     out

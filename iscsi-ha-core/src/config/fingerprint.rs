@@ -1,7 +1,7 @@
 //! The configuration's fingerprint: a short hash of the parts that must be identical on both
 //! hosts, so an operator (or `iscsi-ha doctor`) can compare two hosts by one string.
 //!
-//! In: the resources (in order: they are promoted in that order), the target's IQN, every
+//! In: the resources (in order: they are promoted in that order), the target's IQN and backend, every
 //! LUN (number, device, SCSI identity, vendor/product, read-only, write cache), who may log in
 //! (addresses, names, `allow_all`, CHAP user names), and the VIP's address and prefix. A
 //! takeover exports these as they are configured on the *new* master, so any difference is
@@ -61,6 +61,12 @@ fn fingerprint_of(file: &ConfigFile, vip_address: &str, vip_prefix: u8) -> Strin
     }
     let t = &file.target;
     c.put("target.iqn", t.iqn.as_str());
+    // Each backend gives a LUN its own device identification (VPD 0x83), so initiators would
+    // see another disk after a takeover by a host on the other backend. Added only when not
+    // the default, so the fingerprints of configurations written before LIO stay the same.
+    if t.backend != super::schema::TargetBackend::Tgt {
+        c.put("target.backend", t.backend.name());
+    }
     c.put("luns", &t.luns.len().to_string());
     for l in &t.luns {
         c.put("lun", &l.lun.to_string());
@@ -177,6 +183,7 @@ interface = "xenbr1"
                 "program = \"/opt/tgtd\"\nportal = \"10.10.10.1:3260\"\ncontrol_port = 3",
             ),
             ("secret-one", "another-password"),
+            ("[target.daemon]", "[target.tgt]"),
             (
                 "[vip]",
                 "[monitor]\nscan_interval = \"3s\"\n[logging]\nlevel = \"debug\"\n[vip]",
@@ -239,5 +246,16 @@ interface = "xenbr1"
             assert!(!seen.contains(&f), "{from} -> {to} gave a seen fingerprint");
             seen.push(f);
         }
+        let lio = edited("[target.daemon]\nprogram = \"/usr/sbin/tgtd\"\n", "").replacen(
+            "com.example:storage\"",
+            "com.example:storage\"\nbackend = \"lio\"",
+            1,
+        );
+        assert!(
+            !seen.contains(&fp(&lio)),
+            "backend = \"lio\" gave a seen fingerprint"
+        );
+        let tgt = lio.replacen("backend = \"lio\"", "backend = \"tgt\"", 1);
+        assert_eq!(fp(&tgt), base, "backend = \"tgt\" is the default");
     }
 }

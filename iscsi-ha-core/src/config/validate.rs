@@ -2,7 +2,7 @@
 
 use super::error::{line_column, ConfigError, ConfigErrors};
 use super::locate::{locate, KeyPath};
-use super::schema::{ConfigFile, RoleSourceKind, SecretsFile};
+use super::schema::{ConfigFile, RoleSourceKind, SecretsFile, TargetBackend, TargetSection};
 use super::{Config, Source};
 use crate::secret::Secret;
 use crate::target::{Access, ChapCredentials, LunId, LunIdentity, LunSpec, TargetSpec};
@@ -262,6 +262,7 @@ fn build_target(
     p: &mut Problems<'_>,
 ) -> Option<TargetSpec> {
     let at = KeyPath::keys(&["target"]);
+    let tgt_key = check_backend_tables(&file.target, p);
     let iqn = file.target.iqn.clone();
     warn_rfc(&iqn, &at.key("iqn"), p);
     for (i, name) in file.target.access.initiator_names.iter().enumerate() {
@@ -334,17 +335,17 @@ fn build_target(
             );
         }
     }
-    let daemon = &file.target.daemon;
+    let daemon = &file.target.tgt_daemon();
     if daemon.control_port > 32767 {
         p.add(
-            &at.key("daemon").key("control_port"),
+            &at.key(tgt_key).key("control_port"),
             "must be 0..=32767 (tgtd keeps it in a C short)",
         );
     }
     if let Some(portal) = &daemon.portal {
         if !portal_parses(portal) {
             p.add(
-                &at.key("daemon").key("portal"),
+                &at.key(tgt_key).key("portal"),
                 format!(
                     "{portal:?} is not address:port: write e.g. \"0.0.0.0:3260\", \"10.10.10.3:3260\" or \"[::]:3260\", or remove it to listen everywhere on 3260"
                 ),
@@ -353,7 +354,7 @@ fn build_target(
     }
     if daemon.managed && daemon.program.trim().is_empty() {
         p.add(
-            &at.key("daemon").key("program"),
+            &at.key(tgt_key).key("program"),
             "managed = true needs the tgtd program, e.g. program = \"/usr/sbin/tgtd\"",
         );
     }
@@ -390,6 +391,46 @@ fn build_target(
             outgoing,
         },
     })
+}
+
+/// Refuses a backend's table under another backend, and `[target.tgt]` beside its old name
+/// `[target.daemon]`. Returns the name the file used for tgtd's table, so that later errors
+/// point at what is written.
+fn check_backend_tables(target: &TargetSection, p: &mut Problems<'_>) -> &'static str {
+    let at = KeyPath::keys(&["target"]);
+    if target.daemon.is_some() && target.tgt.is_some() {
+        p.add(
+            &at.key("daemon"),
+            "[target.daemon] is the old name of [target.tgt] and both are written: move its keys into [target.tgt] and remove [target.daemon]",
+        );
+    }
+    let backend = target.backend;
+    if backend != TargetBackend::Tgt {
+        for (key, set) in [
+            ("tgt", target.tgt.is_some()),
+            ("daemon", target.daemon.is_some()),
+        ] {
+            if set {
+                p.add(
+                    &at.key(key),
+                    format!(
+                        "tgtd's settings, but backend = \"{}\": remove [target.{key}] or set backend = \"tgt\"",
+                        backend.name()
+                    ),
+                );
+            }
+        }
+    }
+    if backend != TargetBackend::Lio && target.lio.is_some() {
+        p.add(
+            &at.key("lio"),
+            format!(
+                "LIO's settings, but backend = \"{}\": remove [target.lio] or set backend = \"lio\"",
+                backend.name()
+            ),
+        );
+    }
+    target.tgt_key().trim_start_matches("target.")
 }
 
 /// One warning per RFC rule an iSCSI name breaks: tgtd takes it, and renaming it would cut
