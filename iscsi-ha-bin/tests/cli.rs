@@ -559,3 +559,55 @@ fn import_legacy_refuses_several_targets_unless_one_is_chosen() {
         targets.display()
     )));
 }
+
+/// `backend = "lio"`: what LIO cannot do is refused at its key, with what to write instead,
+/// so a configuration never loses an access rule silently; `--host` names the modules to load
+/// when the kernel's target is not there.
+#[test]
+fn check_config_refuses_what_lio_cannot_do_and_names_the_modules_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = fixtures().join("config/good/lio.toml");
+    let out = iscsi_ha(&["check-config", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("backend = \"lio\""));
+
+    let text_of_good = fs::read_to_string(&good).unwrap();
+    let bad = text_of_good
+        .replace(
+            "initiator_names = [\"iqn.1994-05.com.redhat:client1\"]",
+            "initiators = [\"10.10.10.0/24\"]\n\n[[target.access.incoming]]\nuser = \"a\"\npassword = \"pa\"\n\n[[target.access.incoming]]\nuser = \"b\"\npassword = \"pb\"",
+        )
+        .replace("portal = \"10.10.10.3:3260\"", "portal = \"nowhere\"");
+    let file = dir.path().join("lio-bad.toml");
+    fs::write(&file, &bad).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+    let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let at = file.display().to_string();
+    for expected in [
+        format!("{at}:17:15: target.access.initiators[0]: 10.10.10.0/24: LIO admits initiators by name only, not by address; list their names in initiator_names"),
+        format!("{at}:23:1: target.access.incoming[1]: 2 incoming CHAP accounts: LIO checks one account per target"),
+        format!("{at}:28:10: target.lio.portal: \"nowhere\" is not address:port"),
+    ] {
+        assert!(stderr.contains(&expected), "{expected}\nnot in:\n{stderr}");
+    }
+
+    let missing = dir.path().join("no-configfs");
+    let elsewhere = text_of_good.replace(
+        "portal = \"10.10.10.3:3260\"",
+        &format!("configfs = \"{}\"", missing.display()),
+    );
+    let file = dir.path().join("lio-host.toml");
+    fs::write(&file, elsewhere).unwrap();
+    let out = iscsi_ha(&["check-config", "--host", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: target.backend: backend = \"lio\", but LIO is not available at {}/core: load the kernel's iSCSI target (modprobe target_core_mod iscsi_target_mod target_core_iblock target_core_file",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+}

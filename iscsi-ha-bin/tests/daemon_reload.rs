@@ -1,6 +1,6 @@
-//! `iscsi-cfg reload` is honest: a new `[role]` is followed at once, a changed VIP or resource
-//! list is refused (naming it) and the running configuration kept, and the sections that wait
-//! for a restart are named. Real daemon in a network namespace. Needs root.
+//! `iscsi-cfg reload` is honest: a new `[role]` is followed at once, a changed VIP, resource
+//! list or target backend is refused (naming it) and the running configuration kept, and the
+//! sections that wait for a restart are named. Real daemon in a network namespace. Needs root.
 
 #![allow(clippy::unwrap_used)]
 
@@ -50,6 +50,22 @@ fn reload_follows_a_new_role_source_and_refuses_a_new_vip_or_resource_list() {
     let out = d.cfg(&["reload"]);
     assert!(
         said(&out).contains("[replication] resources changed"),
+        "{}",
+        said(&out)
+    );
+
+    // A new backend would not know the old one's target, which would stay exported.
+    let lio = good
+        .replace(
+            "iqn = \"iqn.2024-01.com.example:ops\"",
+            "iqn = \"iqn.2024-01.com.example:ops\"\nbackend = \"lio\"",
+        )
+        .replace("[target.daemon]\nmanaged = false\ncontrol_port = 43\n", "");
+    assert!(lio.contains("backend = \"lio\"") && !lio.contains("[target.daemon]"));
+    fs::write(&path, lio).unwrap();
+    let out = d.cfg(&["reload"]);
+    assert!(
+        !out.status.success() && said(&out).contains("[target] backend changed"),
         "{}",
         said(&out)
     );

@@ -22,11 +22,13 @@ pub const GUEST_MODULES: &[&str] = &[
     "9pnet_virtio",
     "9p",
     "nlmon",
-    // LIO, the kernel's own target (iscsi-ha-lio): the core, its iSCSI fabric and the block
-    // backstore; configfs comes with the core's dependencies.
+    // LIO, the kernel's own target (iscsi-ha-lio): the core, its iSCSI fabric and the two
+    // backstores it uses (iblock for read-only LUNs, fileio for writable ones); configfs comes
+    // with the core's dependencies.
     "target_core_mod",
     "iscsi_target_mod",
     "target_core_iblock",
+    "target_core_file",
 ];
 
 /// Extracts the ELF kernel from a bzImage whose payload is xz-compressed.

@@ -18,7 +18,7 @@
 //! | control clients | nothing: non-blocking connections, a request gathered as it arrives (at most 4096 bytes, 2 s for the whole request and 2 s for taking the answer), at most 32 at once |
 //! | DRBD generic netlink | each request 30 s at most (`iscsi_ha_drbd::client::DEFAULT_TIMEOUT`; DRBD's own timeouts end a role change far sooner), family resolution 5 s; one GET_STATUS dump per resource per pass |
 //! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
-//! | LIO (`backend = "lio"`) | configfs operations, each one system call into the kernel; reads are bounded (16 KiB per attribute, 4096 entries per directory); disabling the TPG at a stop ends its sessions first, which the kernel bounds by its own connection timeouts (seconds) |
+//! | LIO (`backend = "lio"`) | configfs operations, each one system call into the kernel; reads are bounded (16 KiB per attribute, 65,536 entries per directory); disabling the TPG at a stop ends its sessions first, which the kernel bounds by its own connection timeouts (seconds) |
 //! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own |
 //! | role file, pool.conf | a bounded read of a regular file (FIFOs and devices are refused) |
 //! | HA-Lizard's files (`[ha_lizard]`) | nothing: handed to a writer thread of their own ([`crate::ha_lizard`]) |
