@@ -42,6 +42,43 @@ fn spec_json(mutual: bool) -> String {
     .to_string()
 }
 
+/// Two LUNs on /dev/vda (fileio opens it shared), no CHAP: LUN 1 as configured by default
+/// (`write_cache = false`), LUN 2 with `write_cache = true`.
+fn durability_spec_json() -> String {
+    let iqn = Iqn::new(IQN).expect("iqn");
+    let lun = |n: u64, cached: bool| {
+        let id = LunIdentity::derived(&iqn, LunId::new(n).expect("lun"));
+        serde_json::json!({"lun": n, "path": "/dev/vda", "read_only": false,
+            "volatile_cache_reported": cached, "stable_writes": !cached,
+            "identity": {"scsi_id": id.scsi_id, "scsi_sn": id.scsi_sn,
+                         "vendor_id": null, "product_id": null}})
+    };
+    serde_json::json!({
+        "iqn": IQN,
+        "luns": [lun(1, false), lun(2, true)],
+        "access": {"initiator_addresses": [], "initiator_names": [GOOD], "allow_all": false,
+                   "incoming": [], "outgoing": null}
+    })
+    .to_string()
+}
+
+/// MODE SENSE of the caching page by a real initiator (libiscsi through the tgt crate's
+/// probe): `WCE=<0|1> WCE_CHANGEABLE=<0|1>`.
+fn wce(lab: &Lab, lun: u64) -> String {
+    let probe =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../iscsi-ha-tgt/tests/helpers/scsi_probe.py");
+    initiator_ok(
+        lab,
+        &format!(
+            "python3 {} wce {}:3260 {IQN} {lun} {GOOD}",
+            probe.display(),
+            lab.vip()
+        ),
+    )
+    .trim()
+    .to_string()
+}
+
 fn url(lab: &Lab, cred: &str, lun: bool) -> String {
     let tail = if lun {
         format!("{IQN}/1")
@@ -73,7 +110,7 @@ fn assert_clean(node: &Node) {
         .run("ls /sys/kernel/config/target/iscsi; ls /sys/kernel/config/target/core")
         .expect("ls");
     assert!(
-        !left.contains(IQN) && !left.contains("iblock_4242"),
+        !left.contains(IQN) && !left.contains("iblock_4242") && !left.contains("fileio_4242"),
         "left behind: {left}"
     );
 }
@@ -93,9 +130,14 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
         .expect("copy iha-lio");
     std::fs::write(lab.share_dir().join("lio.json"), spec_json(false)).expect("spec");
     std::fs::write(lab.share_dir().join("lio-mutual.json"), spec_json(true)).expect("spec");
+    std::fs::write(
+        lab.share_dir().join("lio-durable.json"),
+        durability_spec_json(),
+    )
+    .expect("spec");
     let spec = "/host/lio.json";
     node.run(&format!(
-        "for m in target_core_mod iscsi_target_mod target_core_iblock; do \
+        "for m in target_core_mod iscsi_target_mod target_core_iblock target_core_file; do \
            test -d /sys/module/$m || {{ echo missing module $m; exit 1; }}; done; \
          test -d /sys/kernel/config/target || mount -t configfs none /sys/kernel/config; \
          test -d /sys/kernel/config/target/core; ip addr add {}/24 dev eth0",
@@ -193,7 +235,7 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
     assert!(before.contains("LIO Session ID"), "{before}");
     let status = node.run(&format!("{bin} status")).expect("status");
     assert!(status.contains("\"sessions\": 1"), "{status}");
-    let object = "/sys/kernel/config/target/core/iblock_4242/*";
+    let object = "/sys/kernel/config/target/core/fileio_4242/*";
     eprintln!(
         "{}",
         node.run(&format!(
@@ -234,6 +276,44 @@ fn lio_serves_identity_chap_and_acls_and_tears_down_cleanly() {
     initiator_fails(&lab, &mutual("not-the-target"));
     node.run(&format!("{bin} serve --spec {spec} {portal}"))
         .expect("serve without mutual");
+
+    // Invariant 17 under LIO: by default a LUN reports no volatile write cache (WCE=0) and its
+    // object writes through (fileio O_DSYNC: a WRITE completes once the device has it on
+    // stable storage); write_cache = true reports WCE=1 and buffers. Seen by a real
+    // initiator's MODE SENSE, and by the kernel's own account of the objects.
+    let durable = "/host/lio-durable.json";
+    node.run(&format!("{bin} serve --spec {durable} {portal}"))
+        .expect("serve the durability spec");
+    let status = node
+        .run(&format!("{bin} status --spec {durable}"))
+        .expect("the durability spec is served");
+    assert_eq!(
+        wce(&lab, 1),
+        "WCE=0 WCE_CHANGEABLE=0",
+        "write_cache = false"
+    );
+    assert_eq!(wce(&lab, 2), "WCE=1 WCE_CHANGEABLE=0", "write_cache = true");
+    let modes = node
+        .run("cat /sys/kernel/config/target/core/fileio_4242/*/info")
+        .expect("fileio info");
+    eprintln!("fileio objects:\n{modes}");
+    assert_eq!(modes.matches("Mode: O_DSYNC").count(), 1, "{modes}");
+    assert_eq!(modes.matches("Mode: Buffered-WCE").count(), 1, "{modes}");
+    let parsed: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    let stable: Vec<serde_json::Value> = parsed["targets"][0]["luns"]
+        .as_array()
+        .expect("luns")
+        .iter()
+        .map(|l| l["stable_writes"].clone())
+        .collect();
+    assert_eq!(
+        stable,
+        [serde_json::json!(true), serde_json::json!(false)],
+        "{status}"
+    );
+    node.run(&format!("{bin} stop --spec {durable}"))
+        .expect("stop the durability spec");
+    assert_clean(node);
 
     // Teardown, then interrupted builds and teardowns: the next run always finishes. A full
     // build here makes about 20 changes, so each of these stops it part-way.

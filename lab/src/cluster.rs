@@ -112,6 +112,22 @@ to = "stderr"
     )
 }
 
+/// [`lab_config`] for target backend `backend` (`"tgt"` or `"lio"`). LIO admits initiators
+/// by name only, so its configuration lets every initiator in (`allow_all`) instead of the
+/// lab's subnet; its portal is the default, the VIP.
+pub fn lab_config_for(backend: &str, extra: &str) -> String {
+    let text = lab_config(extra);
+    if backend == "tgt" {
+        return text;
+    }
+    text.replacen(
+        &format!("iqn = \"{IQN}\"\n"),
+        &format!("iqn = \"{IQN}\"\nbackend = \"{backend}\"\n"),
+        1,
+    )
+    .replacen("initiators = [\"10.99.0.0/24\"]", "allow_all = true", 1)
+}
+
 /// iscsi-ha running on both nodes of a lab.
 #[derive(Debug)]
 pub struct Cluster<'a> {
@@ -463,6 +479,14 @@ mod tests {
         assert!(text.contains(&format!("iqn = \"{IQN}\"")));
         assert!(text.contains("address = \"10.99.0.100/24\""));
         assert!(text.trim_end().ends_with("retry_delay = \"500ms\""));
+    }
+
+    #[test]
+    fn the_lio_lab_config_names_the_backend_and_admits_by_name_only() {
+        assert_eq!(lab_config_for("tgt", "x"), lab_config("x"));
+        let lio = lab_config_for("lio", "");
+        assert!(lio.contains(&format!("iqn = \"{IQN}\"\nbackend = \"lio\"\n")));
+        assert!(lio.contains("allow_all = true") && !lio.contains("initiators ="));
     }
 
     #[test]

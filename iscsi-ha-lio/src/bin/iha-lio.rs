@@ -3,7 +3,8 @@
 //! ```text
 //! iha-lio [--root DIR] serve --spec FILE [--portal IP:PORT] [--fail-after N]
 //! iha-lio [--root DIR] stop --spec FILE [--fail-after N]
-//! iha-lio [--root DIR] status [--spec FILE]
+//! iha-lio [--root DIR] status [--spec FILE]     # with a spec: exit 1 unless served as it says,
+//!                                             # write durability included
 //! ```
 //! The spec is the core's `TargetSpec` as JSON. `--fail-after N` lets N configfs changes
 //! through and fails the next, leaving the tree as an interrupted run would.
@@ -100,7 +101,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let status = lio.status().context("status")?;
             println!("{}", serde_json::to_string_pretty(&status)?);
             if let Some(spec) = spec {
-                if !read_spec(&spec)?.is_served_by(&status) {
+                let spec = read_spec(&spec)?;
+                if !spec.is_served_by(&status) || !spec.durability_mismatches(&status).is_empty() {
                     eprintln!("not served as specified");
                     return Ok(ExitCode::FAILURE);
                 }

@@ -22,6 +22,9 @@ pub struct FailoverArgs {
     /// Number of switches (directions alternate).
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// The target backend the daemons use: `tgt` (a managed tgtd) or `lio` (the kernel's).
+    #[arg(long, default_value = "tgt", value_parser = ["tgt", "lio"])]
+    backend: String,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -31,7 +34,9 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
     let lab = Lab::up(args.cluster.lab_options()).context("bringing the lab up")?;
     let accel = lab.accel();
-    let c = Cluster::deploy(&lab, &args.cluster.binaries(), "").context("starting iscsi-ha")?;
+    let config = iscsi_ha_lab::cluster::lab_config_for(&args.backend, "");
+    let c = Cluster::deploy_with(&lab, &args.cluster.binaries(), &config)
+        .context("starting iscsi-ha")?;
     let bench = c.bench_failover(args.runs, |i, f| {
         println!(
             "run {:>2}: {:>7.1} ms (reads {}, role writes {:.1} ms)",
@@ -41,7 +46,7 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
             f.role_write.as_secs_f64() * 1000.0
         );
     })?;
-    println!("accelerator: {accel}");
+    println!("accelerator: {accel}, backend: {}", args.backend);
     println!("{}", bench.summary());
     Ok(ExitCode::SUCCESS)
 }
