@@ -160,8 +160,9 @@ fn the_unit_says_how_it_runs() {
         "ExecReload=/bin/kill -HUP $MAINPID",
         "RuntimeDirectoryPreserve=yes",
         // The host-wide lock's directory (run_dir::DEFAULT_LOCK_FILE) and HA-Lizard's files
-        // (both_units_let_the_daemon_write_what_it_writes).
-        "ReadWritePaths=/run/lock /etc/iscsi-ha",
+        // (both_units_let_the_daemon_write_what_it_writes), and LIO's configfs tree (backend =
+        // "lio"; the el7 unit's ProtectSystem=full leaves /sys writable).
+        "ReadWritePaths=/run/lock /etc/iscsi-ha -/sys/kernel/config",
     ] {
         assert!(unit.lines().any(|l| l == line), "missing {line}");
     }
@@ -456,12 +457,20 @@ fn writable_under(unit: &str, path: &str) -> bool {
             .iter()
             .map(|d| format!("/var/lib/{d}")),
     );
-    let read_only: Vec<String> = match value("Service.ProtectSystem").first().map(String::as_str) {
-        Some("strict") => vec!["/".into()],
-        Some("full") => vec!["/usr".into(), "/boot".into(), "/etc".into()],
-        Some("yes" | "true") => vec!["/usr".into(), "/boot".into()],
-        _ => vec![],
-    };
+    let mut read_only: Vec<String> =
+        match value("Service.ProtectSystem").first().map(String::as_str) {
+            Some("strict") => vec!["/".into()],
+            Some("full") => vec!["/usr".into(), "/boot".into(), "/etc".into()],
+            Some("yes" | "true") => vec!["/usr".into(), "/boot".into()],
+            _ => vec![],
+        };
+    if value("Service.ProtectKernelTunables")
+        .first()
+        .map(String::as_str)
+        == Some("yes")
+    {
+        read_only.extend(["/sys".into(), "/proc/sys".into()]);
+    }
     !under(&read_only) || under(&exceptions)
 }
 
@@ -475,7 +484,15 @@ fn both_units_let_the_daemon_write_what_it_writes() {
         "/etc/iscsi-ha/iscsi-ha.conf",
         "/run/lock/iscsi-ha.lock",
         "/var/lib/iscsi-ha/manual-mode",
+        // backend = "lio": the target is built in LIO's configfs tree.
+        "/sys/kernel/config/target/iscsi",
     ];
+    let lio = iscsi_ha_lio::LioConfig::default().root.join("iscsi");
+    assert!(
+        written.contains(&lio.to_string_lossy().as_ref()),
+        "{} is not checked here",
+        lio.display()
+    );
     let defaults = iscsi_ha_core::config::schema::HaLizardSection::default();
     for path in [
         &defaults.status_file,

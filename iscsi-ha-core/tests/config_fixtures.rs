@@ -247,7 +247,7 @@ fn every_fixture_configuration_loads_with_its_backend() {
             None,
         )
         .unwrap_or_else(|e| panic!("{origin}:\n{e}"));
-        let lio = text.contains("backend = \"lio\"");
+        let lio = text.contains("\nbackend = \"lio\"");
         assert_eq!(
             config.file.target.backend.name(),
             if lio { "lio" } else { "tgt" },
