@@ -53,6 +53,21 @@ fn assert_blocks(c: &Cluster<'_>, xor: u8, when: &str) {
     }
 }
 
+/// What an initiator reads of LUN 1's identity through the VIP: VPD page `page` (0x80 unit
+/// serial, 0x83 device identification), as libiscsi's `iscsi-inq` prints it.
+fn vpd(c: &Cluster<'_>, page: u8) -> String {
+    let out = c
+        .lab()
+        .initiator(&format!("iscsi-inq -e 1 -c {page} {}", c.lun_url()))
+        .unwrap();
+    assert!(
+        out.success(),
+        "iscsi-inq page {page}: {}",
+        out.stderr_text()
+    );
+    out.stdout_text()
+}
+
 fn holds(c: &Cluster<'_>, id: u8) -> Vec<String> {
     c.status(id).unwrap()["holds"]
         .as_array()
@@ -346,6 +361,8 @@ fn failover_end_to_end_in_the_lab() {
     assert_blocks(&c, 0xff, "after manual mode was disabled");
 
     step("9. backend = \"lio\": the kernel's target serves the same disk; planned switches both ways");
+    let tgt_serial = vpd(&c, 0x80);
+    let tgt_ids = vpd(&c, 0x83);
     // A backend is changed while no host serves: both release, the daemons stop, and tgtd
     // (left running by the daemon's stop, invariant 15) is stopped by hand, as an operator
     // following the README would; LIO's portal on the VIP would otherwise meet tgtd's.
@@ -377,6 +394,15 @@ fn failover_end_to_end_in_the_lab() {
         assert!(!out.success(), "node{id}: no tgtd with backend = lio");
     }
     assert_blocks(&c, 0xff, "what tgt served, read through LIO");
+    // Identity from the configuration alone: the unit serial is the configured scsi_sn under
+    // either backend; LIO derives its NAA from that serial, tgt from its target id and LUN.
+    let lio_ids = vpd(&c, 0x83);
+    assert_eq!(
+        vpd(&c, 0x80),
+        tgt_serial,
+        "the unit serial changed with the backend"
+    );
+    eprintln!("VPD 0x83 under tgt:\n{tgt_ids}\nVPD 0x83 under LIO:\n{lio_ids}");
     let tpg = format!(
         "/sys/kernel/config/target/iscsi/{}/tpgt_1",
         iscsi_ha_lab::cluster::IQN
@@ -412,6 +438,12 @@ fn failover_end_to_end_in_the_lab() {
         "node1 left: {gone}"
     );
     assert_eq!(c.status(1).unwrap()["resources"][0]["role"], "Secondary");
+    assert_eq!(
+        vpd(&c, 0x83),
+        lio_ids,
+        "node2's LIO gives another identity than node1's"
+    );
+    assert_eq!(vpd(&c, 0x80), tgt_serial);
     write_blocks(&c, 0x0f);
     assert_blocks(&c, 0x0f, "written through LIO on node2");
     let f = c.failover(2, 1, 0x11 ^ 0x0f, SERVE_TIMEOUT).unwrap();
