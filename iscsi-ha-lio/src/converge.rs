@@ -368,3 +368,44 @@ fn ensure_auth(cfs: &Configfs, auth: &str, spec: &TargetSpec) -> Result<(), LioE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iscsi_ha_core::config::{Config, Source};
+
+    #[test]
+    fn a_spec_lio_cannot_express_is_refused_before_anything_is_touched() {
+        let text = r#"
+[role]
+source = "static"
+role = "master"
+[replication]
+resources = ["r0"]
+[target]
+iqn = "iqn.2024-01.com.example:storage"
+[[target.lun]]
+lun = 1
+path = "/dev/drbd1"
+[target.access]
+initiators = ["10.10.10.0/24"]
+[vip]
+address = "10.10.10.3/24"
+interface = "xenbr1"
+"#;
+        let config =
+            Config::parse(Source { text, origin: "t" }, None).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // A tree that looks loaded: only the refusal can stop the build.
+        std::fs::create_dir(dir.path().join("core")).unwrap_or_else(|e| panic!("{e}"));
+        let cfs = Configfs::new(dir.path());
+        let portal = "10.10.10.3:3260".parse().unwrap_or_else(|e| panic!("{e}"));
+        let err = serve(&cfs, &config.target, portal).err();
+        assert!(
+            matches!(&err, Some(LioError::Unsupported(m)) if m.starts_with("target.access.initiators[0]")),
+            "{err:?}"
+        );
+        assert_eq!(cfs.list("").map(|l| l.len()).ok(), Some(1), "only core/");
+        assert_eq!(cfs.list("core").map(|l| l.len()).ok(), Some(0));
+    }
+}
