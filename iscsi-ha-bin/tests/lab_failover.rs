@@ -375,7 +375,7 @@ fn failover_end_to_end_in_the_lab() {
     for id in [1, 2] {
         c.stop_daemon(id).unwrap();
         lab.node(id)
-            .run("kill $(pidof tgtd) 2>/dev/null; for i in $(seq 50); do pidof tgtd >/dev/null || exit 0; sleep 0.1; done; exit 1")
+            .run("kill -KILL $(pidof tgtd) 2>/dev/null; for i in $(seq 50); do pidof tgtd >/dev/null || exit 0; sleep 0.1; done; exit 1")
             .unwrap();
     }
     c.write_config(&iscsi_ha_lab::cluster::lab_config_for(
