@@ -59,7 +59,8 @@ pub fn build_host(
     alerts: Box<dyn Alerts>,
     state_dir: &std::path::Path,
 ) -> anyhow::Result<Host> {
-    let role = role::from_config(&config.file.role).context("cannot watch the role source")?;
+    let role = role::from_config(&config.file.role, &config.file.xapi)
+        .context("cannot watch the role source")?;
     let target = Rc::new(RefCell::new(TgtTarget::new(tgt_config(config))));
     let daemon = &config.file.target.daemon;
     if daemon.managed && daemon.keep_running {

@@ -128,7 +128,7 @@ fn from_host_check(config: &Config) -> Vec<Finding> {
 /// Asks the role source once, through the reader the daemon uses (bounded by its timeout).
 fn role_answers(config: &Config) -> Finding {
     const CHECK: &str = "role.source";
-    let mut source = match crate::role::from_config(&config.file.role) {
+    let mut source = match crate::role::from_config(&config.file.role, &config.file.xapi) {
         Ok(s) => s,
         Err(e) => {
             return Finding::error(
