@@ -268,6 +268,9 @@ fn executable(key: &str, path: &str) -> Option<Finding> {
     Some(error(
         key,
         format!("{path} {what}"),
-        format!("install tgt (scsi-target-utils), set {key} to where tgtd is, or set target.daemon.managed = false to adopt the system's tgtd"),
+        format!(
+            "install tgt (scsi-target-utils), set {key} to where tgtd is, or set {}.managed = false to adopt the system's tgtd",
+            key.trim_end_matches(".program")
+        ),
     ))
 }

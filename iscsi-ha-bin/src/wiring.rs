@@ -62,7 +62,8 @@ pub fn build_host(
     alerts: Box<dyn Alerts>,
     state_dir: &std::path::Path,
 ) -> anyhow::Result<Host> {
-    let role = role::from_config(&config.file.role).context("cannot watch the role source")?;
+    let role = role::from_config(&config.file.role, &config.file.xapi)
+        .context("cannot watch the role source")?;
     let mut events: Vec<Box<dyn EventSource>> = Vec::new();
     let target: Box<dyn IscsiTarget> = match config.file.target.backend {
         TargetBackend::Tgt => {

@@ -176,6 +176,47 @@ esac"#,
     );
 }
 
+/// The role source built from the configuration calls `[xapi] xe` and names this host by
+/// `[xapi] inventory`; when xe fails, the reason it gives is in the role's "unknown" reason.
+#[test]
+fn the_configured_cross_check_uses_xapi_xe_and_inventory_and_says_why_xe_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory");
+    fs::write(&inventory, "INSTALLATION_UUID='cccc-3333'\n").unwrap();
+    let xe = script(
+        dir.path(),
+        "my-xe",
+        r#"if [ -e "$(dirname "$0")/toolstack-down" ]; then
+  echo "The host toolstack is still initialising. Please wait." >&2; exit 1
+fi
+echo cccc-3333"#,
+    );
+    let pool = dir.path().join("pool.conf");
+    fs::write(&pool, "master").unwrap();
+    let role: iscsi_ha_core::config::schema::RoleSection = toml::from_str(&format!(
+        "source = \"xapi\"\npool_conf = {:?}\nxapi_check = true\n",
+        pool.to_str().unwrap()
+    ))
+    .unwrap();
+    let xapi: iscsi_ha_core::config::schema::XapiSection = toml::from_str(&format!(
+        "xe = {xe:?}\ninventory = {:?}\n",
+        inventory.to_str().unwrap()
+    ))
+    .unwrap();
+    let mut source = iscsi_ha_bin::role::from_config(&role, &xapi).unwrap();
+    assert_eq!(
+        source.role().unwrap(),
+        Role::Master,
+        "the configured xe and inventory agree"
+    );
+    fs::write(dir.path().join("toolstack-down"), "").unwrap();
+    let reason = unknown(source.role());
+    assert!(
+        reason.contains("exited 1: The host toolstack is still initialising. Please wait."),
+        "{reason}"
+    );
+}
+
 #[test]
 fn a_pool_conf_that_is_a_fifo_or_a_device_is_unknown_at_once() {
     let dir = tempfile::tempdir().unwrap();

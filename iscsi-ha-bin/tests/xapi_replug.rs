@@ -105,8 +105,11 @@ fn a_failing_plug_is_reported_with_the_command_to_run_by_hand_and_the_others_sti
     assert_eq!(xe.calls(), full_sequence(), "e2 is plugged after a3 failed");
     assert_eq!(report.plugged.len(), 2);
     assert_eq!(report.failures.len(), 1);
+    // XAPI's reason (xe's standard error) is in the alert, not only the exit code.
     assert!(
-        report.failures[0].ends_with(&format!("xe pbd-plug uuid={A3} exited 1")),
+        report.failures[0].ends_with(&format!(
+            "xe pbd-plug uuid={A3} exited 1: Error code: SR_BACKEND_FAILURE_47"
+        )),
         "{:?}",
         report.failures
     );
@@ -196,7 +199,8 @@ fn until_event(r: &mut Replugger, limit: Duration) -> Option<ReplugEvent> {
 fn a_hanging_xe_never_blocks_the_loop_and_is_killed_at_its_timeout() {
     let xe = XeStandIn::new("11111111-0000-4000-8000-000000000001");
     xe.touch("hang");
-    let timeout = Duration::from_millis(300);
+    // Bounds far apart, so a loaded machine cannot blur "returns at once" and "waited for xe".
+    let timeout = Duration::from_millis(1500);
     let mut r = Replugger::new();
     let t0 = Instant::now();
     assert!(r
@@ -210,21 +214,21 @@ fn a_hanging_xe_never_blocks_the_loop_and_is_killed_at_its_timeout() {
         assert!(r.advance(Instant::now(), || unreachable!()).is_none());
         assert!(r.fd().is_some(), "the loop polls the running xe");
         assert!(
-            step.elapsed() < Duration::from_millis(50),
+            step.elapsed() < Duration::from_millis(500),
             "{:?}",
             step.elapsed()
         );
     }
     let Some(ReplugEvent::Finished {
         report, retry_in, ..
-    }) = until_event(&mut r, Duration::from_secs(3))
+    }) = until_event(&mut r, Duration::from_secs(6))
     else {
         panic!("no result after the timeout");
     };
     assert!(t0.elapsed() >= timeout, "{:?}", t0.elapsed());
-    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     assert!(
-        report.failures[0].contains("did not answer within 300ms"),
+        report.failures[0].contains("did not answer within 1s 500ms"),
         "{:?}",
         report.failures
     );

@@ -2,7 +2,10 @@
 //!
 //! Each port has its own error type; every error says through [`RetryHint`] whether trying
 //! again later can help (the peer may demote, a starting daemon may come up) or not (a
-//! malformed reply, a missing interface, no permission).
+//! malformed reply, a missing interface, no permission). The adapter's words travel in a
+//! [`Cause`], which keeps the adapter's own error (and so its whole source chain) when there
+//! is one. The error enums are `#[non_exhaustive]`: an adapter for another backend may need a
+//! kind we add later, and integrators' matches keep compiling.
 
 use crate::alert::Alert;
 use crate::resource::ResourceName;
@@ -10,6 +13,72 @@ use crate::role::Role;
 use crate::target::{TargetSpec, TargetStatus};
 use crate::vip::{Vip, VipProbe};
 use crate::volume::{SplitBrain, VolumeStatus};
+
+/// What an adapter said about a failure: its words, and its own error when it has one.
+///
+/// Made from a message (`"text".into()`, `format!(..).into()`) or from the adapter's error
+/// ([`Cause::of`]), which is kept: [`std::error::Error::source`] continues with that error's
+/// own sources (the text is already the message, so the chain does not repeat it), and
+/// [`Cause::adapter_error`] gives the error itself, to downcast to the adapter's type.
+/// Two causes are equal when their texts are.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    text: String,
+    error: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// A cause that is the adapter's error `e`, kept whole.
+    pub fn of(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            text: e.to_string(),
+            error: Some(std::sync::Arc::new(e)),
+        }
+    }
+
+    /// The adapter's words.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The adapter's own error, when the cause was made from one (downcast it to the
+    /// adapter's type: `cause.adapter_error()?.downcast_ref::<TgtError>()`).
+    pub fn adapter_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.error.as_deref()
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.as_deref().and_then(std::error::Error::source)
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Cause {}
+
+impl From<String> for Cause {
+    fn from(text: String) -> Self {
+        Self { text, error: None }
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(text: &str) -> Self {
+        text.to_string().into()
+    }
+}
 
 /// Whether a failed request may succeed if repeated later without anyone changing the setup.
 pub trait RetryHint {
@@ -26,10 +95,11 @@ pub trait PoolRole {
 
 /// Why the role source could not tell the role.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RoleError {
     /// The source could not be read (missing file, command failed to start).
     #[error("role source unreadable: {0}")]
-    Unreadable(String),
+    Unreadable(#[source] Cause),
     /// The source did not answer in time.
     #[error("role source timed out after {0} ms")]
     Timeout(u64),
@@ -85,6 +155,7 @@ pub trait ReplicatedVolume {
 
 /// Why a replicated-volume request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum VolumeError {
     /// Promotion refused because the peer is Primary (no dual-primary).
     #[error("the peer is Primary")]
@@ -100,19 +171,19 @@ pub enum VolumeError {
     NoSuchResource(String),
     /// The replication layer cannot be reached (module not loaded, netlink failure).
     #[error("replication unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// Another refusal, with the replication layer's own words.
     #[error("refused: {0}")]
-    Refused(String),
+    Refused(#[source] Cause),
     /// The reply could not be understood.
     #[error("malformed reply: {0}")]
-    Malformed(String),
+    Malformed(#[source] Cause),
     /// Not allowed (not root, no CAP_NET_ADMIN).
     #[error("permission denied: {0}")]
-    PermissionDenied(String),
+    PermissionDenied(#[source] Cause),
     /// The adapter does not support this kernel's dialect yet.
     #[error("unsupported: {0}")]
-    Unsupported(String),
+    Unsupported(#[source] Cause),
 }
 
 impl RetryHint for VolumeError {
@@ -142,28 +213,29 @@ pub trait IscsiTarget {
 
 /// Why a target request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TargetError {
     /// The daemon is not running (or not yet listening).
     #[error("target daemon not running: {0}")]
-    NotRunning(String),
+    NotRunning(#[source] Cause),
     /// The daemon is busy (target still active, timed out).
     #[error("target daemon busy: {0}")]
-    Busy(String),
+    Busy(#[source] Cause),
     /// The daemon refused the request.
     #[error("target daemon refused: {0}")]
-    Refused(String),
+    Refused(#[source] Cause),
     /// The request was refused before it reached the daemon, because it would harm it.
     #[error("invalid request: {0}")]
-    Invalid(String),
+    Invalid(#[source] Cause),
     /// The daemon's reply could not be understood.
     #[error("malformed reply: {0}")]
-    Malformed(String),
+    Malformed(#[source] Cause),
     /// Not allowed to talk to the daemon.
     #[error("permission denied: {0}")]
-    PermissionDenied(String),
+    PermissionDenied(#[source] Cause),
     /// Socket or process I/O failed.
     #[error("i/o: {0}")]
-    Io(String),
+    Io(#[source] Cause),
 }
 
 impl RetryHint for TargetError {
@@ -193,6 +265,7 @@ pub trait FloatingIp {
 
 /// Why a floating-IP request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FloatingIpError {
     /// No interface of that name.
     #[error("no interface named {0}")]
@@ -202,7 +275,7 @@ pub enum FloatingIpError {
     InterfaceDown(String),
     /// Not root, or missing CAP_NET_ADMIN / CAP_NET_RAW.
     #[error("permission denied: {0}")]
-    PermissionDenied(String),
+    PermissionDenied(#[source] Cause),
     /// Another host answers for the address.
     #[error("{address} is live on another host{}", owner.as_deref().map(|o| format!(" ({o})")).unwrap_or_default())]
     AddressConflict {
@@ -213,10 +286,10 @@ pub enum FloatingIpError {
     },
     /// Socket I/O failed.
     #[error("i/o: {0}")]
-    Io(String),
+    Io(#[source] Cause),
     /// The kernel's reply could not be understood.
     #[error("malformed reply: {0}")]
-    Malformed(String),
+    Malformed(#[source] Cause),
 }
 
 impl RetryHint for FloatingIpError {
@@ -244,10 +317,11 @@ pub trait Alerts {
 
 /// Why an alert could not be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AlertError {
     /// The transport failed (mail server down); a later delivery may work.
     #[error("alert delivery failed: {0}")]
-    Delivery(String),
+    Delivery(#[source] Cause),
     /// The queue is full; the alert was dropped.
     #[error("alert queue full, alert dropped")]
     QueueFull,
@@ -256,5 +330,38 @@ pub enum AlertError {
 impl RetryHint for AlertError {
     fn retry_can_help(&self) -> bool {
         matches!(self, AlertError::Delivery(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("adapter failed")]
+    struct AdapterError(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_keeps_the_adapters_error_without_repeating_its_text() {
+        let e = TargetError::Io(Cause::of(AdapterError(std::io::Error::other(
+            "socket gone",
+        ))));
+        assert_eq!(e.to_string(), "i/o: adapter failed");
+        let cause = e.source().expect("the cause");
+        assert_eq!(cause.to_string(), "adapter failed");
+        assert_eq!(
+            cause.source().map(ToString::to_string).as_deref(),
+            Some("socket gone")
+        );
+        let TargetError::Io(c) = &e else {
+            unreachable!()
+        };
+        assert!(c
+            .adapter_error()
+            .is_some_and(|a| a.downcast_ref::<AdapterError>().is_some()));
+        // Equality is by text: fakes and tests compare errors made from words.
+        assert_eq!(e, TargetError::Io("adapter failed".into()));
+        assert!(Cause::from("words").adapter_error().is_none());
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use iscsi_ha_core::ports::{ReplicatedVolume, VolumeError};
+use iscsi_ha_core::ports::{Cause, ReplicatedVolume, VolumeError};
 use iscsi_ha_core::resource::ResourceName;
 use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
 
@@ -249,10 +249,12 @@ impl DrbdVolumes {
     /// per-volume links).
     pub fn proc_status(&self, resource: &ResourceName) -> Result<DrbdResource, VolumeError> {
         let proc =
-            procfs::read(&self.proc_path).map_err(|e| VolumeError::Unavailable(e.to_string()))?;
+            procfs::read(&self.proc_path).map_err(|e| VolumeError::Unavailable(Cause::of(e)))?;
         if proc.version.is_drbd9() && !proc.version.compat_84 {
             return Err(VolumeError::Unsupported(
-                "DRBD 9 not supported yet (/proc/drbd shows no per-device state)".to_string(),
+                "DRBD 9 not supported yet (/proc/drbd shows no per-device state)"
+                    .to_string()
+                    .into(),
             ));
         }
         let minors = self.minors_of(resource)?;
@@ -355,14 +357,14 @@ pub fn volume_from_proc(volume: u32, m: &ProcMinor) -> DrbdVolume {
 pub fn volume_error(e: DrbdError) -> VolumeError {
     match e {
         DrbdError::Family(FamilyError::ModuleNotLoaded) => {
-            VolumeError::Unavailable("the drbd kernel module is not loaded".to_string())
+            VolumeError::Unavailable("the drbd kernel module is not loaded".to_string().into())
         }
         DrbdError::Family(FamilyError::UnknownVersion(v)) => {
-            VolumeError::Unsupported(format!("drbd generic netlink family version {v}"))
+            VolumeError::Unsupported(format!("drbd generic netlink family version {v}").into())
         }
-        DrbdError::Family(other) => VolumeError::Unavailable(other.to_string()),
+        DrbdError::Family(other) => VolumeError::Unavailable(Cause::of(other)),
         DrbdError::Drbd9Unsupported(what) => {
-            VolumeError::Unsupported(format!("DRBD 9 not supported yet ({what})"))
+            VolumeError::Unsupported(format!("DRBD 9 not supported yet ({what})").into())
         }
         DrbdError::NoSuchResource(name) => VolumeError::NoSuchResource(name),
         DrbdError::NoSuchMinor(minor) => VolumeError::NoSuchResource(format!("minor {minor}")),
@@ -379,12 +381,12 @@ pub fn volume_error(e: DrbdError) -> VolumeError {
             ..
         } => VolumeError::NoUpToDateDisk,
         e @ (DrbdError::StateRefused { .. } | DrbdError::Config { .. }) => {
-            VolumeError::Refused(e.to_string())
+            VolumeError::Refused(Cause::of(e))
         }
-        e @ DrbdError::PermissionDenied { .. } => VolumeError::PermissionDenied(e.to_string()),
-        e @ DrbdError::Malformed { .. } => VolumeError::Malformed(e.to_string()),
+        e @ DrbdError::PermissionDenied { .. } => VolumeError::PermissionDenied(Cause::of(e)),
+        e @ DrbdError::Malformed { .. } => VolumeError::Malformed(Cause::of(e)),
         e @ (DrbdError::Errno { .. } | DrbdError::Recv { .. }) => {
-            VolumeError::Unavailable(e.to_string())
+            VolumeError::Unavailable(Cause::of(e))
         }
     }
 }
@@ -466,16 +468,21 @@ impl ReplicatedVolume for DrbdVolumes {
         self.pump_events();
         let Some(facts) = self.volume_facts(resource)? else {
             return Err(VolumeError::Unsupported(
-                "connect needs the DRBD 8.4 generic netlink family".to_string(),
+                "connect needs the DRBD 8.4 generic netlink family"
+                    .to_string()
+                    .into(),
             ));
         };
         if let Some(up) = facts.iter().find(|f| is_connected(f.volume.cstate)) {
             // Connected: nothing to reconnect, and discarding data would need a new handshake.
             return if discard_local_data {
-                Err(VolumeError::Refused(format!(
-                    "{resource} is {} with its peer: there is no split brain to resolve here",
-                    up.volume.cstate.name()
-                )))
+                Err(VolumeError::Refused(
+                    format!(
+                        "{resource} is {} with its peer: there is no split brain to resolve here",
+                        up.volume.cstate.name()
+                    )
+                    .into(),
+                ))
             } else {
                 Ok(())
             };
@@ -490,9 +497,12 @@ impl ReplicatedVolume for DrbdVolumes {
                 return Ok(());
             }
             if facts.iter().any(|f| f.volume.role == DrbdRole::Primary) {
-                return Err(VolumeError::Refused(format!(
-                    "{resource} is Primary here: make it Secondary before discarding its data"
-                )));
+                return Err(VolumeError::Refused(
+                    format!(
+                        "{resource} is Primary here: make it Secondary before discarding its data"
+                    )
+                    .into(),
+                ));
             }
             // The documented recovery: disconnect, then connect discarding local data. The
             // configuration was just read from the kernel (status above), so it is known.
@@ -500,19 +510,23 @@ impl ReplicatedVolume for DrbdVolumes {
                 .map_err(volume_error)?;
         }
         if discard_local_data && facts.iter().any(|f| f.volume.role == DrbdRole::Primary) {
-            return Err(VolumeError::Refused(format!(
-                "{resource} is Primary here: make it Secondary before discarding its data"
-            )));
+            return Err(VolumeError::Refused(
+                format!("{resource} is Primary here: make it Secondary before discarding its data")
+                    .into(),
+            ));
         }
         let config = self.known_net_config(resource).ok_or_else(|| {
-            VolumeError::Refused(format!(
-                "the network configuration of {resource} is not known: DRBD forgets it when \
+            VolumeError::Refused(
+                format!(
+                    "the network configuration of {resource} is not known: DRBD forgets it when \
                  the connection goes StandAlone and it was not seen configured{}",
-                self.net_config_dir
-                    .as_ref()
-                    .map(|d| format!(" (nor kept in {})", d.display()))
-                    .unwrap_or_default()
-            ))
+                    self.net_config_dir
+                        .as_ref()
+                        .map(|d| format!(" (nor kept in {})", d.display()))
+                        .unwrap_or_default()
+                )
+                .into(),
+            )
         })?;
         self.with_netlink(|nl| nl.connect_peer(&config, discard_local_data))
             .map_err(volume_error)

@@ -41,7 +41,7 @@ fn without_the_module_the_adapter_says_unavailable_or_falls_back_to_proc() {
     assert_eq!(
         none.status(&name),
         Err(VolumeError::Unavailable(
-            "the drbd kernel module is not loaded".to_string()
+            "the drbd kernel module is not loaded".to_string().into()
         ))
     );
     assert!(matches!(

@@ -281,6 +281,6 @@ fn fallback_status_finds_minors_through_by_res_links() {
     let drbd9 = DrbdVolumes::with_paths(proc.join("9-version-only.txt"), by_res);
     assert!(matches!(
         drbd9.proc_status(&ResourceName::new("r0").unwrap()),
-        Err(VolumeError::Unsupported(t)) if t.contains("DRBD 9 not supported yet")
+        Err(VolumeError::Unsupported(t)) if t.text().contains("DRBD 9 not supported yet")
     ));
 }

@@ -442,7 +442,7 @@ fn missing_family_is_module_not_loaded() {
     ));
     assert_eq!(
         volume_error(DrbdError::Family(FamilyError::ModuleNotLoaded)),
-        VolumeError::Unavailable("the drbd kernel module is not loaded".to_string())
+        VolumeError::Unavailable("the drbd kernel module is not loaded".to_string().into())
     );
 }
 
@@ -455,7 +455,9 @@ fn drbd9_family_is_detected_and_refused_explicitly() {
     let info = parse_getfamily_reply(&nlmsg(0x10, 0, 1, &payload)).unwrap();
     assert_eq!(info.dialect().unwrap(), Dialect::V9);
     let err = volume_error(DrbdError::Drbd9Unsupported("status"));
-    assert!(matches!(err, VolumeError::Unsupported(t) if t.contains("DRBD 9 not supported yet")));
+    assert!(
+        matches!(err, VolumeError::Unsupported(t) if t.text().contains("DRBD 9 not supported yet"))
+    );
 }
 
 #[test]

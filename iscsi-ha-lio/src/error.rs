@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use iscsi_ha_core::ports::TargetError;
+use iscsi_ha_core::ports::{Cause, TargetError};
 
 // Linux errno values (asm-generic/errno-base.h), the same on every architecture we build for.
 const EPERM: i32 = 1;
@@ -57,21 +57,21 @@ impl LioError {
 
 impl From<LioError> for TargetError {
     fn from(e: LioError) -> Self {
-        let text = e.to_string();
-        match &e {
-            LioError::Unavailable { .. } => TargetError::NotRunning(text),
+        let kind: fn(Cause) -> TargetError = match &e {
+            LioError::Unavailable { .. } => TargetError::NotRunning,
             LioError::Io { source, .. } => match source.raw_os_error() {
-                Some(EPERM | EACCES) => TargetError::PermissionDenied(text),
+                Some(EPERM | EACCES) => TargetError::PermissionDenied,
                 // A device still exported or held; it can go away by itself.
-                Some(EBUSY) => TargetError::Busy(text),
+                Some(EBUSY) => TargetError::Busy,
                 // EINVAL, EEXIST, ENOTEMPTY...: the kernel refused what we asked.
-                Some(_) => TargetError::Refused(text),
-                None => TargetError::Io(text),
+                Some(_) => TargetError::Refused,
+                None => TargetError::Io,
             },
-            LioError::Malformed { .. } => TargetError::Malformed(text),
-            LioError::Unsupported(_) => TargetError::Invalid(text),
-            LioError::Injected(_) => TargetError::Io(text),
-        }
+            LioError::Malformed { .. } => TargetError::Malformed,
+            LioError::Unsupported(_) => TargetError::Invalid,
+            LioError::Injected(_) => TargetError::Io,
+        };
+        kind(Cause::of(e))
     }
 }
 

@@ -99,9 +99,10 @@ impl NetFloatingIp {
             return Err(FloatingIpError::InterfaceDown(name.to_owned()));
         }
         let mac = link.mac.ok_or_else(|| {
-            FloatingIpError::Io(format!(
-                "{name} has no Ethernet address; ARP and neighbour discovery need one"
-            ))
+            FloatingIpError::Io(
+                format!("{name} has no Ethernet address; ARP and neighbour discovery need one")
+                    .into(),
+            )
         })?;
         Ok(UsableLink {
             index: link.index,
@@ -209,7 +210,7 @@ impl NetFloatingIp {
                     tracing::warn!(%address, error = %e, "follow-up announcement failed");
                 }
             })
-            .map_err(|e| FloatingIpError::Io(format!("start announcement thread: {e}")))?;
+            .map_err(|e| FloatingIpError::Io(format!("start announcement thread: {e}").into()))?;
         self.follow_ups.insert(address, FollowUp { cancel, thread });
         Ok(())
     }

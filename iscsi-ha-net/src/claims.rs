@@ -12,7 +12,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
-use iscsi_ha_core::ports::FloatingIpError;
+use iscsi_ha_core::ports::{Cause, FloatingIpError};
 use iscsi_ha_core::vip::Vip;
 
 use crate::errors::{from_io, from_netlink};
@@ -205,7 +205,7 @@ impl From<ClaimWatchError> for FloatingIpError {
             ClaimWatchError::Netlink { interface, source } => {
                 from_netlink(&source, &interface, "look up interface")
             }
-            other @ ClaimWatchError::NotEthernet(_) => FloatingIpError::Io(other.to_string()),
+            other @ ClaimWatchError::NotEthernet(_) => FloatingIpError::Io(Cause::of(other)),
         }
     }
 }

@@ -9,12 +9,13 @@ use crate::rtnl::NetlinkError;
 /// Maps an OS error met while doing `what` on `interface` to the port's error.
 pub(crate) fn from_io(error: &io::Error, interface: &str, what: &str) -> FloatingIpError {
     match error.raw_os_error() {
-        Some(libc::EPERM | libc::EACCES) => FloatingIpError::PermissionDenied(format!(
-            "{what} on {interface} needs root or CAP_NET_ADMIN and CAP_NET_RAW: {error}"
-        )),
+        Some(libc::EPERM | libc::EACCES) => FloatingIpError::PermissionDenied(
+            format!("{what} on {interface} needs root or CAP_NET_ADMIN and CAP_NET_RAW: {error}")
+                .into(),
+        ),
         Some(libc::ENODEV | libc::ENXIO) => FloatingIpError::NoSuchInterface(interface.to_owned()),
         Some(libc::ENETDOWN) => FloatingIpError::InterfaceDown(interface.to_owned()),
-        _ => FloatingIpError::Io(format!("{what} on {interface}: {error}")),
+        _ => FloatingIpError::Io(format!("{what} on {interface}: {error}").into()),
     }
 }
 
@@ -25,7 +26,7 @@ pub(crate) fn from_netlink(error: &NetlinkError, interface: &str, what: &str) ->
             from_io(source, interface, what)
         }
         NetlinkError::Malformed(m) => {
-            FloatingIpError::Malformed(format!("{what} on {interface}: {m}"))
+            FloatingIpError::Malformed(format!("{what} on {interface}: {m}").into())
         }
     }
 }

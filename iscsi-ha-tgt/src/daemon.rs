@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use iscsi_ha_core::ports::TargetError;
+use iscsi_ha_core::ports::{Cause, TargetError};
 
 use crate::client::{socket_path, Client};
 use crate::error::TgtError;
@@ -61,21 +61,21 @@ pub enum DaemonError {
 
 impl From<DaemonError> for TargetError {
     fn from(e: DaemonError) -> Self {
-        let text = e.to_string();
-        match e {
+        let kind: fn(Cause) -> TargetError = match &e {
             DaemonError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                TargetError::Invalid(text)
+                TargetError::Invalid
             }
             DaemonError::Spawn { source, .. }
                 if source.kind() == std::io::ErrorKind::PermissionDenied =>
             {
-                TargetError::PermissionDenied(text)
+                TargetError::PermissionDenied
             }
-            DaemonError::Spawn { .. } | DaemonError::Supervise { .. } => TargetError::Io(text),
-            DaemonError::Exited { .. } => TargetError::NotRunning(text),
-            DaemonError::AlreadyRunning(_) => TargetError::Refused(text),
-            DaemonError::ControlPort(_) => TargetError::Invalid(text),
-        }
+            DaemonError::Spawn { .. } | DaemonError::Supervise { .. } => TargetError::Io,
+            DaemonError::Exited { .. } => TargetError::NotRunning,
+            DaemonError::AlreadyRunning(_) => TargetError::Refused,
+            DaemonError::ControlPort(_) => TargetError::Invalid,
+        };
+        kind(Cause::of(e))
     }
 }
 

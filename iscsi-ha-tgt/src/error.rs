@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use iscsi_ha_core::ports::TargetError;
+use iscsi_ha_core::ports::{Cause, TargetError};
 
 use crate::daemon::DaemonError;
 use crate::guard::GuardError;
@@ -87,18 +87,22 @@ impl TgtError {
 
 impl From<TgtError> for TargetError {
     fn from(e: TgtError) -> Self {
-        let text = e.to_string();
-        match e {
-            TgtError::NotRunning { .. } => TargetError::NotRunning(text),
-            TgtError::PermissionDenied { .. } => TargetError::PermissionDenied(text),
-            TgtError::Refused { code, .. } if code.is_busy() => TargetError::Busy(text),
-            TgtError::Refused { .. } => TargetError::Refused(text),
-            TgtError::Guard(_) => TargetError::Invalid(text),
-            TgtError::Malformed { .. } => TargetError::Malformed(text),
-            TgtError::Timeout { .. } => TargetError::Busy(text),
-            TgtError::Io { .. } => TargetError::Io(text),
-            TgtError::Daemon(d) => d.into(),
-        }
+        let e = match e {
+            TgtError::Daemon(d) => return d.into(),
+            other => other,
+        };
+        let kind: fn(Cause) -> TargetError = match &e {
+            TgtError::NotRunning { .. } => TargetError::NotRunning,
+            TgtError::PermissionDenied { .. } => TargetError::PermissionDenied,
+            TgtError::Refused { code, .. } if code.is_busy() => TargetError::Busy,
+            TgtError::Refused { .. } => TargetError::Refused,
+            TgtError::Guard(_) => TargetError::Invalid,
+            TgtError::Malformed { .. } => TargetError::Malformed,
+            TgtError::Timeout { .. } => TargetError::Busy,
+            TgtError::Io { .. } => TargetError::Io,
+            TgtError::Daemon(_) => TargetError::Io,
+        };
+        kind(Cause::of(e))
     }
 }
 
@@ -125,5 +129,39 @@ mod tests {
         }
         .into();
         assert!(down.retry_can_help());
+    }
+
+    /// The port's error keeps the adapter's: the chain goes on to the socket's error, and an
+    /// integrator can downcast to `TgtError`.
+    #[test]
+    fn the_ports_error_keeps_the_adapters_error_and_its_source() {
+        let e: TargetError = TgtError::Io {
+            socket: "/var/run/tgtd/socket.0".into(),
+            request: "system show".into(),
+            source: std::io::Error::from_raw_os_error(nix::libc::ECONNRESET),
+        }
+        .into();
+        let TargetError::Io(cause) = &e else {
+            panic!("{e:?}");
+        };
+        assert!(matches!(
+            cause
+                .adapter_error()
+                .and_then(|a| a.downcast_ref::<TgtError>()),
+            Some(TgtError::Io { .. })
+        ));
+        let mut chain = Vec::new();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = next {
+            chain.push(err.to_string());
+            next = err.source();
+        }
+        assert_eq!(chain.first(), Some(&e.to_string()));
+        assert!(
+            chain
+                .last()
+                .is_some_and(|s| s.contains("Connection reset by peer")),
+            "{chain:?}"
+        );
     }
 }

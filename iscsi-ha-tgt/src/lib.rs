@@ -15,6 +15,7 @@
 //! | [`exit_watch`] | noticing a tgtd's exit: a pidfd, or a periodic look on kernels before 5.3 | — |
 //! | [`config`] | [`TgtConfig`]: socket, lifecycle, timeouts, backing | `/etc/tgt` |
 //! | [`adapter`] | [`TgtTarget`]: serve / stop / status | — |
+//! | [`targets_conf`] | the one target `import-legacy` carries over from tgt-admin's file | `tgt-admin` |
 //!
 //! ```no_run
 //! use iscsi_ha_core::ports::IscsiTarget;
@@ -38,6 +39,7 @@ pub mod guard;
 pub mod ops;
 pub mod plan;
 pub mod show;
+pub mod targets_conf;
 pub mod wire;
 
 pub use adapter::TgtTarget;

@@ -8,11 +8,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{run, text, Bench, INITIATOR};
-use iscsi_ha_core::config::legacy::{import, TargetsConf};
+use iscsi_ha_core::config::legacy::import;
 use iscsi_ha_core::config::{Config, Source};
 use iscsi_ha_core::iqn::Iqn;
 use iscsi_ha_core::ports::IscsiTarget;
 use iscsi_ha_core::target::TargetSpec;
+use iscsi_ha_tgt::targets_conf;
 
 const NOSAN: &str = "iqn.2015.com.halizard:noSAN";
 
@@ -26,14 +27,8 @@ fn legacy(name: &str) -> String {
 fn imported_nosan_target(disk: &str) -> TargetSpec {
     let conf = legacy("nosan-iscsi-ha.conf");
     let targets = legacy("nosan-targets.conf");
-    let imported = import(
-        &conf,
-        Some(TargetsConf {
-            text: &targets,
-            target: None,
-        }),
-    )
-    .unwrap_or_else(|e| panic!("import: {e}"));
+    let target = targets_conf::read(&targets, None).unwrap_or_else(|e| panic!("import: {e}"));
+    let imported = import(&conf, Some(target));
     let config = Config::parse(
         Source {
             text: &imported.toml,

@@ -177,7 +177,7 @@ fn bad_daemon_settings_are_clear_errors() {
     let mut missing = TgtTarget::new(config);
     let err = missing.serve(&spec("nobin", &[bench.disk("n.img", 1)]));
     assert!(
-        matches!(err, Err(TargetError::Invalid(ref m)) if m.contains("/nonexistent/tgtd")),
+        matches!(err, Err(TargetError::Invalid(ref m)) if m.text().contains("/nonexistent/tgtd")),
         "{err:?}"
     );
 
@@ -186,7 +186,7 @@ fn bad_daemon_settings_are_clear_errors() {
     let mut too_high = TgtTarget::new(config);
     let err = too_high.serve(&spec("port", &[bench.disk("q.img", 1)]));
     assert!(
-        matches!(err, Err(TargetError::Invalid(ref m)) if m.contains("32767")),
+        matches!(err, Err(TargetError::Invalid(ref m)) if m.text().contains("32767")),
         "{err:?}"
     );
 }

@@ -127,7 +127,9 @@ fn a_cached_lun_in_use_is_made_safe_in_place_then_recreated_when_idle() {
     let _serial = one_at_a_time();
     let bench = Bench::new();
     require_probe();
-    let mut old = spec("upgrade", &[bench.disk("u.img", 64)]);
+    // One disk for both specs: creating it again would truncate it under the reader.
+    let disk = bench.disk("u.img", 64);
+    let mut old = spec("upgrade", std::slice::from_ref(&disk));
     cached(&mut old, 0);
     let mut first = bench.managed_target();
     first.serve(&old).unwrap_or_else(|e| panic!("serve: {e}"));
@@ -162,7 +164,7 @@ fn a_cached_lun_in_use_is_made_safe_in_place_then_recreated_when_idle() {
             reader.output()
         );
     }
-    let safe = spec("upgrade", &[bench.disk("u.img", 64)]);
+    let safe = spec("upgrade", &[disk]);
     let mut second = bench.managed_target();
     second.serve(&safe).unwrap_or_else(|e| panic!("serve: {e}"));
     // WCE goes off at once (tgt now syncs every WRITE); the open flags wait for the reader.

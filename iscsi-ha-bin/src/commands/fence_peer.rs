@@ -73,7 +73,7 @@ fn decide(args: &FencePeerArgs) -> FenceVerdict {
             }
         }
     };
-    let role = match crate::role::from_config(&config.file.role) {
+    let role = match crate::role::from_config(&config.file.role, &config.file.xapi) {
         Ok(mut source) => source
             .role()
             .unwrap_or_else(|e| Role::Unknown(e.to_string())),

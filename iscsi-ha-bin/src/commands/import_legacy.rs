@@ -3,7 +3,8 @@
 use crate::small_file::{self, CONFIG_FILE_CAP};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use iscsi_ha_core::config::legacy::{import, LegacyFile, TargetsConf};
+use iscsi_ha_core::config::legacy::{import, LegacyFile};
+use iscsi_ha_tgt::targets_conf;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -40,23 +41,21 @@ pub fn run(args: &ImportLegacyArgs) -> Result<()> {
         .targets_conf
         .as_deref()
         .unwrap_or(Path::new("targets.conf"));
-    let result = import(
-        &conf,
-        targets.as_deref().map(|text| TargetsConf {
-            text,
-            target: args.target.as_deref(),
-        }),
-    )
-    .map_err(|e| {
-        // The refusal names targets.conf; name the file as given.
-        let text = e.to_string();
-        let text = text
-            .strip_prefix("targets.conf")
-            .map_or(text.clone(), |rest| {
-                format!("{}{rest}", targets_path.display())
-            });
-        anyhow::anyhow!("{text}\nnothing was written")
-    })?;
+    let target = targets
+        .as_deref()
+        .map(|text| targets_conf::read(text, args.target.as_deref()))
+        .transpose()
+        .map_err(|e| {
+            // The refusal names targets.conf; name the file as given.
+            let text = e.to_string();
+            let text = text
+                .strip_prefix("targets.conf")
+                .map_or(text.clone(), |rest| {
+                    format!("{}{rest}", targets_path.display())
+                });
+            anyhow::anyhow!("{text}\nnothing was written")
+        })?;
+    let result = import(&conf, target);
     match &args.output {
         None => print!("{}", result.toml),
         Some(out) => {

@@ -642,8 +642,12 @@ impl Daemon {
                 self.config_path.display()
             ));
         }
-        if old.role != new.role {
-            self.host.role = crate::role::from_config(&new.role).map_err(|e| {
+        // pool.conf's cross-check runs `[xapi] xe` and reads `[xapi] inventory`.
+        if old.role != new.role
+            || old.xapi.xe != new.xapi.xe
+            || old.xapi.inventory != new.xapi.inventory
+        {
+            self.host.role = crate::role::from_config(&new.role, &new.xapi).map_err(|e| {
                 format!("the new [role] cannot be used ({e}); the running configuration is kept")
             })?;
         }

@@ -62,39 +62,16 @@ enum Token {
 }
 
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '#' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '{' => out.push(Token::Open),
-            '}' => out.push(Token::Close),
-            ';' => out.push(Token::End),
-            '"' => {
-                let s = super::quoted::rest_of_quoted(&mut chars)?;
-                out.push(Token::Word(s));
-            }
-            c if c.is_whitespace() => {}
-            c => {
-                let mut s = String::from(c);
-                while let Some(&n) = chars.peek() {
-                    if n.is_whitespace() || matches!(n, '{' | '}' | ';' | '"' | '#') {
-                        break;
-                    }
-                    s.push(n);
-                    chars.next();
-                }
-                out.push(Token::Word(s));
-            }
-        }
-    }
-    Ok(out)
+    use super::lexer::{lex, Lexeme};
+    Ok(lex(text, "{};")?
+        .into_iter()
+        .map(|l| match l {
+            Lexeme::Sym('{') => Token::Open,
+            Lexeme::Sym('}') => Token::Close,
+            Lexeme::Sym(_) => Token::End,
+            Lexeme::Word(w) | Lexeme::Text(w) => Token::Word(w),
+        })
+        .collect())
 }
 
 /// One statement: its words, and its block when it has one (`disk { ... }`).

@@ -87,7 +87,7 @@ pub fn tgt_at_boot(config: &Config, dir: &Path) -> Vec<Finding> {
         .map(|(unit, link)| {
             Finding::error(
                 CHECK,
-                format!("{unit} is enabled at boot ({}) while target.daemon.managed = true: a second tgtd would hold the target's port, or serve the LUNs on the host that must not", link.display()),
+                format!("{unit} is enabled at boot ({}) while {}.managed = true: a second tgtd would hold the target's port, or serve the LUNs on the host that must not", link.display(), config.file.target.tgt_key()),
                 format!("systemctl disable {unit}"),
             )
         })
@@ -140,7 +140,7 @@ fn from_host_check(config: &Config) -> Vec<Finding> {
 /// Asks the role source once, through the reader the daemon uses (bounded by its timeout).
 fn role_answers(config: &Config) -> Finding {
     const CHECK: &str = "role.source";
-    let mut source = match crate::role::from_config(&config.file.role) {
+    let mut source = match crate::role::from_config(&config.file.role, &config.file.xapi) {
         Ok(s) => s,
         Err(e) => {
             return Finding::error(

@@ -23,45 +23,10 @@ pub enum LvmValue {
 /// The `devices` section's settings, by name.
 pub type DevicesSection = BTreeMap<String, LvmValue>;
 
-#[derive(Debug, PartialEq)]
-enum Tok {
-    Word(String),
-    Text(String),
-    Sym(char),
-}
+use super::lexer::Lexeme as Tok;
 
 fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
-    let mut out = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '#' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                let s = super::quoted::rest_of_quoted(&mut chars)?;
-                out.push(Tok::Text(s));
-            }
-            '{' | '}' | '[' | ']' | '=' | ',' => out.push(Tok::Sym(c)),
-            c if c.is_whitespace() => {}
-            c => {
-                let mut s = String::from(c);
-                while let Some(&n) = chars.peek() {
-                    if n.is_whitespace() || "{}[]=,\"#".contains(n) {
-                        break;
-                    }
-                    s.push(n);
-                    chars.next();
-                }
-                out.push(Tok::Word(s));
-            }
-        }
-    }
-    Ok(out)
+    super::lexer::lex(text, "{}[]=,")
 }
 
 /// The `devices` section of lvm.conf's text (empty when there is none). Later settings of the

@@ -15,10 +15,10 @@
 pub mod drbd;
 pub mod drbd_conf;
 pub mod host;
+mod lexer;
 pub mod lvm;
 pub mod multipath;
 pub mod peer;
-mod quoted;
 pub mod storage;
 
 use iscsi_ha_core::config::Config;

@@ -6,14 +6,18 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The most of a program's standard output that is kept.
 const OUTPUT_CAP: usize = 64 * 1024;
+
+/// The most of a program's standard error that is kept: enough for the reason it gives.
+const ERROR_CAP: u64 = 4096;
 
 /// After end of file, how soon to look again for an exit that has not happened yet (a program
 /// that closed its output and lingers), doubling up to [`LINGER_RECHECK_MAX`].
@@ -29,6 +33,15 @@ pub struct CommandOutput {
     pub code: Option<i32>,
     /// Standard output (first 64 KiB).
     pub stdout: String,
+    /// Standard error (first 4 KiB), e.g. the reason `xe` gives for failing.
+    pub stderr: String,
+}
+
+impl CommandOutput {
+    /// The first non-empty line of standard error, for a one-line message.
+    pub fn reason(&self) -> Option<&str> {
+        self.stderr.lines().map(str::trim).find(|l| !l.is_empty())
+    }
 }
 
 /// Why a run gave no output.
@@ -66,6 +79,9 @@ pub struct ChildRun {
     program: String,
     child: Option<Child>,
     stdout: Option<ChildStdout>,
+    /// Standard error goes to an anonymous memory file, read once the program has exited: a
+    /// program that writes much there never blocks on a pipe nobody reads.
+    stderr: File,
     out: Vec<u8>,
     timeout: Duration,
     deadline: Instant,
@@ -74,17 +90,23 @@ pub struct ChildRun {
 
 impl ChildRun {
     /// Starts `program` with `args` in a process group of its own (so a timeout kills what it
-    /// started too), standard input and error to /dev/null, its output on a non-blocking pipe.
+    /// started too), standard input from /dev/null, its output on a non-blocking pipe, its
+    /// standard error into memory.
     pub fn spawn(program: &str, args: &[&str], timeout: Duration) -> Result<Self, RunError> {
         let start_error = |reason: String| RunError::Start {
             program: program.to_string(),
             reason,
         };
+        let stderr = anonymous_file()
+            .map_err(|e| start_error(format!("memory file for standard error: {e}")))?;
+        let child_stderr = stderr
+            .try_clone()
+            .map_err(|e| start_error(format!("memfd for standard error: {e}")))?;
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(child_stderr)
             .process_group(0)
             .spawn()
             .map_err(|e| start_error(e.to_string()))?;
@@ -93,6 +115,7 @@ impl ChildRun {
             program: program.to_string(),
             child: Some(child),
             stdout,
+            stderr,
             out: Vec::new(),
             timeout,
             deadline: Instant::now() + timeout,
@@ -135,6 +158,7 @@ impl ChildRun {
                         success: status.success(),
                         code: status.code(),
                         stdout,
+                        stderr: self.read_stderr(),
                     }));
                 }
                 Ok(None) => {
@@ -211,6 +235,15 @@ impl ChildRun {
         }
     }
 
+    /// The start of what the program wrote to standard error (it has exited: nothing is
+    /// writing any more).
+    fn read_stderr(&mut self) -> String {
+        let mut bytes = Vec::new();
+        let _ = self.stderr.seek(SeekFrom::Start(0));
+        let _ = (&mut self.stderr).take(ERROR_CAP).read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// Kills the program's process group and reaps the program (SIGKILL: it cannot linger).
     fn kill(&mut self) {
         self.stdout = None;
@@ -230,6 +263,26 @@ impl Drop for ChildRun {
     }
 }
 
+/// A file in memory with no name (`memfd_create`, Linux 3.17). The system call is made
+/// directly: glibc has a wrapper only since 2.27, and the binaries run on glibc 2.17.
+fn anonymous_file() -> std::io::Result<File> {
+    // SAFETY: memfd_create takes a NUL-terminated name and flags and returns a new descriptor
+    // or -1; the name outlives the call and the result is checked before it is owned.
+    let fd = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_memfd_create,
+            c"child-stderr".as_ptr(),
+            nix::libc::MFD_CLOEXEC,
+        )
+    };
+    let fd = i32::try_from(fd).map_err(|_| std::io::Error::from_raw_os_error(nix::libc::EINVAL))?;
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by the kernel and nothing else owns it.
+    Ok(File::from(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+}
+
 /// Runs a program and waits for it, killing it (and what it started) at `timeout`.
 pub fn run_with_timeout(
     program: &str,
@@ -237,4 +290,28 @@ pub fn run_with_timeout(
     timeout: Duration,
 ) -> Result<CommandOutput, RunError> {
     ChildRun::spawn(program, args, timeout)?.wait()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program that writes far more to standard error than a pipe holds never blocks on it
+    /// (it goes to memory), and only the start of it is kept.
+    #[test]
+    fn standard_error_is_kept_bounded_and_never_blocks_the_program() {
+        let out = run_with_timeout(
+            "sh",
+            &[
+                "-c",
+                "echo 'first reason' >&2; head -c 1048576 /dev/zero | tr '\\0' x >&2; echo done; exit 3",
+            ],
+            Duration::from_secs(20),
+        )
+        .expect("the program finishes without a reader of its standard error");
+        assert_eq!((out.success, out.code), (false, Some(3)));
+        assert_eq!(out.stdout, "done\n");
+        assert_eq!(out.reason(), Some("first reason"));
+        assert_eq!(out.stderr.len(), usize::try_from(ERROR_CAP).unwrap_or(0));
+    }
 }

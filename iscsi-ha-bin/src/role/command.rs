@@ -6,7 +6,7 @@
 use super::child::{ChildRun, CommandOutput, RunError};
 use super::kept::KeptAnswer;
 use super::{parse_role_word, RoleSource};
-use iscsi_ha_core::ports::{PoolRole, RoleError};
+use iscsi_ha_core::ports::{Cause, PoolRole, RoleError};
 use iscsi_ha_core::role::Role;
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ impl CommandRole {
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         ChildRun::spawn(program, &args, self.timeout)
-            .map_err(|e| RoleError::Unreadable(e.to_string()))
+            .map_err(|e| RoleError::Unreadable(Cause::of(e)))
     }
 
     fn timeout_ms(&self) -> u64 {
@@ -54,7 +54,7 @@ impl CommandRole {
         match result {
             Ok(out) => role_from_output(program, &out),
             Err(RunError::Timeout { .. }) => Err(RoleError::Timeout(self.timeout_ms())),
-            Err(e) => Err(RoleError::Unreadable(e.to_string())),
+            Err(e) => Err(RoleError::Unreadable(Cause::of(e))),
         }
     }
 }

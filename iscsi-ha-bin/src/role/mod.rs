@@ -18,7 +18,8 @@ pub use pool_conf::{parse_pool_conf, PoolConfRole};
 pub use watch::FileWatch;
 pub use xapi::{installation_uuid, XapiCheck};
 
-use iscsi_ha_core::config::schema::{RoleSection, RoleSourceKind, StaticRole};
+use crate::xapi::Xe;
+use iscsi_ha_core::config::schema::{RoleSection, RoleSourceKind, StaticRole, XapiSection};
 use iscsi_ha_core::config::DEFAULT_POOL_CONF;
 use iscsi_ha_core::ports::{PoolRole, RoleError};
 use iscsi_ha_core::role::Role;
@@ -77,8 +78,12 @@ impl RoleSource for FixedRole {
 /// Default time a command or `xe` gets to answer (the original's XE_TIMEOUT).
 pub const DEFAULT_ROLE_TIMEOUT: Duration = Duration::from_secs(13);
 
-/// Builds the role source the configuration asks for.
-pub fn from_config(section: &RoleSection) -> std::io::Result<Box<dyn RoleSource>> {
+/// Builds the role source the configuration asks for; pool.conf's cross-check calls `[xapi] xe`
+/// and names this host by `[xapi] inventory`.
+pub fn from_config(
+    section: &RoleSection,
+    xapi: &XapiSection,
+) -> std::io::Result<Box<dyn RoleSource>> {
     let timeout = section.timeout.map_or(DEFAULT_ROLE_TIMEOUT, |t| t.get());
     Ok(match section.source {
         RoleSourceKind::Xapi => {
@@ -86,7 +91,7 @@ pub fn from_config(section: &RoleSection) -> std::io::Result<Box<dyn RoleSource>
             let check = section
                 .xapi_check
                 .unwrap_or(false)
-                .then(|| XapiCheck::new(timeout));
+                .then(|| XapiCheck::new(Xe::new(&xapi.xe, timeout), &xapi.inventory));
             Box::new(PoolConfRole::new(path, check)?)
         }
         RoleSourceKind::File => Box::new(FileRole::new(PathBuf::from(

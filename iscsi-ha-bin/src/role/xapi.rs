@@ -1,16 +1,14 @@
 //! Cross-checking pool.conf against XAPI with `xe` (bounded by a timeout). A disagreement, or
 //! an `xe` that does not answer, makes the role unknown rather than guessed.
 
-use super::child::{ChildRun, CommandOutput, RunError};
+use super::child::RunError;
 use super::pool_conf::PoolConf;
 use crate::small_file;
+use crate::xapi::{Xe, XeCall, XeError};
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::time::Duration;
 use std::time::Instant;
-
-/// Where XenServer records this host's UUID.
-pub const INVENTORY: &str = "/etc/xensource-inventory";
 
 /// XAPI's inventory is a few dozen `KEY='value'` lines.
 const INVENTORY_CAP: u64 = 64 * 1024;
@@ -18,33 +16,28 @@ const INVENTORY_CAP: u64 = 64 * 1024;
 /// Asks XAPI who the pool master is.
 #[derive(Debug, Clone)]
 pub struct XapiCheck {
-    timeout: Duration,
-    xe: String,
+    xe: Xe,
     inventory: String,
 }
 
 impl XapiCheck {
-    /// A check with this `xe` timeout.
-    pub fn new(timeout: Duration) -> Self {
+    /// A check through `xe` (`[xapi] xe`, each call bounded by its timeout), naming this host
+    /// by the `INSTALLATION_UUID` of `inventory` (`[xapi] inventory`).
+    pub fn new(xe: Xe, inventory: &str) -> Self {
         Self {
-            timeout,
-            xe: "xe".into(),
-            inventory: INVENTORY.into(),
+            xe,
+            inventory: inventory.into(),
         }
     }
 
     /// How long `xe` gets to answer.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.xe.timeout()
     }
 
     /// The same check with another `xe` program and inventory file (for tests).
     pub fn with_paths(timeout: Duration, xe: &str, inventory: &str) -> Self {
-        Self {
-            timeout,
-            xe: xe.into(),
-            inventory: inventory.into(),
-        }
+        Self::new(Xe::new(xe, timeout), inventory)
     }
 
     /// `Ok` when XAPI agrees with pool.conf, else why not. Waits for `xe` (bounded by the
@@ -66,50 +59,40 @@ impl XapiCheck {
         if *conf == PoolConf::Broken {
             return Err("pool.conf says broken".into());
         }
-        let args = ["pool-list", "params=master", "--minimal"];
         Ok(XapiRun {
             conf: conf.clone(),
-            args: args.join(" "),
-            run: self.spawn(&args)?,
+            asked_master: true,
+            run: self.spawn(&["pool-list", "params=master", "--minimal"])?,
         })
     }
 
-    fn spawn(&self, args: &[&str]) -> Result<ChildRun, String> {
-        ChildRun::spawn(&self.xe, args, self.timeout).map_err(|e| {
-            format!(
-                "XAPI cross-check failed: {} {}: {e}",
-                self.xe,
-                args.join(" ")
-            )
-        })
+    fn spawn(&self, args: &[&str]) -> Result<XeCall, String> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        self.xe
+            .start(&args)
+            .map_err(|e| format!("XAPI cross-check failed: {e}"))
     }
 
     /// The value `xe` printed, or why there is none.
-    fn value(
-        &self,
-        args: &str,
-        result: Result<CommandOutput, RunError>,
-    ) -> Result<String, XapiVerdict> {
+    fn value(&self, command: &str, result: Result<String, XeError>) -> Result<String, XapiVerdict> {
         let out = result.map_err(|e| {
-            let why = format!("XAPI cross-check failed: {} {args}: {e}", self.xe);
-            if matches!(e, RunError::Timeout { .. }) {
+            let why = format!("XAPI cross-check failed: {e}");
+            if matches!(
+                e,
+                XeError::Run {
+                    run: RunError::Timeout { .. },
+                    ..
+                }
+            ) {
                 XapiVerdict::NoAnswer(why)
             } else {
                 XapiVerdict::Disagrees(why)
             }
         })?;
-        if !out.success {
-            return Err(XapiVerdict::Disagrees(format!(
-                "XAPI cross-check failed: {} {args} exited {}",
-                self.xe,
-                out.code.unwrap_or(-1)
-            )));
-        }
-        let value = out.stdout.trim().to_string();
+        let value = out.trim().to_string();
         if value.is_empty() {
             return Err(XapiVerdict::Disagrees(format!(
-                "XAPI cross-check: {} {args} printed nothing",
-                self.xe
+                "XAPI cross-check: {command} printed nothing"
             )));
         }
         Ok(value)
@@ -146,8 +129,9 @@ pub enum XapiVerdict {
 #[derive(Debug)]
 pub struct XapiRun {
     conf: PoolConf,
-    args: String,
-    run: ChildRun,
+    /// Whether the call under way is the first (the master's UUID).
+    asked_master: bool,
+    run: XeCall,
 }
 
 impl XapiRun {
@@ -169,7 +153,7 @@ impl XapiRun {
     /// Reads without blocking; the verdict once there is one.
     pub fn advance(&mut self, check: &XapiCheck) -> Option<XapiVerdict> {
         let result = self.run.advance()?;
-        let value = match check.value(&self.args, result) {
+        let value = match check.value(self.run.command(), result) {
             Ok(v) => v,
             Err(verdict) => return Some(verdict),
         };
@@ -181,13 +165,12 @@ impl XapiRun {
                 )),
                 Err(e) => XapiVerdict::Disagrees(e),
             },
-            PoolConf::Slave(_) if self.args.starts_with("pool-list") => {
+            PoolConf::Slave(_) if self.asked_master => {
                 let uuid = format!("uuid={value}");
-                let args = ["host-param-get", uuid.as_str(), "param-name=address"];
-                match check.spawn(&args) {
+                match check.spawn(&["host-param-get", uuid.as_str(), "param-name=address"]) {
                     Ok(run) => {
                         self.run = run;
-                        self.args = args.join(" ");
+                        self.asked_master = false;
                         return None;
                     }
                     Err(e) => XapiVerdict::Disagrees(e),

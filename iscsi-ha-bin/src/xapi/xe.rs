@@ -23,13 +23,15 @@ pub enum XeError {
         /// What went wrong.
         run: RunError,
     },
-    /// It exited with an error (XAPI's reason is on its standard error, which is not kept).
-    #[error("{command} exited {}", code.map_or("by a signal".to_string(), |c| c.to_string()))]
+    /// It exited with an error.
+    #[error("{command} exited {}{}", code.map_or("by a signal".to_string(), |c| c.to_string()), reason.as_ref().map_or(String::new(), |r| format!(": {r}")))]
     Failed {
         /// The command line.
         command: String,
         /// Its exit code.
         code: Option<i32>,
+        /// XAPI's reason: the first line `xe` wrote to its standard error.
+        reason: Option<String>,
     },
 }
 
@@ -40,6 +42,11 @@ impl Xe {
             program: program.to_string(),
             timeout,
         }
+    }
+
+    /// How long each call may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Starts `xe args...` without waiting for it.
@@ -96,6 +103,7 @@ impl XeCall {
             Ok(out) => Err(XeError::Failed {
                 command: self.command.clone(),
                 code: out.code,
+                reason: out.reason().map(str::to_string),
             }),
             Err(run) => Err(XeError::Run {
                 command: self.command.clone(),

@@ -1,11 +1,8 @@
 //! Importer for the original bash add-on's `iscsi-ha.conf` (sourced `KEY=VALUE` lines), and
-//! optionally the tgt `targets.conf` it relied on, producing the equivalent TOML and a list of
-//! what has no equivalent.
+//! optionally the target a backend's reader found in its own file (tgt's `targets.conf`, read
+//! by `iscsi-ha-tgt`), producing the equivalent TOML and a list of what has no equivalent.
 
-mod targets;
-
-pub use targets::ImportRefused;
-
+use crate::iqn::Iqn;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -40,13 +37,63 @@ impl LegacyFile {
     }
 }
 
-/// tgt's `targets.conf` to import the target from.
-#[derive(Debug, Clone, Copy)]
-pub struct TargetsConf<'a> {
-    /// Its text.
-    pub text: &'a str,
-    /// The target to import when it defines several (its name exactly as written).
-    pub target: Option<&'a str>,
+/// The target a backend's reader found in the original's target file, in the words of
+/// `[target]`: what the importer writes, nothing of how that backend spells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedTarget {
+    /// The target's name, exactly as the original served it.
+    pub iqn: Iqn,
+    /// Its LUNs, in the file's order.
+    pub luns: Vec<ImportedLun>,
+    /// Who may log in.
+    pub access: ImportedAccess,
+}
+
+/// One `[[target.lun]]` to write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportedLun {
+    /// The LUN number.
+    pub lun: u64,
+    /// The backing device.
+    pub path: String,
+    /// SCSI device id, when the original set one.
+    pub scsi_id: Option<String>,
+    /// SCSI serial number, when the original set one.
+    pub scsi_sn: Option<String>,
+    /// INQUIRY vendor, when the original set one.
+    pub vendor_id: Option<String>,
+    /// INQUIRY product, when the original set one.
+    pub product_id: Option<String>,
+    /// Exported read-only.
+    pub read_only: bool,
+    /// `write_cache`, written only when the original set it explicitly (`None` leaves the
+    /// key out, so iscsi-ha's default applies; the reader says so in a note).
+    pub write_cache: Option<bool>,
+}
+
+/// `[target.access]` to write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportedAccess {
+    /// Initiator addresses or ranges, as written (check-config validates them).
+    pub initiators: Vec<String>,
+    /// Initiator names.
+    pub initiator_names: Vec<Iqn>,
+    /// Every initiator allowed.
+    pub allow_all: bool,
+    /// Incoming CHAP accounts: user and password.
+    pub incoming: Vec<(String, String)>,
+    /// The outgoing (mutual) CHAP account.
+    pub outgoing: Option<(String, String)>,
+}
+
+/// What a backend's reader made of the original's target file: the target, when the file held
+/// one, and notes about what it changed or could not carry over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetImport {
+    /// The target; `None` when the file defined none (a placeholder is written instead).
+    pub target: Option<ImportedTarget>,
+    /// Notes about the target file.
+    pub notes: Vec<ImportNote>,
 }
 
 /// Something the importer could not carry over, or carried over with a change.
@@ -259,12 +306,9 @@ const NO_EQUIVALENT: &[(&str, &str)] = &[
     ("REPLICATION_IP_ISCSI", "peer addresses come from drbd.conf, not from this file"),
 ];
 
-/// Imports a legacy `iscsi-ha.conf`, and the `targets.conf` holding its target when given.
-/// Refuses (writing nothing) when the targets.conf's target cannot be carried over whole.
-pub fn import(
-    conf: &str,
-    targets_conf: Option<TargetsConf<'_>>,
-) -> Result<LegacyImport, ImportRefused> {
+/// Imports a legacy `iscsi-ha.conf`, with the target a backend's reader found in the original's
+/// target file when there is one (a refusal to carry it over whole is that reader's to make).
+pub fn import(conf: &str, target: Option<TargetImport>) -> LegacyImport {
     let (assignments, mut notes) = parse_assignments(conf);
     let mut vars: BTreeMap<&str, &Assignment> = BTreeMap::new();
     for a in &assignments {
@@ -324,7 +368,7 @@ pub fn import(
     t.strings("resources", &resources);
 
     let mut target_notes = Vec::new();
-    import_target(&mut t, targets_conf, &mut target_notes)?;
+    import_target(&mut t, target, &mut target_notes);
 
     t.section("vip");
     let ip = get("DRBD_VIRTUAL_IP");
@@ -500,18 +544,16 @@ pub fn import(
     }
     notes.extend(target_notes);
     notes.sort_by_key(|n| (n.file, n.line.unwrap_or(usize::MAX)));
-    Ok(LegacyImport { toml: t.out, notes })
+    LegacyImport { toml: t.out, notes }
 }
 
-/// Writes `[target]` from the targets.conf, or a placeholder to fill in when there is none.
-fn import_target(
-    t: &mut Toml,
-    targets_conf: Option<TargetsConf<'_>>,
-    notes: &mut Vec<ImportNote>,
-) -> Result<(), ImportRefused> {
-    if let Some(tc) = targets_conf {
-        if targets::import(t, tc.text, tc.target, notes)? {
-            return Ok(());
+/// Writes `[target]` from the imported target, or a placeholder to fill in when there is none.
+fn import_target(t: &mut Toml, target: Option<TargetImport>, notes: &mut Vec<ImportNote>) {
+    if let Some(import) = target {
+        notes.extend(import.notes);
+        if let Some(target) = import.target {
+            write_target(t, &target);
+            return;
         }
     }
     notes.push(ImportNote {
@@ -529,7 +571,56 @@ fn import_target(
     t.section("target.access");
     t.raw("# FILL IN: who may log in.");
     t.strings("initiators", &[]);
-    Ok(())
+}
+
+fn write_target(t: &mut Toml, target: &ImportedTarget) {
+    t.section("target");
+    t.string("iqn", target.iqn.as_str());
+    for lun in &target.luns {
+        t.raw("\n[[target.lun]]");
+        t.number("lun", lun.lun);
+        t.string("path", &lun.path);
+        for (key, value) in [
+            ("scsi_id", &lun.scsi_id),
+            ("scsi_sn", &lun.scsi_sn),
+            ("vendor_id", &lun.vendor_id),
+            ("product_id", &lun.product_id),
+        ] {
+            if let Some(v) = value {
+                t.string(key, v);
+            }
+        }
+        if lun.read_only {
+            t.boolean("read_only", true);
+        }
+        if let Some(on) = lun.write_cache {
+            t.boolean("write_cache", on);
+        }
+    }
+    let access = &target.access;
+    t.section("target.access");
+    t.strings("initiators", &access.initiators);
+    if !access.initiator_names.is_empty() {
+        let names: Vec<String> = access
+            .initiator_names
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect();
+        t.strings("initiator_names", &names);
+    }
+    if access.allow_all {
+        t.boolean("allow_all", true);
+    }
+    for (user, password) in &access.incoming {
+        t.raw("\n[[target.access.incoming]]");
+        t.string("user", user);
+        t.string("password", password);
+    }
+    if let Some((user, password)) = &access.outgoing {
+        t.section("target.access.outgoing");
+        t.string("user", user);
+        t.string("password", password);
+    }
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub struct RoleSection {
     /// `xapi`: the pool.conf path (default `/etc/xensource/pool.conf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_conf: Option<String>,
-    /// `xapi`: also ask XAPI (`xe`) who the pool master is; a disagreement is `unknown`.
+    /// `xapi`: also ask XAPI (`[xapi] xe`) who the pool master is; a disagreement is `unknown`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xapi_check: Option<bool>,
     /// `file`: the role file's path.
@@ -614,8 +614,9 @@ pub struct XapiSection {
     #[serde(default = "default_replug_delay")]
     pub replug_delay: ConfigDuration,
     /// XenServer's inventory, whose `INSTALLATION_UUID` names this host in the pool database
-    /// (the key its configuration fingerprint is published under, with `[role] source =
-    /// "xapi"`). Settable so tests and unusual installs need not touch `/etc`.
+    /// (the key its configuration fingerprint is published under, and the host `[role]
+    /// xapi_check` compares with XAPI's pool master). Settable so tests and unusual installs
+    /// need not touch `/etc`.
     #[serde(default = "default_inventory")]
     pub inventory: String,
 }

@@ -5,7 +5,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 
-use iscsi_ha_core::ports::VolumeError;
+use iscsi_ha_core::ports::{Cause, VolumeError};
 use iscsi_ha_core::resource::ResourceName;
 use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
 
@@ -148,7 +148,7 @@ pub(super) fn facts_in(
     messages: &[DrbdMessage],
 ) -> Result<Vec<VolumeFacts>, VolumeError> {
     let facts = facts_from_messages(resource.as_str(), messages)
-        .map_err(|e| VolumeError::Malformed(e.to_string()))?;
+        .map_err(|e| VolumeError::Malformed(Cause::of(e)))?;
     if facts.is_empty() {
         return Err(VolumeError::NoSuchResource(resource.to_string()));
     }

@@ -1,5 +1,6 @@
 //! tgt's `targets.conf` as tgt-admin reads it (tgt `scripts/tgt-admin`), reduced to the one
-//! target iscsi-ha exports: every LUN with its identity, read-only flag and write cache.
+//! target iscsi-ha exports: every LUN with its identity, read-only flag and write cache, for
+//! `iscsi-ha import-legacy` (the core writes the TOML from the [`ImportedTarget`] made here).
 //!
 //! tgt-admin's rules kept here: a key outside any `<backing-store>` block applies to every LUN
 //! unless the LUN's block sets it (`add_backing_direct`: `params_added`, then the target's
@@ -7,8 +8,10 @@
 //! target's from applying; `readonly` is read by tgtd with `atoi`; blocks of the same target
 //! are merged (Config::General `-MergeDuplicateBlocks`).
 
-use super::{ImportNote, LegacyFile, Toml};
-use crate::iqn::Iqn;
+use iscsi_ha_core::config::legacy::{
+    ImportNote, ImportedAccess, ImportedLun, ImportedTarget, LegacyFile, TargetImport,
+};
+use iscsi_ha_core::iqn::Iqn;
 
 /// A `<target>` block: its name, where it starts, and what the importer understands of it.
 #[derive(Debug, Default)]
@@ -81,14 +84,20 @@ pub enum ImportRefused {
     },
 }
 
-/// Adds `[target]` (with its LUNs and access) for the target of `text` that `pick` names, or the
-/// only one; notes go to `notes`.
-pub(super) fn import(
-    t: &mut Toml,
+/// Reads the target of targets.conf's `text` that `pick` names (its name exactly as written),
+/// or the only one. Refuses when it cannot be carried over whole: several targets and no
+/// choice, a name that is not there, a name tgtd would refuse.
+pub fn read(text: &str, pick: Option<&str>) -> Result<TargetImport, ImportRefused> {
+    let mut notes = Vec::new();
+    let target = read_into(text, pick, &mut notes)?;
+    Ok(TargetImport { target, notes })
+}
+
+fn read_into(
     text: &str,
     pick: Option<&str>,
     notes: &mut Vec<ImportNote>,
-) -> Result<bool, ImportRefused> {
+) -> Result<Option<ImportedTarget>, ImportRefused> {
     let mut note = |key: &str, line: Option<usize>, text: String| {
         notes.push(ImportNote {
             file: LegacyFile::TargetsConf,
@@ -105,7 +114,7 @@ pub(super) fn import(
                 None,
                 "no <target> block found (targets in files it includes were not read)".into(),
             );
-            return Ok(false);
+            return Ok(None);
         }
         (None, 1) => 0,
         (None, _) => {
@@ -136,8 +145,7 @@ pub(super) fn import(
             );
         }
     }
-    emit(t, &targets[chosen], &mut note)?;
-    Ok(true)
+    convert(&targets[chosen], &mut note).map(Some)
 }
 
 fn paths(t: &TgtTarget) -> String {
@@ -168,11 +176,12 @@ fn atoi(value: &str) -> i64 {
     digits[..end].parse::<i64>().map_or(0, |n| sign * n)
 }
 
-fn emit(
-    t: &mut Toml,
+/// The chosen target in the core's words, with a note for every rule of tgt's that changed
+/// its meaning on the way.
+fn convert(
     target: &TgtTarget,
     note: &mut impl FnMut(&str, Option<usize>, String),
-) -> Result<(), ImportRefused> {
+) -> Result<ImportedTarget, ImportRefused> {
     let here = format!("target {}", target.name);
     let iqn = Iqn::new(target.name.clone()).map_err(|e| ImportRefused::Name {
         what: "target",
@@ -187,14 +196,13 @@ fn emit(
             format!("the name breaks {d}; tgtd accepts it, so it was kept exactly as written (the SRs bound to it log in with this name)"),
         );
     }
-    t.section("target");
-    t.string("iqn", iqn.as_str());
     let d = &target.defaults;
     let several = target.luns.len() > 1;
     let mut used = Vec::new();
     let mut cached = Vec::new();
     let mut tgt_default = Vec::new();
     let mut unknown_noted = Vec::new();
+    let mut luns = Vec::new();
     for (i, lun) in target.luns.iter().enumerate() {
         let k = &lun.keys;
         // A number in the block is the LUN's; the target's applies to every LUN, and tgt-admin
@@ -214,19 +222,17 @@ fn emit(
             _ => (1..).find(|n| !used.contains(n)).unwrap_or(1),
         };
         used.push(number);
-        t.raw("\n[[target.lun]]");
-        t.number("lun", number);
-        t.string("path", &lun.path);
-        for (key, own, all) in [
-            ("scsi_id", &k.scsi_id, &d.scsi_id),
-            ("scsi_sn", &k.scsi_sn, &d.scsi_sn),
-            ("vendor_id", &k.vendor_id, &d.vendor_id),
-            ("product_id", &k.product_id, &d.product_id),
-        ] {
-            if let Some(v) = own.as_ref().or(all.as_ref()) {
-                t.string(key, v);
-            }
-        }
+        let either =
+            |own: &Option<String>, all: &Option<String>| own.as_ref().or(all.as_ref()).cloned();
+        let mut out = ImportedLun {
+            lun: number,
+            path: lun.path.clone(),
+            scsi_id: either(&k.scsi_id, &d.scsi_id),
+            scsi_sn: either(&k.scsi_sn, &d.scsi_sn),
+            vendor_id: either(&k.vendor_id, &d.vendor_id),
+            product_id: either(&k.product_id, &d.product_id),
+            ..ImportedLun::default()
+        };
         if let Some((v, line)) = k.readonly.as_ref().or(d.readonly.as_ref()) {
             let on = atoi(v) != 0;
             if v.trim().parse::<i64>().is_err() {
@@ -236,16 +242,14 @@ fn emit(
                     format!("readonly {v:?} is read by tgtd as the number {} (atoi): imported as read_only = {on}", atoi(v)),
                 );
             }
-            if on {
-                t.boolean("read_only", true);
-            }
+            out.read_only = on;
         }
         match k.write_cache.as_ref().or(d.write_cache.as_ref()) {
             Some(Cache::On) => {
-                t.boolean("write_cache", true);
+                out.write_cache = Some(true);
                 cached.push(number.to_string());
             }
-            Some(Cache::Off) => t.boolean("write_cache", false),
+            Some(Cache::Off) => out.write_cache = Some(false),
             Some(Cache::Unknown(v, line)) => {
                 if !unknown_noted.contains(line) {
                     unknown_noted.push(*line);
@@ -259,6 +263,7 @@ fn emit(
             }
             None => tgt_default.push(number.to_string()),
         }
+        luns.push(out);
     }
     if !cached.is_empty() {
         note(
@@ -277,16 +282,15 @@ fn emit(
             format!("LUN {}: tgt reported a volatile write cache (its default, on); iscsi-ha's default write_cache = false makes every acknowledged write stable on both disks, at a cost in write throughput", tgt_default.join(", ")),
         );
     }
-    emit_access(t, target, &here, note)
+    let access = access(target, &here, note)?;
+    Ok(ImportedTarget { iqn, luns, access })
 }
 
-fn emit_access(
-    t: &mut Toml,
+fn access(
     target: &TgtTarget,
     here: &str,
     note: &mut impl FnMut(&str, Option<usize>, String),
-) -> Result<(), ImportRefused> {
-    t.section("target.access");
+) -> Result<ImportedAccess, ImportRefused> {
     let all = target
         .initiators
         .iter()
@@ -301,7 +305,6 @@ fn emit_access(
     if target.initiators.is_empty() {
         note(here, Some(target.line), "the target had no initiator-address: tgt-admin allowed every initiator, so allow_all = true was set; consider listing initiators".into());
     }
-    t.strings("initiators", &addresses);
     let mut names = Vec::new();
     for (name, line) in &target.names {
         let iqn = Iqn::new(name.clone()).map_err(|e| ImportRefused::Name {
@@ -317,23 +320,7 @@ fn emit_access(
                 format!("{name:?} breaks {d}; kept exactly as written, as tgtd compares it with the name the initiator sends"),
             );
         }
-        names.push(name.clone());
-    }
-    if !names.is_empty() {
-        t.strings("initiator_names", &names);
-    }
-    if all || target.initiators.is_empty() {
-        t.boolean("allow_all", true);
-    }
-    for (user, password) in &target.incoming {
-        t.raw("\n[[target.access.incoming]]");
-        t.string("user", user);
-        t.string("password", password);
-    }
-    if let Some((user, password)) = &target.outgoing {
-        t.section("target.access.outgoing");
-        t.string("user", user);
-        t.string("password", password);
+        names.push(iqn);
     }
     if !target.incoming.is_empty() || target.outgoing.is_some() {
         note(
@@ -342,7 +329,13 @@ fn emit_access(
             "CHAP passwords were copied: keep the file readable by root only (chmod 600)".into(),
         );
     }
-    Ok(())
+    Ok(ImportedAccess {
+        initiators: addresses,
+        initiator_names: names,
+        allow_all: all || target.initiators.is_empty(),
+        incoming: target.incoming.clone(),
+        outgoing: target.outgoing.clone(),
+    })
 }
 
 fn parse(text: &str, note: &mut impl FnMut(&str, Option<usize>, String)) -> Vec<TgtTarget> {
@@ -501,12 +494,13 @@ mod tests {
 
     #[test]
     fn a_note_outside_the_target_names_its_line() {
-        let mut notes = Vec::new();
-        let mut t = Toml { out: String::new() };
         let text = "include /etc/tgt/conf.d/*.conf\n<target iqn.2024-01.com.example:a>\nbacking-store /dev/drbd1\n</target>\n";
-        assert_eq!(import(&mut t, text, None, &mut notes), Ok(true));
+        let import = read(text, None).unwrap();
+        let notes = &import.notes;
         assert_eq!(notes[0].file, LegacyFile::TargetsConf);
         assert_eq!((notes[0].key.as_str(), notes[0].line), ("include", Some(1)));
-        assert!(t.out.contains("iqn = \"iqn.2024-01.com.example:a\""));
+        let target = import.target.unwrap();
+        assert_eq!(target.iqn.as_str(), "iqn.2024-01.com.example:a");
+        assert_eq!(target.luns[0].path, "/dev/drbd1");
     }
 }

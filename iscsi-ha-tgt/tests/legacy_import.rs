@@ -1,11 +1,14 @@
-//! The importer on the how-to's sample and on variants (fixtures/legacy): the TOML and the
-//! notes match the golden files, and an import with its targets.conf is a valid configuration.
-//! Regenerate the golden files with `BLESS=1 cargo test -p iscsi-ha-core --test legacy_import`.
+//! `import-legacy` as the binary runs it — the core's importer of iscsi-ha.conf with this
+//! crate's reader of targets.conf — on the how-to's sample and on variants (fixtures/legacy):
+//! the TOML and the notes match the golden files, and an import with its targets.conf is a
+//! valid configuration.
+//! Regenerate the golden files with `BLESS=1 cargo test -p iscsi-ha-tgt --test legacy_import`.
 
 #![allow(clippy::unwrap_used)]
 
-use iscsi_ha_core::config::legacy::{import, ImportNote, TargetsConf};
+use iscsi_ha_core::config::legacy::{self, ImportNote, LegacyImport};
 use iscsi_ha_core::config::{Config, Source};
+use iscsi_ha_tgt::targets_conf::{self, ImportRefused};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +24,19 @@ fn note_line(n: &ImportNote) -> String {
     }
 }
 
+/// Imports `conf` with the target `pick` names in targets.conf's `targets` text, as
+/// `import-legacy` does.
+fn import(
+    conf: &str,
+    targets: Option<&str>,
+    pick: Option<&str>,
+) -> Result<LegacyImport, ImportRefused> {
+    let target = targets
+        .map(|text| targets_conf::read(text, pick))
+        .transpose()?;
+    Ok(legacy::import(conf, target))
+}
+
 /// Imports `conf` (and `targets`), compares with `<name>.expected.toml` and `<name>.notes`,
 /// and returns the TOML.
 fn golden(name: &str, conf: &str, targets: Option<&str>) -> String {
@@ -32,13 +48,8 @@ fn golden_picking(name: &str, conf: &str, targets: Option<&str>, pick: Option<&s
     let d = dir();
     let conf_text = fs::read_to_string(d.join(conf)).unwrap();
     let targets_text = targets.map(|t| fs::read_to_string(d.join(t)).unwrap());
-    let result = import(
-        &conf_text,
-        targets_text
-            .as_deref()
-            .map(|text| TargetsConf { text, target: pick }),
-    )
-    .unwrap_or_else(|e| panic!("{name}: refused: {e}"));
+    let result = import(&conf_text, targets_text.as_deref(), pick)
+        .unwrap_or_else(|e| panic!("{name}: refused: {e}"));
     let notes: String = result.notes.iter().map(note_line).collect();
     let toml_path = d.join(format!("{name}.expected.toml"));
     let notes_path = d.join(format!("{name}.notes"));
@@ -174,7 +185,7 @@ fn write_cache_is_carried_per_lun() {
 fn shell_expansions_are_flagged_with_their_lines() {
     golden("shell-expansions", "shell-expansions.conf", None);
     let text = fs::read_to_string(dir().join("shell-expansions.conf")).unwrap();
-    let notes = import(&text, None).unwrap().notes;
+    let notes = import(&text, None, None).unwrap().notes;
     let flagged = |key: &str| {
         notes
             .iter()
@@ -272,15 +283,7 @@ fn lun_identity_follows_tgt_admins_precedence() {
 fn several_targets_need_a_choice_and_the_others_are_named() {
     let conf = read("howto-sample.conf");
     let targets = read("several-targets.conf");
-    let refused = import(
-        &conf,
-        Some(TargetsConf {
-            text: &targets,
-            target: None,
-        }),
-    )
-    .unwrap_err()
-    .to_string();
+    let refused = import(&conf, Some(&targets), None).unwrap_err().to_string();
     if std::env::var_os("BLESS").is_some() {
         fs::write(
             dir().join("several-targets.refused"),
@@ -299,10 +302,8 @@ fn several_targets_need_a_choice_and_the_others_are_named() {
 
     let wrong = import(
         &conf,
-        Some(TargetsConf {
-            text: &targets,
-            target: Some("iqn.2024-01.com.example:VM-store"),
-        }),
+        Some(&targets),
+        Some("iqn.2024-01.com.example:VM-store"),
     )
     .unwrap_err()
     .to_string();
@@ -334,9 +335,7 @@ fn several_targets_need_a_choice_and_the_others_are_named() {
 fn a_target_name_tgtd_refuses_stops_the_import() {
     let conf = read("howto-sample.conf");
     let text = "\n<target iqn.2024-01.com.example:disk_1>\n  backing-store /dev/drbd1\n</target>\n";
-    let err = import(&conf, Some(TargetsConf { text, target: None }))
-        .unwrap_err()
-        .to_string();
+    let err = import(&conf, Some(text), None).unwrap_err().to_string();
     assert!(
         err.starts_with("targets.conf:2: target \"iqn.2024-01.com.example:disk_1\" cannot be imported: only ASCII letters"),
         "{err}"
