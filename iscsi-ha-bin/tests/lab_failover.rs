@@ -68,6 +68,15 @@ fn vpd(c: &Cluster<'_>, page: u8) -> String {
     out.stdout_text()
 }
 
+/// The unit serial in `iscsi-inq`'s page 0x80 (`Unit Serial Number:[...]`), without the
+/// padding: tgtd right-aligns it in 36 bytes with leading spaces, LIO sends it bare.
+fn serial(page: &str) -> String {
+    page.split_once('[')
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(serial, _)| serial.trim().to_string())
+        .unwrap_or_else(|| panic!("no serial in {page:?}"))
+}
+
 fn holds(c: &Cluster<'_>, id: u8) -> Vec<String> {
     c.status(id).unwrap()["holds"]
         .as_array()
@@ -361,7 +370,8 @@ fn failover_end_to_end_in_the_lab() {
     assert_blocks(&c, 0xff, "after manual mode was disabled");
 
     step("9. backend = \"lio\": the kernel's target serves the same disk; planned switches both ways");
-    let tgt_serial = vpd(&c, 0x80);
+    let tgt_serial = serial(&vpd(&c, 0x80));
+    assert!(!tgt_serial.is_empty());
     let tgt_ids = vpd(&c, 0x83);
     // A backend is changed while no host serves: both release, the daemons stop, and tgtd
     // (left running by the daemon's stop, invariant 15) is stopped by hand, as an operator
@@ -398,7 +408,7 @@ fn failover_end_to_end_in_the_lab() {
     // either backend; LIO derives its NAA from that serial, tgt from its target id and LUN.
     let lio_ids = vpd(&c, 0x83);
     assert_eq!(
-        vpd(&c, 0x80),
+        serial(&vpd(&c, 0x80)),
         tgt_serial,
         "the unit serial changed with the backend"
     );
@@ -443,7 +453,7 @@ fn failover_end_to_end_in_the_lab() {
         lio_ids,
         "node2's LIO gives another identity than node1's"
     );
-    assert_eq!(vpd(&c, 0x80), tgt_serial);
+    assert_eq!(serial(&vpd(&c, 0x80)), tgt_serial);
     write_blocks(&c, 0x0f);
     assert_blocks(&c, 0x0f, "written through LIO on node2");
     let f = c.failover(2, 1, 0x11 ^ 0x0f, SERVE_TIMEOUT).unwrap();
