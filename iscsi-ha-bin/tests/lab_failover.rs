@@ -1,7 +1,8 @@
 //! Failover end to end in the two-VM lab: the real DRBD 8.4 module, tgtd started by our daemon,
 //! the VIP moved by our daemon, and an initiator outside both VMs (qemu-io over iSCSI in the
 //! lab's initiator namespace) reading and writing through the VIP while roles flip and hosts
-//! die. One lab boot runs the scenarios of issue 7 in order; each prints what it measured.
+//! die. One lab boot runs the scenarios of issue 7 in order, then step 9 with the kernel's LIO
+//! target instead of tgtd (issue 15); each prints what it measured.
 //! Needs root and the lab's prerequisites; fails with the lab's message when they are missing.
 
 #![allow(clippy::unwrap_used)]
