@@ -32,6 +32,7 @@ mod lab;
 pub mod lock;
 pub mod net;
 mod node;
+pub mod phases;
 mod qmp;
 mod vm;
 
