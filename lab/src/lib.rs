@@ -34,6 +34,7 @@ pub mod net;
 mod node;
 pub mod phases;
 mod qmp;
+pub mod session;
 mod vm;
 
 pub use accel::{Accel, AccelVerdict};

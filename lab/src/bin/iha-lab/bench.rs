@@ -20,12 +20,28 @@ pub enum BenchWhat {
     Failover(FailoverArgs),
 }
 
+/// Which failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Both role files rewritten at once: the old master releases, the new one takes over.
+    Planned,
+    /// The master VM killed, then the survivor's role set to master (as the pool would after
+    /// noticing), under a long-lived initiator session writing through the VIP.
+    Hard,
+}
+
 /// Options of `bench failover`.
 #[derive(Debug, clap::Args)]
 pub struct FailoverArgs {
     /// Number of switches (directions alternate).
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// Which failover.
+    #[arg(long, value_enum, default_value_t = Scenario::Planned)]
+    scenario: Scenario,
+    /// `[tickle]` on or off (the hard scenario's comparison).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tickle: bool,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -33,6 +49,9 @@ pub struct FailoverArgs {
 pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
     let BenchWhat::Failover(args) = what;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
+    if args.scenario == Scenario::Hard {
+        return crate::bench_hard::run(args.runs, args.tickle, &args.cluster);
+    }
     let lab = Lab::up(args.cluster.lab_options()).context("bringing the lab up")?;
     let accel = lab.accel();
     let c = Cluster::deploy(&lab, &args.cluster.binaries(), "").context("starting iscsi-ha")?;
@@ -71,7 +90,7 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
 }
 
 /// One summary line for the totals, then one per step and one for the time between steps.
-fn print_breakdown(what: &str, runs: &[Breakdown]) {
+pub fn print_breakdown(what: &str, runs: &[Breakdown]) {
     let line = |name: &str, mut d: Vec<std::time::Duration>| {
         d.sort();
         format!(
