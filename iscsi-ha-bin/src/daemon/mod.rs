@@ -486,12 +486,16 @@ impl Daemon {
         }
     }
 
-    /// Stamps `serving` or `released` the first time a plan for that intent finds nothing to
-    /// do and nothing held (by invariant 13, the observation shows the intent reached).
+    /// Stamps `serving` or `released` the first time a plan for that intent, with nothing
+    /// held, ran every step successfully or found nothing to do: right after the last step
+    /// that reached it, not one observation later (by invariant 13, a plan that worked leaves
+    /// nothing to do).
     fn stamp_reached(&mut self, report: &Report) {
         use iscsi_ha_core::plan::Intent;
         let plan = &report.plan;
-        if !plan.steps.is_empty() || !plan.holds.is_empty() {
+        let all_done = report.actions.len() == plan.steps.len()
+            && report.actions.iter().all(|a| a.outcome.is_done());
+        if !all_done || !plan.holds.is_empty() {
             return;
         }
         let name = match plan.intent {

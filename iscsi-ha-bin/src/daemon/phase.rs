@@ -20,8 +20,8 @@
 //! first form and the bin test `daemon_phases` holds both ends to it.
 //!
 //! `role seen` is stamped when the loop woke with the new role (before observing), `serving`
-//! and `released` at the end of the observation that first finds nothing left to do for that
-//! intent.
+//! and `released` right after the pass whose plan for that intent, with nothing held, ran
+//! every step successfully (or found nothing left to do).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
