@@ -10,6 +10,7 @@
 //! | probes (in [`NetFloatingIp`]) | RFC 5227 ARP probe, IPv6 DAD solicitation, ICMP echo | `arping -D`, `ping` |
 //! | [`events`] | address-change notifications as a pollable descriptor | `ip monitor address` |
 //! | [`connections`] | the established TCP connections on the VIP's iSCSI port | `ss -tn state established src VIP:3260` |
+//! | [`handover`] | the serving host's connection list, pushed to its peer in a UDP datagram | `portblock`'s `tickle_dir` + `sync_script`, CTDB's tickle list exchange |
 //! | [`tickle`] | tickle ACKs that make a dead master's initiators reset and log in again | CTDB's `ctdb_killtcp`/tickle, `portblock`'s `tickle_tcp` |
 //! | [`claims`] | ongoing conflict detection: another host claiming the VIP (RFC 5227 2.4) | `arpwatch`, `tcpdump arp` |
 //!
@@ -40,6 +41,7 @@ pub mod connections;
 mod errors;
 pub mod events;
 pub mod frame;
+pub mod handover;
 mod icmp;
 pub mod mac;
 pub mod packet;
@@ -55,6 +57,7 @@ pub use claims::{classify_claim, ClaimKind, ClaimWatchError, VipClaim, VipClaimW
 pub use config::{vip_label, FloatingIpConfig};
 pub use connections::{established_on, ConnectionsError, TcpConnection};
 pub use events::{AddressEvent, AddressEvents};
+pub use handover::{ConnectionList, HandoverError, HandoverSocket};
 pub use mac::MacAddr;
 pub use tickle::{TickleError, TickleSender};
 
@@ -70,6 +73,7 @@ mod tests {
         is_send::<AddressEvents>();
         is_send::<VipClaimWatch>();
         is_send::<TickleSender>();
+        is_send::<HandoverSocket>();
         // And it serves as the port behind a trait object.
         let _boxed: fn(NetFloatingIp) -> Box<dyn iscsi_ha_core::ports::FloatingIp + Send> =
             |adapter| Box::new(adapter);

@@ -2,7 +2,9 @@
 //! the VIP on A; A vanishes without a FIN or a reset (its link goes down, its sockets stay
 //! open); B takes the VIP over with a listener on the iSCSI port, as tgtd has. Without a
 //! tickle, C's idle connection stays established; with one sent from B to the connection A's
-//! own `/proc/net/tcp` listed, C's socket reports the reset at once. Needs root.
+//! own `/proc/net/tcp` listed, C's socket reports the reset at once. The list reaches B as the
+//! daemons hand it over: A's connection-list datagram, sent over the A-B link before A fails
+//! and kept by B. Needs root.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use common::{vip, Lab, VIP4, VIP6};
 use iscsi_ha_core::ports::FloatingIp;
-use iscsi_ha_net::{established_on, FloatingIpConfig, NetFloatingIp, TcpConnection, TickleSender};
+use iscsi_ha_net::{
+    established_on, FloatingIpConfig, HandoverSocket, NetFloatingIp, TcpConnection, TickleSender,
+};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 const ISCSI_PORT: u16 = 3260;
@@ -68,6 +72,16 @@ fn failover_then_tickle(vip_text: &str, prefix: u8) {
         }]
     );
 
+    // Before failing, A hands its list to B over their link, as the serving daemon does.
+    let hosts = [lab.a.ipv4.parse().unwrap(), lab.b.ipv4.parse().unwrap()];
+    let a_handover = lab.a.run(|| HandoverSocket::bind(hosts, 3261).unwrap());
+    let b_handover = lab.b.run(|| HandoverSocket::bind(hosts, 3261).unwrap());
+    let clients: Vec<SocketAddr> = connections.iter().map(|c| c.client).collect();
+    a_handover.send(server, &clients).unwrap();
+    let received = arrives(|| b_handover.receive(4).pop());
+    let handed = received.unwrap();
+    assert_eq!((handed.server, &handed.clients), (server, &clients));
+
     // A fails hard: its link goes down and its sockets stay open, so no FIN or reset leaves.
     lab.a.ip(&["link", "set", "eth0", "down"]);
 
@@ -91,12 +105,12 @@ fn failover_then_tickle(vip_text: &str, prefix: u8) {
         "C's connection without a tickle"
     );
 
-    // The tickle, from B, for the connections A listed.
+    // The tickle, from B, for the connections A handed over.
     let sent = Instant::now();
     lab.b.run(|| {
         let mut sender = TickleSender::new();
-        for c in &connections {
-            sender.send(c.server, c.client).unwrap();
+        for client in &handed.clients {
+            sender.send(handed.server, *client).unwrap();
         }
     });
     assert!(
@@ -112,6 +126,21 @@ fn failover_then_tickle(vip_text: &str, prefix: u8) {
     );
     eprintln!("{vip_text}: tickle sent -> C's read returns ECONNRESET in {took:?}");
     drop((a_listener, a_accepted));
+}
+
+/// Polls `f` every 10 ms for up to 2 s until it gives something.
+fn arrives<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing arrived within {BOUND:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

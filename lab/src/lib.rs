@@ -32,7 +32,9 @@ mod lab;
 pub mod lock;
 pub mod net;
 mod node;
+pub mod phases;
 mod qmp;
+pub mod session;
 mod vm;
 
 pub use accel::{Accel, AccelVerdict};

@@ -2,8 +2,12 @@
 //! keep-alive: a wake-up that runs several bounded steps (a demotion, a target stop, a VIP
 //! release) keeps telling systemd the loop is alive between them, so WatchdogSec needs to
 //! exceed the longest single step, not their sum.
+//!
+//! Every call that changes something is also a step of the plan, stamped at its start and end
+//! ([`super::phase`]) under the name the plan gives it.
 
-use super::Notifier;
+use super::{phase, Notifier};
+use iscsi_ha_core::plan::Step;
 use iscsi_ha_core::ports::{
     FloatingIp, FloatingIpError, IscsiTarget, ReplicatedVolume, TargetError, VolumeError,
 };
@@ -25,6 +29,11 @@ impl<P: ?Sized> Alive<'_, P> {
         self.notifier.keepalive();
         result
     }
+
+    /// [`Self::call`], stamped as the plan's step `step`.
+    fn step<T, E>(&mut self, step: Step, f: impl FnOnce(&mut P) -> Result<T, E>) -> Result<T, E> {
+        phase::step(&step.to_string(), Result::is_ok, || self.call(f))
+    }
 }
 
 impl<P: ReplicatedVolume + ?Sized> ReplicatedVolume for Alive<'_, P> {
@@ -32,13 +41,15 @@ impl<P: ReplicatedVolume + ?Sized> ReplicatedVolume for Alive<'_, P> {
         self.call(|p| p.status(resource))
     }
     fn promote(&mut self, resource: &ResourceName, force: bool) -> Result<(), VolumeError> {
-        self.call(|p| p.promote(resource, force))
+        self.step(Step::Promote(resource.clone()), |p| {
+            p.promote(resource, force)
+        })
     }
     fn demote(&mut self, resource: &ResourceName) -> Result<(), VolumeError> {
-        self.call(|p| p.demote(resource))
+        self.step(Step::Demote(resource.clone()), |p| p.demote(resource))
     }
     fn resume_io(&mut self, resource: &ResourceName) -> Result<(), VolumeError> {
-        self.call(|p| p.resume_io(resource))
+        self.step(Step::ResumeIo(resource.clone()), |p| p.resume_io(resource))
     }
     fn split_brain(&mut self, resource: &ResourceName) -> Result<Option<SplitBrain>, VolumeError> {
         self.call(|p| p.split_brain(resource))
@@ -57,10 +68,10 @@ impl<P: IscsiTarget + ?Sized> IscsiTarget for Alive<'_, P> {
         self.call(|p| p.status())
     }
     fn serve(&mut self, spec: &TargetSpec) -> Result<(), TargetError> {
-        self.call(|p| p.serve(spec))
+        self.step(Step::ServeTarget, |p| p.serve(spec))
     }
     fn stop(&mut self, spec: &TargetSpec) -> Result<(), TargetError> {
-        self.call(|p| p.stop(spec))
+        self.step(Step::StopTarget, |p| p.stop(spec))
     }
 }
 
@@ -69,16 +80,16 @@ impl<P: FloatingIp + ?Sized> FloatingIp for Alive<'_, P> {
         self.call(|p| p.is_assigned(vip))
     }
     fn probe(&mut self, vip: &Vip) -> Result<VipProbe, FloatingIpError> {
-        self.call(|p| p.probe(vip))
+        self.step(Step::ProbeVip, |p| p.probe(vip))
     }
     fn assign(&mut self, vip: &Vip) -> Result<(), FloatingIpError> {
-        self.call(|p| p.assign(vip))
+        self.step(Step::AssignVip, |p| p.assign(vip))
     }
     fn announce(&mut self, vip: &Vip) -> Result<(), FloatingIpError> {
-        self.call(|p| p.announce(vip))
+        self.step(Step::AnnounceVip, |p| p.announce(vip))
     }
     fn release(&mut self, vip: &Vip) -> Result<(), FloatingIpError> {
-        self.call(|p| p.release(vip))
+        self.step(Step::ReleaseVip, |p| p.release(vip))
     }
 }
 

@@ -20,13 +20,16 @@
 //! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
 //! | LIO (`backend = "lio"`) | configfs operations, each one system call into the kernel; reads are bounded (16 KiB per attribute, 65,536 entries per directory); disabling the TPG at a stop ends its sessions first, which the kernel bounds by its own connection timeouts (seconds) |
 //! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own |
+//! | `[tickle]` | a non-blocking UDP socket read at most 16 datagrams per wake-up; the connection tables read once a second while serving (bounded, [`iscsi_ha_net::connections::MAX_TABLE_BYTES`]); 3 raw non-blocking sends per listed connection at a takeover |
 //! | role file, pool.conf | a bounded read of a regular file (FIFOs and devices are refused) |
 //! | HA-Lizard's files (`[ha_lizard]`) | nothing: handed to a writer thread of their own ([`crate::ha_lizard`]) |
 
 mod alive;
+mod handover;
 mod host;
 mod operator;
 mod os;
+mod phase;
 mod publish;
 mod replug;
 
@@ -113,6 +116,12 @@ pub struct Daemon {
     replug: crate::xapi::Replugger,
     /// The fingerprint published in the pool database (`[role] source = "xapi"`).
     publisher: publish::Publisher,
+    /// The role last stamped `role seen` ([`phase`]).
+    stamped_role: Option<&'static str>,
+    /// The intent last stamped as reached (`serving`, `released`), so each is stamped once.
+    stamped_reached: Option<iscsi_ha_core::plan::Intent>,
+    /// `[tickle]`: the connection lists exchanged with the peer, the tickles at a takeover.
+    handover: Option<handover::Handover>,
 }
 
 /// Which descriptor woke the loop.
@@ -129,6 +138,8 @@ enum Token {
     /// The fingerprint publication's running `xe`.
     Publish,
     Claims,
+    /// The peer's connection lists (`[tickle]`).
+    Handover,
     Event(usize),
 }
 
@@ -144,7 +155,9 @@ impl Daemon {
             &parts.config.resources,
             manual,
         );
+        let handover = handover::Handover::start(&parts.config);
         Ok(Self {
+            handover,
             ha_lizard,
             reconciler: Reconciler::new(&parts.config),
             config: parts.config,
@@ -167,6 +180,8 @@ impl Daemon {
             last_scan: Instant::now(),
             replug: crate::xapi::Replugger::new(),
             publisher: publish::Publisher::default(),
+            stamped_role: None,
+            stamped_reached: None,
         })
     }
 
@@ -178,13 +193,14 @@ impl Daemon {
         if self.host.role.starting() {
             tracing::info!("waiting for the role source's first answer before acting");
         } else {
-            let _ = self.wake("start");
+            let _ = self.wake("start", phase::Stamp::now());
         }
         self.notifier.ready(&self.one_line_status());
         self.publish_fingerprint();
         loop {
             self.arm_timer();
             let tokens = self.wait()?;
+            let woke = phase::Stamp::now();
             let mut reasons: Vec<&'static str> = Vec::new();
             let mut listener_ready = false;
             let mut peers_ready = Vec::new();
@@ -228,6 +244,7 @@ impl Daemon {
                         if self.publisher.run.as_ref().is_some_and(|r| r.due() <= now) {
                             self.poll_publish();
                         }
+                        self.push_connections(now);
                         // The timer also fires for a keep-alive or a control connection's
                         // deadline, which need no pass.
                         if self.pass_due(now) {
@@ -243,6 +260,11 @@ impl Daemon {
                     }
                     Token::Replug => self.poll_replug(),
                     Token::Publish => self.poll_publish(),
+                    Token::Handover => {
+                        if let Some(h) = self.handover.as_mut() {
+                            h.receive();
+                        }
+                    }
                     Token::Claims => {
                         if self.take_claims() {
                             reasons.push("VIP claimed by another host");
@@ -284,7 +306,7 @@ impl Daemon {
                 .iter()
                 .find(|r| **r != ROLE_ANSWER)
                 .unwrap_or(&reasons[0]);
-            let _ = self.wake(reason);
+            let _ = self.wake(reason, woke);
         }
     }
 
@@ -310,6 +332,10 @@ impl Daemon {
         if let Some(fd) = self.publisher.run.as_ref().and_then(|r| r.fd()) {
             tokens.push(Token::Publish);
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        if let Some(h) = self.handover.as_ref() {
+            tokens.push(Token::Handover);
+            fds.push(PollFd::new(h.fd(), PollFlags::POLLIN));
         }
         if let Some(claims) = self.host.claims.as_mut() {
             claims.refresh();
@@ -361,6 +387,7 @@ impl Daemon {
             self.publisher.run.as_ref().map(|r| r.due()),
             self.control.next_deadline(),
             self.ha_lizard.due(),
+            self.handover.as_ref().and_then(|h| h.due(self.serving())),
         ]
         .into_iter()
         .flatten()
@@ -373,8 +400,8 @@ impl Daemon {
     }
 
     /// Observe → plan → act, repeated while steps succeed, then publish status. Returns what
-    /// was done.
-    fn wake(&mut self, reason: &str) -> Vec<ActionRecord> {
+    /// was done. `woke` is when the loop woke for it (the stamp of a role seen).
+    fn wake(&mut self, reason: &str, woke: phase::Stamp) -> Vec<ActionRecord> {
         self.last_scan = Instant::now();
         self.wake_at = None;
         if reason != ROLE_ANSWER {
@@ -386,8 +413,13 @@ impl Daemon {
             let started = Instant::now();
             let observation = self.observe();
             let observed = started.elapsed();
+            if pass == 0 {
+                self.stamp_role(&observation, woke);
+            }
             let now = moment();
             let report = self.act(&observation, now);
+            self.stamp_reached(&report);
+            self.tickle_after_takeover(&report);
             if !report.actions.is_empty() {
                 tracing::info!(
                     reason,
@@ -438,10 +470,70 @@ impl Daemon {
             }
         }
         self.follow_replug();
+        self.push_connections(Instant::now());
         crate::metrics::publish(self.status.as_ref(), &done);
         self.ha_lizard.publish(self.status.as_ref(), Instant::now());
         self.notifier.alive(&self.one_line_status());
         done
+    }
+
+    /// Stamps `role seen` when the role differs from the one last stamped.
+    fn stamp_role(&mut self, observation: &Observation, woke: phase::Stamp) {
+        let role = observation.role.name();
+        if self.stamped_role != Some(role) {
+            self.stamped_role = Some(role);
+            self.stamped_reached = None;
+            phase::at("role seen", woke, Some(role));
+        }
+    }
+
+    /// Stamps `serving` or `released` the first time a plan for that intent, with nothing
+    /// held, ran every step successfully or found nothing to do: right after the last step
+    /// that reached it, not one observation later (by invariant 13, a plan that worked leaves
+    /// nothing to do).
+    fn stamp_reached(&mut self, report: &Report) {
+        use iscsi_ha_core::plan::Intent;
+        let plan = &report.plan;
+        let all_done = report.actions.len() == plan.steps.len()
+            && report.actions.iter().all(|a| a.outcome.is_done());
+        if !all_done || !plan.holds.is_empty() {
+            return;
+        }
+        let name = match plan.intent {
+            Intent::Serve => "serving",
+            Intent::Release => "released",
+            Intent::Hold(_) => return,
+        };
+        if self.stamped_reached.as_ref() != Some(&plan.intent) {
+            self.stamped_reached = Some(plan.intent.clone());
+            phase::at(name, phase::Stamp::now(), None);
+        }
+    }
+
+    /// Whether this host serves: the last plan to serve found nothing left to do.
+    fn serving(&self) -> bool {
+        self.stamped_reached == Some(iscsi_ha_core::plan::Intent::Serve)
+    }
+
+    /// `[tickle]`: while serving, hands the connection list to the peer when due.
+    fn push_connections(&mut self, now: Instant) {
+        let serving = self.serving();
+        if let Some(h) = self.handover.as_mut() {
+            h.push(serving, now);
+        }
+    }
+
+    /// `[tickle]`: once this pass assigned the VIP (the assignment sends the first
+    /// announcement before it returns, and the target was started before it), the peer's
+    /// initiators are tickled so they log in here at once.
+    fn tickle_after_takeover(&mut self, report: &Report) {
+        let assigned = report
+            .actions
+            .iter()
+            .any(|a| a.step == iscsi_ha_core::plan::Step::AssignVip && a.outcome.is_done());
+        if let (true, Some(h)) = (assigned, self.handover.as_mut()) {
+            h.tickle();
+        }
     }
 
     fn act(&mut self, observation: &Observation, now: Moment) -> Report {
@@ -684,6 +776,9 @@ impl Daemon {
         }
         if old.ha_lizard != new.ha_lizard {
             at_restart.push("[ha_lizard]");
+        }
+        if old.tickle != new.tickle {
+            at_restart.push("[tickle]");
         }
         self.reconciler.reconfigure(&fresh);
         self.config = fresh;

@@ -1,7 +1,7 @@
 //! Operator requests from the control socket: a fresh observation, the core's check
 //! (`iscsi_ha_core::operator`, which holds every refusal), then the action through the ports.
 
-use super::Daemon;
+use super::{phase, Daemon};
 use crate::control::{Request, Response};
 use iscsi_ha_core::observation::{ManualMode, Observation};
 use iscsi_ha_core::operator::{
@@ -25,7 +25,7 @@ impl Daemon {
             },
             Request::Reload => match self.reload() {
                 Ok(message) => {
-                    let _ = self.wake("reload");
+                    let _ = self.wake("reload", phase::Stamp::now());
                     Response::Ok { message }
                 }
                 Err(e) => Response::Error {
@@ -34,7 +34,7 @@ impl Daemon {
             },
             Request::Reset => {
                 self.reconciler.reset_budgets();
-                let _ = self.wake("operator reset");
+                let _ = self.wake("operator reset", phase::Stamp::now());
                 Response::Ok {
                     message: "restart budgets and retry delays forgotten".into(),
                 }
@@ -72,7 +72,7 @@ impl Daemon {
             return Response::Error { message: e };
         }
         self.reconciler.reset_budgets();
-        let _ = self.wake("manual mode enabled");
+        let _ = self.wake("manual mode enabled", phase::Stamp::now());
         Response::Ok {
             message: format!(
                 "manual mode enabled, holding {}. The pool role is ignored until manual-mode-disable; alerts are muted. \
@@ -97,7 +97,7 @@ impl Daemon {
             return Response::Error { message: e };
         }
         self.reconciler.reset_budgets();
-        let _ = self.wake("manual mode disabled");
+        let _ = self.wake("manual mode disabled", phase::Stamp::now());
         Response::Ok {
             message: format!(
                 "manual mode disabled; following the pool role ({})",
@@ -160,7 +160,7 @@ impl Daemon {
             }
             done.push(name.to_string());
         }
-        let _ = self.wake("split-brain resolve");
+        let _ = self.wake("split-brain resolve", phase::Stamp::now());
         Response::Ok {
             message: format!(
                 "{}: Secondary, reconnecting with this host's changes discarded. Now on the surviving host run: iscsi-cfg split-brain reconnect",
@@ -185,7 +185,7 @@ impl Daemon {
                 };
             }
         }
-        let _ = self.wake("split-brain reconnect");
+        let _ = self.wake("split-brain reconnect", phase::Stamp::now());
         Response::Ok {
             message: format!(
                 "{}: reconnecting, keeping this host's data; the peer resynchronises from here",
@@ -211,7 +211,7 @@ impl Daemon {
         }
         self.reconciler.reset_budgets();
         let failed: Vec<String> = self
-            .wake("operator")
+            .wake("operator", phase::Stamp::now())
             .iter()
             .filter_map(|a| match &a.outcome {
                 Outcome::Failed { error, .. } => Some(format!("{}: {error}", a.step)),

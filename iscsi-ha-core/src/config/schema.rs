@@ -42,6 +42,9 @@ pub struct ConfigFile {
     /// What is asked of XenServer / XCP-ng's XAPI.
     #[serde(default)]
     pub xapi: XapiSection,
+    /// Tickle ACKs at a takeover, and the connection list they need from the peer.
+    #[serde(default)]
+    pub tickle: TickleSection,
     /// A separate file holding the secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSection>,
@@ -592,6 +595,40 @@ impl Default for HaLizardSection {
             refresh: default_ha_lizard_refresh(),
         }
     }
+}
+
+/// `[tickle]`: while serving, this host pushes its iSCSI connection list to its peer over the
+/// replication link (one small UDP datagram on change and every few seconds); after a takeover
+/// the peer sends a tickle ACK to each listed initiator, which then resets its connection to
+/// the dead master and logs in again at once instead of waiting for its timers. Off unless
+/// `hosts` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TickleSection {
+    /// Both hosts' replication addresses (the ones DRBD connects): each host listens on the one
+    /// that is its own and sends to the other, so both hosts can share this file. Empty: off.
+    #[serde(default)]
+    pub hosts: Vec<std::net::IpAddr>,
+    /// The UDP port both hosts use.
+    #[serde(default = "default_tickle_port")]
+    pub port: u16,
+    /// `false` keeps `hosts` but neither pushes lists nor tickles (to measure without).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for TickleSection {
+    fn default() -> Self {
+        Self {
+            hosts: Vec::new(),
+            port: default_tickle_port(),
+            enabled: true,
+        }
+    }
+}
+
+fn default_tickle_port() -> u16 {
+    3261
 }
 
 /// `[xapi]`: what this host asks of XenServer / XCP-ng's XAPI through `xe`.

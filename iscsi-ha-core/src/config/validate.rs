@@ -139,6 +139,7 @@ pub(super) fn validate(
     check_monitor(&file, &mut p);
     check_ha_lizard(&file, &mut p);
     check_xapi(&file, &mut p);
+    check_tickle(&file, &mut p);
     let smtp_password = check_mail(&file, secrets, &mut p);
     let inline_secrets = file.alerts.mail.password.is_some()
         || file
@@ -594,6 +595,28 @@ fn check_xapi(file: &ConfigFile, p: &mut Problems<'_>) {
                 "{:?} is not an absolute path; write inventory = \"/etc/xensource-inventory\"",
                 file.xapi.inventory
             ),
+        );
+    }
+}
+
+fn check_tickle(file: &ConfigFile, p: &mut Problems<'_>) {
+    let hosts = &file.tickle.hosts;
+    let at = KeyPath::keys(&["tickle", "hosts"]);
+    if hosts.is_empty() {
+        return;
+    }
+    if hosts.len() != 2 || hosts[0] == hosts[1] {
+        p.add(
+            &at,
+            format!("names {} address(es); name this host's and its peer's replication addresses: hosts = [\"10.0.0.1\", \"10.0.0.2\"]", hosts.len()),
+        );
+    } else if hosts[0].is_ipv4() != hosts[1].is_ipv4() {
+        p.add(&at, "mixes IPv4 and IPv6; name both hosts' addresses on the replication link, of one family");
+    }
+    if file.tickle.port == 0 {
+        p.add(
+            &KeyPath::keys(&["tickle", "port"]),
+            "0 is no port; leave it out for 3261",
         );
     }
 }

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_hard;
 mod capture;
 mod cluster_args;
 mod demo;
