@@ -296,7 +296,7 @@ fn quote(value: &str) -> String {
 
 /// Keys the original read that need no setting here, with the reason.
 const NO_EQUIVALENT: &[(&str, &str)] = &[
-    ("ISCSI_TARGET_SERVICE", "tgtd is driven over its socket; see [target.daemon] (managed = true starts it)"),
+    ("ISCSI_TARGET_SERVICE", "tgtd is driven over its socket; see [target.tgt] (managed = true starts it)"),
     ("MONITOR_KILLALL", "there is no separate monitor process to kill; a failing component exhausts its restart budget instead"),
     ("MONITOR_SCANRATE", "there is no busy re-check loop; the daemon reacts to events"),
     ("MAIL_USE_SHARED_PARAMS", "HA-Lizard's shared mail settings are not read; the mail settings are imported from this file"),
