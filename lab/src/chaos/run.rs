@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::chaos::check::{self, Discard, FaultRecord, History, Verdict};
+use crate::chaos::check::{self, Discard, FaultRecord, History, Verdict, YIELD_BOUND};
 use crate::chaos::sampler::{arp_monitor, node_sampler, parse_look, LOOK};
 use crate::chaos::schedule::{schedule, Fault, Whom};
 use crate::cluster::{Cluster, DAEMON_LOG};
@@ -21,8 +21,9 @@ const REGION: u64 = 32 << 20;
 /// How long the pool takes to notice a hung or cut-off master and hand its role over.
 const POOL_NOTICES: Duration = Duration::from_secs(5);
 
-/// How long a stale master may take to stop serving once it is back.
-const YIELD_BOUND: Duration = Duration::from_secs(15);
+/// How long both sides may be StandAlone with no split brain reported before the run calls it
+/// a recovery without advice.
+const NO_ADVICE_AFTER: Duration = Duration::from_secs(20);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -74,6 +75,8 @@ struct Runner<'c, 'l> {
     master: u8,
     settle_timeout: Duration,
     panics: Vec<String>,
+    /// When the last hung or cut-off node came back.
+    back_at: Duration,
 }
 
 /// Runs `opts.faults` faults of seed `opts.seed` against the daemons `c` runs (deployed with
@@ -107,6 +110,7 @@ pub fn run(c: &Cluster<'_>, opts: &ChaosOptions, say: &mut dyn FnMut(&str)) -> R
         master: 1,
         settle_timeout: opts.settle_timeout,
         panics: Vec::new(),
+        back_at: Duration::ZERO,
     };
     let (writer, arp, samples, faults) = thread::scope(|s| {
         let w = s.spawn(|| {
@@ -167,6 +171,9 @@ pub fn run(c: &Cluster<'_>, opts: &ChaosOptions, say: &mut dyn FnMut(&str)) -> R
         panics: runner.panics.clone(),
     };
     let verdict = check::check(&history);
+    for n in &verdict.notes {
+        say(&format!("note: {n}"));
+    }
     for v in &verdict.violations {
         say(&format!("VIOLATION: {v}"));
     }
@@ -219,11 +226,53 @@ impl Runner<'_, '_> {
             let settled = rec.settled.is_some();
             records.push(rec);
             if !settled {
-                say("chaos: the system did not settle; no further faults");
-                break;
+                say(&self.evidence());
+                if !self.whole() {
+                    say("chaos: the system did not settle; no further faults");
+                    break;
+                }
+                say("chaos: whole again after the operator's fallback; going on");
             }
         }
         records
+    }
+
+    /// One server with good reads and DRBD whole, within 30 s.
+    fn whole(&self) -> bool {
+        let healthy = self.c.lab().wait_healthy(Duration::from_secs(30)).is_ok();
+        healthy
+            && Runner {
+                settle_timeout: Duration::from_secs(30),
+                panics: Vec::new(),
+                progress: self.progress.clone(),
+                ..*self
+            }
+            .settle(self.t0.elapsed())
+            .is_ok()
+    }
+
+    /// Both nodes' status, split-brain view, DRBD kernel messages and daemon log tail.
+    fn evidence(&self) -> String {
+        let mut o = String::new();
+        for id in [1u8, 2] {
+            let node = self.c.lab().node(id);
+            let run = |s: &str| {
+                node.exec_timeout(s, Duration::from_secs(20))
+                    .map(|o| o.stdout_text())
+                    .unwrap_or_else(|e| format!("({e})"))
+            };
+            o.push_str(&format!(
+                "--- node{id}: iscsi-cfg status\n{}--- node{id}: iscsi-cfg split-brain\n{}--- node{id}: kernel (drbd)\n{}--- node{id}: daemon log (tail)\n{}",
+                self.c.status_text(id).unwrap_or_else(|e| format!("({e})\n")),
+                self.c
+                    .iscsi_cfg(id, "split-brain")
+                    .map(|o| format!("{}{}", o.stdout_text(), o.stderr_text()))
+                    .unwrap_or_else(|e| format!("({e})\n")),
+                run("dmesg | grep -i drbd | tail -25"),
+                run(&format!("tail -60 {DAEMON_LOG}")),
+            ));
+        }
+        o
     }
 
     fn stall(&self, rec: &FaultRecord) -> Option<Duration> {
@@ -253,10 +302,14 @@ impl Runner<'_, '_> {
             settled: None,
             trouble: None,
             discard: None,
+            returned: None,
         };
         let result = self
             .inject(f)
             .and_then(|after| {
+                if matches!(after, Aftermath::StaleMasterBack(_)) {
+                    rec.returned = Some(self.back_at);
+                }
                 let settled = self.settle(at)?;
                 rec.settled = Some(settled);
                 self.aftermath(after)
@@ -288,6 +341,7 @@ impl Runner<'_, '_> {
                     self.master = p;
                 }
                 sleep_until(t + Duration::from_secs(secs));
+                self.back_at = self.t0.elapsed();
                 lab.node(m).resume().map_err(lab_err)?;
                 self.set_away(m, false);
                 if moved {
@@ -315,6 +369,7 @@ impl Runner<'_, '_> {
                     self.master = p;
                 }
                 sleep_until(t + Duration::from_secs(secs));
+                self.back_at = self.t0.elapsed();
                 lab.node(n).restore_link().map_err(lab_err)?;
                 if moved {
                     Aftermath::StaleMasterBack(m)
@@ -485,6 +540,7 @@ impl Runner<'_, '_> {
         let lab = c.lab();
         let deadline = Instant::now() + self.settle_timeout;
         let mut resolved = false;
+        let mut no_advice_since: Option<Instant> = None;
         loop {
             let healthy = [1u8, 2].iter().all(|&id| {
                 lab.node(id)
@@ -535,6 +591,39 @@ impl Runner<'_, '_> {
                         "split brain: advice followed, node{discard}'s data discarded"
                     ));
                     resolved = true;
+                } else {
+                    let standalone = |id: u8| {
+                        lab.node(id)
+                            .drbd_minors()
+                            .is_ok_and(|m| m.first().is_some_and(|m| m.cs == "StandAlone"))
+                    };
+                    if standalone(m) && standalone(o) {
+                        let since = *no_advice_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > NO_ADVICE_AFTER {
+                            // Neither side saw a split-brain call, and each side's
+                            // `iscsi-cfg split-brain` sends the operator to the other. Record
+                            // that, then do what an operator would: keep the serving side.
+                            let advice = [m, o].map(|id| {
+                                format!(
+                                    "node{id}: {}",
+                                    c.iscsi_cfg_ok(id, "split-brain")
+                                        .unwrap_or_default()
+                                        .trim()
+                                        .replace('\n', " / ")
+                                )
+                            });
+                            let _ =
+                                c.iscsi_cfg_ok(o, "split-brain resolve --discard-local-data --yes");
+                            let _ = c.iscsi_cfg_ok(m, "split-brain reconnect");
+                            let _ = lab.wait_healthy(Duration::from_secs(60));
+                            return Err(format!(
+                                "both sides StandAlone for {NO_ADVICE_AFTER:?} with no split-brain call seen and no advice to follow ({}); the run discarded node{o}'s data (the side not serving) as an operator would",
+                                advice.join(" || ")
+                            ));
+                        }
+                    } else {
+                        no_advice_since = None;
+                    }
                 }
             }
             if Instant::now() >= deadline {
