@@ -227,9 +227,11 @@ pub fn check(h: &History) -> Verdict {
         let dual = r.answered.len() >= 2;
         match (dual, episode) {
             (true, None) => {
+                // A request sent just before the node came back is answered after: the round
+                // counts from its start.
                 let tolerated = h.faults.iter().any(|f| {
                     f.returned
-                        .is_some_and(|b| b <= r.at && r.at <= b + YIELD_BOUND)
+                        .is_some_and(|b| b <= r.at + ARP_ROUND && r.at <= b + YIELD_BOUND)
                 });
                 if !tolerated {
                     v.dual_vip += 1;
@@ -304,6 +306,9 @@ pub fn check(h: &History) -> Verdict {
     }
     v
 }
+
+/// How long one ARP round listens for answers (the monitor asks every round).
+pub const ARP_ROUND: Duration = Duration::from_millis(100);
 
 /// How far apart two looks at the nodes may be and still count as the same moment.
 pub const FRESH: Duration = Duration::from_millis(1500);
@@ -437,14 +442,15 @@ mod tests {
         h.arp[50].answered = vec![2, 1];
         let v = check(&h);
         assert_eq!(v.dual_vip, 2, "{:?}", v.violations);
-        // The second began 0.5 s after a stale master came back: its yield's window, noted.
-        h.faults[1].returned = Some(ms(4500));
+        // The second began in the round during which a stale master came back: its yield's
+        // window, noted.
+        h.faults[1].returned = Some(ms(5050));
         let v = check(&h);
         assert_eq!(v.dual_vip, 1, "{:?}", v.violations);
         assert!(v.notes[0].contains("100 ms from +5.0s"), "{:?}", v.notes);
         // Past the bound it is a violation again.
         h.arp.push(ArpRound {
-            at: ms(4500) + YIELD_BOUND + ms(1),
+            at: ms(5050) + YIELD_BOUND + ms(1),
             answered: vec![1, 2],
         });
         assert_eq!(check(&h).dual_vip, 2);

@@ -14,7 +14,7 @@ use crate::net::{self, INITIATOR_IP, INITIATOR_NS, VIP};
 use crate::writer::node_of_mac;
 
 /// How often the ARP monitor asks.
-pub const ARP_EVERY: Duration = Duration::from_millis(100);
+pub const ARP_EVERY: Duration = crate::chaos::check::ARP_ROUND;
 
 /// How often each node is looked at (plus the look itself).
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(500);
