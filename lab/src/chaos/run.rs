@@ -241,14 +241,9 @@ impl Runner<'_, '_> {
     fn whole(&self) -> bool {
         let healthy = self.c.lab().wait_healthy(Duration::from_secs(30)).is_ok();
         healthy
-            && Runner {
-                settle_timeout: Duration::from_secs(30),
-                panics: Vec::new(),
-                progress: self.progress.clone(),
-                ..*self
-            }
-            .settle(self.t0.elapsed())
-            .is_ok()
+            && self
+                .settle_within(self.t0.elapsed(), Duration::from_secs(30))
+                .is_ok()
     }
 
     /// Both nodes' status, split-brain view, DRBD kernel messages and daemon log tail.
@@ -477,7 +472,11 @@ impl Runner<'_, '_> {
     /// Waits for exactly one server (the master: Primary, VIP, target; the other none of
     /// them) and then a good operation of the writer begun after that; the time from `at`.
     fn settle(&self, at: Duration) -> Step<Duration> {
-        let deadline = Instant::now() + self.settle_timeout;
+        self.settle_within(at, self.settle_timeout)
+    }
+
+    fn settle_within(&self, at: Duration, timeout: Duration) -> Step<Duration> {
+        let deadline = Instant::now() + timeout;
         loop {
             let m = self.look(self.master)?;
             let o = self.look(self.peer())?;
@@ -494,8 +493,7 @@ impl Runner<'_, '_> {
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "no single server with good reads within {:?}: {}",
-                    self.settle_timeout,
+                    "no single server with good reads within {timeout:?}: {}",
                     self.describe()
                 ));
             }
