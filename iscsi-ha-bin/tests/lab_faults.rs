@@ -344,6 +344,23 @@ fn s6(c: &Cluster<'_>, master: u8) -> u8 {
     });
     let s = status(c, master);
     assert!(split_brain(&s).is_none(), "still no split brain: {s}");
+    // The operator's disconnect is left alone: no take-over, no yield, so the daemon never
+    // reconnects it (ARCHITECTURE.md, reconnecting after a lost peer).
+    assert!(
+        node.drbd_minors()
+            .unwrap()
+            .first()
+            .is_some_and(|m| m.cs == "StandAlone"),
+        "node{master}: the operator's disconnect stays StandAlone: {}",
+        drbd_line(c, master)
+    );
+    assert!(
+        !c.daemon_log(master).contains("reconnect r0"),
+        "node{master}: the daemon reconnected the operator's disconnect"
+    );
+    sc.mark(format!(
+        "node{master}: still StandAlone, not reconnected by the daemon"
+    ));
     node.run("drbdadm connect r0").unwrap();
     sc.mark(format!("node{master}: drbdadm connect r0"));
     wait_healthy(c);
