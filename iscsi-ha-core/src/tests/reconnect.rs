@@ -160,10 +160,10 @@ proptest! {
         let mut f = Fakes::new(&RESOURCES);
         let mut rec = Reconciler::new(&cfg);
         let t0 = Instant::now();
-        let mut t = slave_takes_over(&mut f, &mut rec, &cfg, t0);
+        let start = slave_takes_over(&mut f, &mut rec, &cfg, t0);
         // The stale master resumes; the handshake fails while it is still Primary.
         set_link(&f, false, true);
-        for claimed in claims.iter().copied().chain([false]) {
+        for (t, claimed) in (start..).zip(claims.iter().copied().chain([false])) {
             f.world.borrow_mut().claim = claimed.then(claim);
             let before = connects(&f).len();
             let report = pass(&mut f, &mut rec, &cfg, Role::Master, at(t0, t));
@@ -171,7 +171,6 @@ proptest! {
             if claimed {
                 prop_assert!(now.is_empty(), "reconnected while contested: {:?}", report.plan);
             }
-            t += 1;
         }
         let w = f.world.borrow();
         prop_assert!(w.violations.is_empty(), "{:?}", w.violations);
