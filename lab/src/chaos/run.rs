@@ -598,9 +598,11 @@ impl Runner<'_, '_> {
                     if standalone(m) && standalone(o) {
                         let since = *no_advice_since.get_or_insert_with(Instant::now);
                         if since.elapsed() > NO_ADVICE_AFTER {
-                            // Neither side saw a split-brain call, and each side's
-                            // `iscsi-cfg split-brain` sends the operator to the other. Record
-                            // that, then do what an operator would: keep the serving side.
+                            // Neither side saw a split-brain call and neither daemon
+                            // reconnected: the product broke invariant 28 (replication comes
+                            // back by itself after a lost peer). The run fails on it; the
+                            // recovery below (what an operator would do: keep the serving
+                            // side) only lets the remaining checks read the disks.
                             let advice = [m, o].map(|id| {
                                 format!(
                                     "node{id}: {}",
@@ -615,7 +617,7 @@ impl Runner<'_, '_> {
                             let _ = c.iscsi_cfg_ok(m, "split-brain reconnect");
                             let _ = lab.wait_healthy(Duration::from_secs(60));
                             return Err(format!(
-                                "both sides StandAlone for {NO_ADVICE_AFTER:?} with no split-brain call seen and no advice to follow ({}); the run discarded node{o}'s data (the side not serving) as an operator would",
+                                "invariant 28 broken: both sides StandAlone for {NO_ADVICE_AFTER:?} with no split-brain call seen, not reconnected by either daemon and no advice to follow ({}); the run discarded node{o}'s data (the side not serving) as an operator would",
                                 advice.join(" || ")
                             ));
                         }
