@@ -539,15 +539,6 @@ impl Runner<'_, '_> {
         let deadline = Instant::now() + self.settle_timeout;
         let mut resolved = false;
         let mut no_advice_since: Option<Instant> = None;
-        // How often each daemon reconnected a resource by itself (invariant 28), to say so.
-        let reconnects = |id: u8| {
-            lab.node(id)
-                .run(&format!("grep -c 'to its peer: done' {DAEMON_LOG} || true"))
-                .ok()
-                .and_then(|o| o.trim().parse::<usize>().ok())
-                .unwrap_or(0)
-        };
-        let before = [reconnects(1), reconnects(2)];
         loop {
             let healthy = [1u8, 2].iter().all(|&id| {
                 lab.node(id)
@@ -555,18 +546,6 @@ impl Runner<'_, '_> {
                     .is_ok_and(|m| m.first().is_some_and(|m| m.is_healthy()))
             });
             if healthy {
-                let after = [reconnects(1), reconnects(2)];
-                if after != before {
-                    let said = format!(
-                        "daemons reconnected: node1 +{}, node2 +{}",
-                        after[0].saturating_sub(before[0]),
-                        after[1].saturating_sub(before[1])
-                    );
-                    rec.trouble = Some(match rec.trouble.take() {
-                        Some(t) => format!("{said}; {t}"),
-                        None => said,
-                    });
-                }
                 break;
             }
             if !resolved {
