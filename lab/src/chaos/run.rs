@@ -445,12 +445,21 @@ impl Runner<'_, '_> {
         if self.away[usize::from(id - 1)].load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let out = self
-            .c
-            .lab()
-            .node(id)
-            .exec_timeout(LOOK, Duration::from_secs(10))
-            .map_err(lab_err)?;
+        // A node just back from a pause can hold `tgtadm` for as long as tgtd waits on I/O
+        // frozen by DRBD's fencing (until its daemon resumes it, ~15 s under TCG): a look that
+        // times out is tried again, up to four times, before it fails the run.
+        let mut attempts = 0;
+        let out = loop {
+            match self
+                .c
+                .lab()
+                .node(id)
+                .exec_timeout(LOOK, Duration::from_secs(10))
+            {
+                Err(LabError::CommandTimeout { .. }) if attempts < 3 => attempts += 1,
+                other => break other.map_err(lab_err)?,
+            }
+        };
         Ok(Some(parse_look(self.t0.elapsed(), id, &out.stdout_text())))
     }
 
