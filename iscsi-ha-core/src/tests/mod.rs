@@ -5,4 +5,3 @@ mod faults;
 mod operator;
 mod plan_order;
 mod properties;
-mod reconnect;
