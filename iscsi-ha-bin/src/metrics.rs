@@ -64,6 +64,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::ProbeVip => "probe_vip",
         Step::AnnounceVip => "announce_vip",
         Step::ResumeIo(_) => "resume_io",
+        Step::Reconnect(_) => "reconnect",
     }
 }
 

@@ -18,22 +18,17 @@
 #![allow(clippy::unwrap_used)]
 
 use iscsi_ha_lab::cluster::{lab_config, lab_config_on, Binaries, Cluster};
-use iscsi_ha_lab::net::SPARE_MAC_PREFIX;
+use iscsi_ha_lab::writer::{with_writer, Block, Op, Writer, BLOCK};
 use iscsi_ha_lab::Lab;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BLOCK: u64 = 4096;
 /// Each scenario writes in its own 8 MiB region (the disk is 64 MiB).
 const REGION: u64 = 8 << 20;
 const LONG: Duration = Duration::from_secs(90);
-/// How long one initiator operation may take before the initiator gives up on it.
-const OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stale master may take to stop serving once it can hear the new one.
 const YIELD_BOUND: Duration = Duration::from_secs(15);
 const EXTRA: &str = "\n[monitor]\nretry_delay = \"500ms\"\n";
@@ -62,302 +57,19 @@ fn wall() -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The initiator.
+// The initiator: the lab's checking writer, each scenario in its own region.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReadCheck {
-    /// The newest acknowledged block read back.
-    Current,
-    /// It read back as something else: served by a host without that write.
-    Stale,
-    /// The read did not complete.
-    Failed,
-}
+type Initiator<'l> = Writer<'l>;
 
-#[derive(Debug, Clone)]
-struct Op {
-    at: Duration,
-    /// When the initiator had its answer (or gave up).
-    done: Duration,
-    block: (u64, u8),
-    acked: bool,
-    read: Option<((u64, u8), ReadCheck)>,
-    /// The node whose MAC the initiator had for the VIP right after the operation.
-    via: Option<u8>,
-}
-
-/// A writer through the VIP with a record of what it saw.
-struct Initiator<'l> {
-    lab: &'l Lab,
-    url: String,
-    tag: u8,
-    base: u64,
-    t0: Instant,
-    next: u64,
-    ops: Vec<Op>,
-    acked: Vec<(u64, u8)>,
-}
-
-impl<'l> Initiator<'l> {
-    fn new(c: &'l Cluster<'_>, scenario: u8, t0: Instant) -> Self {
-        Self {
-            lab: c.lab(),
-            url: c.lun_url(),
-            tag: scenario,
-            base: u64::from(scenario) * REGION,
-            t0,
-            next: 0,
-            ops: Vec::new(),
-            acked: Vec::new(),
-        }
-    }
-
-    /// Write `i`'s block: its offset and its byte (never 0, which is what an unwritten block
-    /// reads as).
-    fn block(&self, i: u64) -> (u64, u8) {
-        let byte = (u64::from(self.tag) * 41 + i) % 255 + 1;
-        (self.base + i * BLOCK, u8::try_from(byte).unwrap())
-    }
-
-    fn qemu_io(&self, commands: &[String], timeout: Duration) -> String {
-        let mut cmd = self.lab.qemu_io().unwrap();
-        cmd.args(["-f", "raw"]);
-        for c in commands {
-            cmd.args(["-c", c]);
-        }
-        cmd.arg(&self.url);
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if t0.elapsed() > timeout {
-                let _ = child.kill();
-                break;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let out = child.wait_with_output().unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-
-    fn vip_owner(&self) -> Option<u8> {
-        let out = self
-            .lab
-            .initiator(&format!("ip neigh show {}", self.lab.vip()))
-            .ok()?
-            .stdout_text();
-        let mac = out
-            .split_whitespace()
-            .skip_while(|w| *w != "lladdr")
-            .nth(1)?
-            .to_string();
-        [1u8, 2].into_iter().find(|id| {
-            mac == format!("52:54:00:99:00:{id:02x}")
-                || mac == format!("{SPARE_MAC_PREFIX}{id:02x}")
-        })
-    }
-
-    /// One write of the next block, with a read-back of the newest acknowledged one.
-    fn step(&mut self) -> bool {
-        let (offset, byte) = self.block(self.next);
-        self.next += 1;
-        let mut commands = vec![format!("write -P {byte:#04x} {offset} {BLOCK}")];
-        let check = self.acked.last().copied();
-        if let Some((o, b)) = check {
-            commands.push(format!("read -P {b:#04x} {o} {BLOCK}"));
-        }
-        let at = self.t0.elapsed();
-        let out = self.qemu_io(&commands, OP_TIMEOUT);
-        let acked = out.contains(&format!("wrote {BLOCK}/{BLOCK} bytes at offset {offset}"));
-        let read = check.map(|(o, b)| {
-            let r = if out.contains("Pattern verification failed") {
-                ReadCheck::Stale
-            } else if out.contains(&format!("read {BLOCK}/{BLOCK} bytes at offset {o}")) {
-                ReadCheck::Current
-            } else {
-                ReadCheck::Failed
-            };
-            ((o, b), r)
-        });
-        if acked {
-            self.acked.push((offset, byte));
-        }
-        let via = self.vip_owner();
-        self.ops.push(Op {
-            at,
-            done: self.t0.elapsed(),
-            block: (offset, byte),
-            acked,
-            read,
-            via,
-        });
-        acked
-    }
-
-    /// Writes `n` blocks in one initiator session with qemu's `unsafe` cache mode, so that no
-    /// SYNCHRONIZE CACHE is ever sent (not even at close); returns when the last completed.
-    fn write_batch_unflushed(&mut self, n: u64) -> usize {
-        let blocks: Vec<(u64, u8)> = (0..n).map(|i| self.block(self.next + i)).collect();
-        self.next += n;
-        let mut cmd = self.lab.qemu_io().unwrap();
-        cmd.args(["-f", "raw", "-t", "unsafe"]);
-        for (o, b) in &blocks {
-            cmd.args(["-c", &format!("write -P {b:#04x} {o} {BLOCK}")]);
-        }
-        let at = self.t0.elapsed();
-        let out = cmd.arg(&self.url).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut acked = 0;
-        for &(o, b) in &blocks {
-            let ok = text.contains(&format!("wrote {BLOCK}/{BLOCK} bytes at offset {o}\n"));
-            if ok {
-                self.acked.push((o, b));
-                acked += 1;
-            }
-            self.ops.push(Op {
-                at,
-                done: self.t0.elapsed(),
-                block: (o, b),
-                acked: ok,
-                read: None,
-                via: None,
-            });
-        }
-        acked
-    }
-
-    /// Writes until `n` more writes are acknowledged (each attempt bounded by [`OP_TIMEOUT`]).
-    fn write_acked(&mut self, n: usize, timeout: Duration) {
-        let t0 = Instant::now();
-        let mut done = 0;
-        while done < n {
-            assert!(
-                t0.elapsed() < timeout,
-                "S{}: the initiator got no acknowledged write for {timeout:?}:\n{}",
-                self.tag,
-                self.view()
-            );
-            if self.step() {
-                done += 1;
-            } else {
-                thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-
-    /// Reads back every acknowledged write through the VIP; returns the ones that do not.
-    fn verify_all(&self) -> Vec<(u64, u8)> {
-        let mut bad = Vec::new();
-        for chunk in self.acked.chunks(64) {
-            let commands: Vec<String> = chunk
-                .iter()
-                .map(|(o, b)| format!("read -P {b:#04x} {o} {BLOCK}"))
-                .collect();
-            let out = self.qemu_io(&commands, Duration::from_secs(60));
-            for &(o, b) in chunk {
-                let read = out.contains(&format!("read {BLOCK}/{BLOCK} bytes at offset {o}\n"));
-                let mismatch = out.contains(&format!("Pattern verification failed at offset {o},"));
-                if !read || mismatch {
-                    bad.push((o, b));
-                }
-            }
-        }
-        bad
-    }
-
-    /// The initiator's view, compressed into runs of like operations.
-    fn view(&self) -> String {
-        let mut o = String::new();
-        let describe = |op: &Op| {
-            let w = if op.acked {
-                "write acked"
-            } else {
-                "write failed"
-            };
-            let r = match op.read {
-                None => "",
-                Some((_, ReadCheck::Current)) => ", read current",
-                Some((_, ReadCheck::Stale)) => ", READ STALE DATA",
-                Some((_, ReadCheck::Failed)) => ", read failed",
-            };
-            let via = op
-                .via
-                .map_or("VIP unresolved".into(), |n| format!("VIP at node{n}"));
-            let took = op.done.saturating_sub(op.at);
-            let slow = if took > Duration::from_millis(1500) {
-                format!(", took {:.1} s", took.as_secs_f64())
-            } else {
-                String::new()
-            };
-            format!("{w}{r} ({via}{slow})")
-        };
-        let mut i = 0;
-        while i < self.ops.len() {
-            let d = describe(&self.ops[i]);
-            let mut j = i;
-            while j + 1 < self.ops.len() && describe(&self.ops[j + 1]) == d {
-                j += 1;
-            }
-            let _ = writeln!(
-                o,
-                "    +{:6.1}s..+{:6.1}s {:3} x {d}",
-                self.ops[i].at.as_secs_f64(),
-                self.ops[j].done.as_secs_f64(),
-                j - i + 1
-            );
-            i = j + 1;
-        }
-        let _ = write!(
-            o,
-            "    {} writes, {} acknowledged (blocks {:#x}.. of bytes {:#04x}..)",
-            self.ops.len(),
-            self.acked.len(),
-            self.base,
-            self.block(0).1
-        );
-        o
-    }
-
-    /// Operations from `from` on whose read-back found old data.
-    fn stale_reads_since(&self, from: Duration) -> Vec<&Op> {
-        self.ops
-            .iter()
-            .filter(|op| op.at >= from && matches!(op.read, Some((_, ReadCheck::Stale))))
-            .collect()
-    }
-}
-
-/// Runs `body` while a background writer writes through the VIP (one write every ~200 ms
-/// plus its read-back); returns the writer with its record.
-fn with_writer<'l, T>(ini: Initiator<'l>, body: impl FnOnce() -> T) -> (Initiator<'l>, T) {
-    let stop = AtomicBool::new(false);
-    thread::scope(|s| {
-        let h = s.spawn(|| {
-            let mut ini = ini;
-            while !stop.load(Ordering::Relaxed) {
-                ini.step();
-                thread::sleep(Duration::from_millis(200));
-            }
-            ini
-        });
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
-        stop.store(true, Ordering::Relaxed);
-        let ini = h.join().unwrap();
-        match result {
-            Ok(t) => (ini, t),
-            Err(p) => {
-                eprintln!("initiator's view when the scenario failed:\n{}", ini.view());
-                std::panic::resume_unwind(p)
-            }
-        }
-    })
+fn initiator<'l>(c: &'l Cluster<'_>, scenario: u8, t0: Instant) -> Initiator<'l> {
+    Writer::new(
+        c.lab(),
+        c.lun_url(),
+        scenario,
+        u64::from(scenario) * REGION,
+        REGION,
+        t0,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -578,7 +290,7 @@ fn selected(name: &str) -> bool {
 fn s6(c: &Cluster<'_>, master: u8) -> u8 {
     let peer = other(master);
     let mut sc = Scenario::start(c, "S6: drbdadm disconnect on the serving master");
-    let ini = Initiator::new(c, 6, sc.t0);
+    let ini = initiator(c, 6, sc.t0);
     let node = c.lab().node(master);
     let (ini, ()) = with_writer(ini, || {
         thread::sleep(Duration::from_secs(2));
@@ -632,6 +344,23 @@ fn s6(c: &Cluster<'_>, master: u8) -> u8 {
     });
     let s = status(c, master);
     assert!(split_brain(&s).is_none(), "still no split brain: {s}");
+    // The operator's disconnect is left alone: no take-over, no yield, so the daemon never
+    // reconnects it (ARCHITECTURE.md, reconnecting after a lost peer).
+    assert!(
+        node.drbd_minors()
+            .unwrap()
+            .first()
+            .is_some_and(|m| m.cs == "StandAlone"),
+        "node{master}: the operator's disconnect stays StandAlone: {}",
+        drbd_line(c, master)
+    );
+    assert!(
+        !c.daemon_log(master).contains("reconnect r0"),
+        "node{master}: the daemon reconnected the operator's disconnect"
+    );
+    sc.mark(format!(
+        "node{master}: still StandAlone, not reconnected by the daemon"
+    ));
     node.run("drbdadm connect r0").unwrap();
     sc.mark(format!("node{master}: drbdadm connect r0"));
     wait_healthy(c);
@@ -641,7 +370,7 @@ fn s6(c: &Cluster<'_>, master: u8) -> u8 {
         drbd_line(c, peer)
     ));
     // The peer's backing disk has the last write made while disconnected.
-    let (offset, byte) = *ini.acked.last().unwrap();
+    let Block { offset, byte, .. } = *ini.acked.last().unwrap();
     let on_peer = c
         .lab()
         .node(peer)
@@ -680,16 +409,16 @@ fn s3(c: &Cluster<'_>, master: u8) -> u8 {
         c,
         "S3: both nodes down (the Secondary first), the former Secondary boots alone",
     );
-    let mut ini = Initiator::new(c, 3, sc.t0);
-    ini.write_acked(3, LONG);
+    let mut ini = initiator(c, 3, sc.t0);
+    ini.write_acked(3, LONG).unwrap();
     let replicated = ini.acked.len();
     sc.mark(format!(
         "{replicated} writes acknowledged by node{master} (replicated)"
     ));
     lab.node(survivor).kill().unwrap();
     sc.mark(format!("power cut: node{survivor} (Secondary)"));
-    ini.write_acked(3, LONG);
-    let only_on_master: Vec<(u64, u8)> = ini.acked[replicated..].to_vec();
+    ini.write_acked(3, LONG).unwrap();
+    let only_on_master: Vec<Block> = ini.acked[replicated..].to_vec();
     sc.mark(format!(
         "{} more writes acknowledged by node{master} alone: {}",
         only_on_master.len(),
@@ -719,7 +448,7 @@ fn s3(c: &Cluster<'_>, master: u8) -> u8 {
     if held.is_err() {
         sc.mark(format!("node{survivor}: {}", short_status(c, survivor)));
         // Show what the initiator gets from the host that went ahead.
-        let missing: Vec<(u64, u8)> = ini
+        let missing: Vec<Block> = ini
             .verify_all()
             .into_iter()
             .filter(|b| only_on_master.contains(b))
@@ -767,7 +496,7 @@ fn s3(c: &Cluster<'_>, master: u8) -> u8 {
         "the forced side has exactly the writes made before the Secondary went down"
     );
     ini.acked.retain(|b| !only_on_master.contains(b));
-    ini.write_acked(3, LONG);
+    ini.write_acked(3, LONG).unwrap();
     sc.mark(format!("writes acknowledged by node{survivor}"));
 
     lab.reboot_node(master).unwrap();
@@ -885,10 +614,10 @@ fn s4(c: &Cluster<'_>, master: u8) -> u8 {
     let target = other(master);
     let lab = c.lab();
     let mut sc = Scenario::start(c, "S4: master switched to a node in the middle of a resync");
-    let mut ini = Initiator::new(c, 4, sc.t0);
+    let mut ini = initiator(c, 4, sc.t0);
     lab.node(target).run("drbdadm disconnect r0").unwrap();
     sc.mark(format!("node{target}: drbdadm disconnect r0"));
-    ini.write_acked(8, LONG);
+    ini.write_acked(8, LONG).unwrap();
     sc.mark(format!(
         "{} writes acknowledged by node{master} that node{target} lacks",
         ini.acked.len()
@@ -953,7 +682,7 @@ fn s4(c: &Cluster<'_>, master: u8) -> u8 {
         Ok(strings(&c.status(target)?["warnings"]).is_empty())
     })
     .unwrap();
-    ini.write_acked(2, LONG);
+    ini.write_acked(2, LONG).unwrap();
     sc.report(&ini);
     assert!(
         ini.stale_reads_since(Duration::ZERO).is_empty(),
@@ -978,7 +707,7 @@ fn s7(c: &Cluster<'_>, master: u8) -> u8 {
         c,
         "S7: the master killed right after unflushed writes complete",
     );
-    let mut ini = Initiator::new(c, 7, sc.t0);
+    let mut ini = initiator(c, 7, sc.t0);
     let acked = ini.write_batch_unflushed(64);
     let completed = Instant::now();
     lab.node(master).kill().unwrap();
@@ -1017,7 +746,7 @@ fn s7(c: &Cluster<'_>, master: u8) -> u8 {
 fn s8(c: &Cluster<'_>, master: u8) -> u8 {
     let mut sc = Scenario::start(c, "S8: daemon restart and binary replacement on the master");
     // Region 0: the 64 MiB disk holds regions 0..=7 and S1..S7 use 1..=7.
-    let ini = Initiator::new(c, 0, sc.t0);
+    let ini = initiator(c, 0, sc.t0);
     let node = c.lab().node(master);
     let tgtd = || node.run("pidof tgtd || true").unwrap().trim().to_string();
     let (ini, (stopped, started)) = with_writer(ini, || {
@@ -1105,7 +834,7 @@ fn stale_master(c: &Cluster<'_>, master: u8, how: Isolation) -> u8 {
         Isolation::CutLink => (2, "S2: master's link cut 30 s while the peer takes over"),
     };
     let mut sc = Scenario::start(c, name);
-    let ini = Initiator::new(c, tag, sc.t0);
+    let ini = initiator(c, tag, sc.t0);
     let mut takeover_at = Duration::ZERO;
     let mut back_at = Duration::ZERO;
     let (ini, ()) = with_writer(ini, || {
@@ -1291,7 +1020,7 @@ fn s5(c: &Cluster<'_>, master: u8) -> u8 {
     c.set_role(master, "master").unwrap();
     c.wait_serving(master, LONG).unwrap();
     sc.mark(format!("node{master} serves with the VIP on eth1"));
-    let ini = Initiator::new(c, 5, sc.t0);
+    let ini = initiator(c, 5, sc.t0);
     let dev = lab
         .node(master)
         .run("basename $(readlink /sys/class/net/eth1/device)")

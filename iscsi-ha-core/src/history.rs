@@ -32,6 +32,14 @@ pub struct ResourceRecord {
     /// on a host that booted alone after its peer went on writing.
     #[serde(default)]
     pub peer_seen_this_boot: bool,
+    /// The link went down by losing the peer, not by an operator, and has not been up since:
+    /// set on every resource not connected when this host took over from an unreachable peer
+    /// or yielded as a stale master (not in a tie), or was told to release after losing its
+    /// peer while Primary; cleared once connected. Only such a
+    /// resource is connected again by the daemon ([`crate::plan::reconnect_due`]); one an
+    /// operator disconnected on a host that simply serves is left alone.
+    #[serde(default)]
+    pub parted_by_loss: bool,
 }
 
 /// The host's record. A default record knows nothing, which the rules read as "this host
@@ -136,6 +144,9 @@ impl ServingHistory {
             r.peer_primary = peer;
             r.connected = connected;
             r.peer_seen_this_boot |= connected;
+            if connected {
+                r.parted_by_loss = false;
+            }
         }
         if let Ok(here) = observation.vip_here {
             if here != self.vip_held {
@@ -145,23 +156,45 @@ impl ServingHistory {
             if here && self.promoted_alone {
                 self.took_over_at = Some(now);
                 self.promoted_alone = false;
+                self.mark_parted_by_loss(observation);
             }
         }
         if observation.vip_claim.is_some() {
             self.last_claim_at = Some(now);
         }
-        self.note_plan(plan, now);
+        let stale_yield = self.note_plan(plan, now);
+        // A host that lost its peer while Primary and is now told to release (the pool moved
+        // the role before a claim made it yield) parted by losing its peer just the same.
+        if stale_yield || (plan.intent == Intent::Release && self.lost_peer_at.is_some()) {
+            self.mark_parted_by_loss(observation);
+        }
         *self != before
     }
 
-    fn note_plan(&mut self, plan: &Plan, now: Timestamp) {
+    /// Every resource observed without its peer lost it (a take-over or a stale master's
+    /// yield is being recorded).
+    fn mark_parted_by_loss(&mut self, observation: &Observation) {
+        for v in &observation.volumes {
+            let Ok(s) = &v.status else { continue };
+            if !s.connection.is_connected() {
+                self.resources
+                    .entry(v.name.to_string())
+                    .or_default()
+                    .parted_by_loss = true;
+            }
+        }
+    }
+
+    /// Returns whether a stale master's yield (not a tie) was recorded now.
+    fn note_plan(&mut self, plan: &Plan, now: Timestamp) -> bool {
+        let mut stale_yield = false;
         if plan.intent != Intent::Serve {
             // A new intent ends a yield: the pool (or the operator) has decided again.
             self.yielded_at = None;
             self.yield_reason = None;
             self.yielded_in_tie = false;
             self.contested_since = None;
-            return;
+            return false;
         }
         for hold in &plan.holds {
             match hold {
@@ -169,6 +202,7 @@ impl ServingHistory {
                     self.yielded_at = Some(now);
                     self.yield_reason = Some(reason.clone());
                     self.yielded_in_tie = *tie;
+                    stale_yield = !*tie;
                 }
                 Hold::Contested { .. } if self.contested_since.is_none() => {
                     self.contested_since = Some(now);
@@ -187,6 +221,7 @@ impl ServingHistory {
         {
             self.contested_since = None;
         }
+        stale_yield
     }
 
     /// The operator decided this host serves (a forced promotion): earlier yields and

@@ -6,7 +6,7 @@ use crate::observation::{ManualMode, Observation};
 use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::standing::{standing, Standing};
-use crate::volume::{DiskState, VolumeRole, VolumeStatus};
+use crate::volume::{Connection, DiskState, VolumeRole, VolumeStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -64,6 +64,10 @@ pub enum Step {
     ResumeIo(ResourceName),
     /// Make the resource Secondary here.
     Demote(ResourceName),
+    /// Connect a StandAlone resource to its peer again, never discarding data: DRBD's
+    /// handshake decides the direction (a resync, or a split brain with its helper call).
+    /// Planned only where the link went down by losing the peer (see [`reconnect_due`]).
+    Reconnect(ResourceName),
 }
 
 impl Step {
@@ -71,6 +75,7 @@ impl Step {
     pub fn component(&self) -> Component {
         match self {
             Step::Promote(r) | Step::Demote(r) | Step::ResumeIo(r) => Component::Volume(r.clone()),
+            Step::Reconnect(r) => Component::Replication(r.clone()),
             Step::ServeTarget | Step::StopTarget => Component::Target,
             Step::ProbeVip | Step::AssignVip | Step::AnnounceVip | Step::ReleaseVip => {
                 Component::Vip
@@ -78,9 +83,14 @@ impl Step {
         }
     }
 
-    /// Whether the step starts something (counted against the restart budget).
+    /// Whether the step starts something (counted against the restart budget). A reconnect
+    /// is one: the port's call works even when the handshake then fails, so only the budget
+    /// keeps a reconnect that never holds from being repeated at every pass.
     pub fn is_start(&self) -> bool {
-        matches!(self, Step::Promote(_) | Step::ServeTarget | Step::AssignVip)
+        matches!(
+            self,
+            Step::Promote(_) | Step::ServeTarget | Step::AssignVip | Step::Reconnect(_)
+        )
     }
 }
 
@@ -96,6 +106,7 @@ impl fmt::Display for Step {
             Step::StopTarget => f.write_str("stop target"),
             Step::ResumeIo(r) => write!(f, "resume frozen I/O on {r}"),
             Step::Demote(r) => write!(f, "demote {r}"),
+            Step::Reconnect(r) => write!(f, "reconnect {r} to its peer"),
         }
     }
 }
@@ -110,6 +121,9 @@ pub enum Component {
     Target,
     /// The floating address.
     Vip,
+    /// A replicated resource's link to its peer (budgeted apart from its role changes, so
+    /// reconnecting never uses up the starts a promotion needs).
+    Replication(ResourceName),
 }
 
 impl fmt::Display for Component {
@@ -118,6 +132,7 @@ impl fmt::Display for Component {
             Component::Volume(r) => write!(f, "resource {r}"),
             Component::Target => f.write_str("target"),
             Component::Vip => f.write_str("VIP"),
+            Component::Replication(r) => write!(f, "replication link of {r}"),
         }
     }
 }
@@ -296,10 +311,54 @@ pub fn plan(config: &Config, observation: &Observation) -> Plan {
             Standing::Clear => plan_serve(config, observation, &split),
         },
     };
+    let mut steps = steps;
+    steps.extend(
+        config
+            .resources
+            .iter()
+            .filter(|name| split.is_empty() && reconnect_due(observation, name))
+            .map(|name| Step::Reconnect(name.clone())),
+    );
     Plan {
         intent,
         steps,
         holds,
+    }
+}
+
+/// Whether `name` is to be connected to its peer again: it is StandAlone with no split brain
+/// reported, the intent is known, and this host's history says the link went down by losing
+/// the peer, not by an operator: it took over from an unreachable peer, or yielded as a stale
+/// master (or released after losing its peer while Primary), and has not been connected since ([`crate::history::ResourceRecord::parted_by_loss`]).
+/// Then it reconnects only where that cannot make two Primaries talk: Secondary here, or
+/// Primary on the host that took over while nothing contests it. The caller leaves every
+/// resource alone while any resource is in split brain (the operator's recovery decides).
+pub fn reconnect_due(observation: &Observation, name: &ResourceName) -> bool {
+    let Some(Ok(status)) = observation
+        .volumes
+        .iter()
+        .find(|v| &v.name == name)
+        .map(|v| &v.status)
+    else {
+        return false;
+    };
+    let parted_by_loss = observation
+        .history
+        .resources
+        .get(name.as_str())
+        .is_some_and(|r| r.parted_by_loss);
+    if status.connection != Connection::StandAlone || !parted_by_loss {
+        return false;
+    }
+    match intent(observation) {
+        Intent::Hold(_) => false,
+        _ if status.role == VolumeRole::Secondary => true,
+        Intent::Serve => {
+            status.role == VolumeRole::Primary
+                && observation.history.took_over_at.is_some()
+                && standing(observation) == Standing::Clear
+        }
+        Intent::Release => false,
     }
 }
 

@@ -475,7 +475,8 @@ impl Failure {
 fn continues_after_failure(step: &Step, yielding: bool) -> bool {
     match step {
         Step::ReleaseVip => yielding,
-        Step::StopTarget | Step::ResumeIo(_) | Step::Demote(_) => true,
+        // Reconnecting comes last and touches nothing the other steps need.
+        Step::StopTarget | Step::ResumeIo(_) | Step::Demote(_) | Step::Reconnect(_) => true,
         Step::ProbeVip
         | Step::Promote(_)
         | Step::ServeTarget
@@ -519,6 +520,11 @@ fn execute(
             .map_err(|e| Failure::from(&e)),
         Step::Demote(r) => ports.volumes.demote(r).map_err(|e| Failure::from(&e)),
         Step::ResumeIo(r) => ports.volumes.resume_io(r).map_err(|e| Failure::from(&e)),
+        // Never discarding: DRBD's handshake decides which side resynchronises.
+        Step::Reconnect(r) => ports
+            .volumes
+            .connect(r, false)
+            .map_err(|e| Failure::from(&e)),
         Step::ServeTarget => ports
             .target
             .serve(&config.target)
@@ -556,6 +562,7 @@ fn success_alert(step: &Step, config: &Config) -> Option<Alert> {
         Step::ResumeIo(r) => {
             format!("{r}: frozen I/O resumed on this host only (it no longer serves)")
         }
+        Step::Reconnect(r) => format!("{r}: connecting to its peer again"),
         Step::ProbeVip | Step::AnnounceVip => return None,
         Step::ReleaseVip => format!("{} released", config.vip),
     };

@@ -14,12 +14,15 @@
 //!   binary where both guests see it (`/host/bin/...`, 9p) without rebuilding anything.
 //! - [`capture`] records DRBD's generic-netlink traffic inside a VM (the fixtures of
 //!   iscsi-ha-drbd, `iha-lab capture-drbd`).
+//! - [`writer`] is the checking writer through the VIP; [`chaos`] runs seeded faults in a row
+//!   against iscsi-ha under it and checks the history (`iha-lab chaos`).
 //! - Dropping a [`Lab`] removes everything; `iha-lab down` ([`Lab::down`]) removes what a crashed
 //!   run left.
 
 pub mod accel;
 pub mod capture;
 mod channel;
+pub mod chaos;
 pub mod cluster;
 mod cpio;
 pub mod dirs;
@@ -36,6 +39,7 @@ pub mod phases;
 mod qmp;
 pub mod session;
 mod vm;
+pub mod writer;
 
 pub use accel::{Accel, AccelVerdict};
 pub use channel::CommandOutput;

@@ -31,6 +31,7 @@ fn help_lists_every_verb() {
         "initiator",
         "fault",
         "capture-drbd",
+        "chaos",
     ] {
         assert!(text.contains(verb), "{verb} missing from:\n{text}");
     }

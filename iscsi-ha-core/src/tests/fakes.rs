@@ -82,6 +82,8 @@ pub enum Call {
     Assign,
     Announce,
     Release,
+    /// A reconnect, and whether it discarded local data.
+    Connect(String, bool),
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +108,8 @@ pub struct World {
     pub disks: BTreeMap<String, DiskState>,
     /// Resources whose replication link is down (the peer's role and disk are then unknown).
     pub disconnected: BTreeMap<String, bool>,
+    /// Disconnected resources that DRBD left StandAlone (not trying to connect).
+    pub standalone: BTreeMap<String, bool>,
     /// Another host's claim on the VIP, shown in the next observation.
     pub claim: Option<VipClaim>,
     /// The host's serving history, handed to each observation.
@@ -135,11 +139,12 @@ impl World {
                     .copied()
                     .unwrap_or(VolumeRole::Secondary);
                 let connected = !self.disconnected.get(name).copied().unwrap_or(false);
+                let standalone = !connected && self.standalone.get(name).copied().unwrap_or(false);
                 self.observed_peer_primary
                     .insert(name.clone(), connected && peer == VolumeRole::Primary);
                 VolumeObservation {
                     name: ResourceName::new(name.clone()).unwrap(),
-                    status: Ok(self.volume_status(name, *role, peer, connected)),
+                    status: Ok(self.volume_status(name, *role, peer, connected, standalone)),
                     split_brain: self.split_brain.get(name).cloned(),
                 }
             })
@@ -171,6 +176,7 @@ impl World {
         role: VolumeRole,
         peer: VolumeRole,
         connected: bool,
+        standalone: bool,
     ) -> VolumeStatus {
         VolumeStatus {
             name: ResourceName::new(name).unwrap(),
@@ -178,11 +184,15 @@ impl World {
             peer_role: if connected { peer } else { VolumeRole::Unknown },
             connection: if connected {
                 Connection::Connected
+            } else if standalone {
+                Connection::StandAlone
             } else {
                 Connection::Connecting
             },
             connection_detail: if connected {
                 "Connected"
+            } else if standalone {
+                "StandAlone"
             } else {
                 "WFConnection"
             }
@@ -339,6 +349,33 @@ impl ReplicatedVolume for Handle {
             ));
         }
         w.suspended.insert(r.to_string(), false);
+        Ok(())
+    }
+
+    fn connect(&mut self, r: &ResourceName, discard: bool) -> Result<(), VolumeError> {
+        let mut w = self.0.borrow_mut();
+        w.calls.push(Call::Connect(r.to_string(), discard));
+        if discard {
+            w.violations
+                .push(format!("reconnect {r} discarding local data"));
+        }
+        if w.split_brain.contains_key(r.as_str()) {
+            w.violations
+                .push(format!("reconnect {r} during a split brain"));
+        }
+        let took_over = w.history.took_over_at.is_some() && w.history.yielded_at.is_none();
+        if w.roles.get(r.as_str()) != Some(&VolumeRole::Secondary) && !took_over {
+            w.violations.push(format!(
+                "reconnect {r} while not Secondary on a host that did not take over"
+            ));
+        }
+        if w.roles.get(r.as_str()) == Some(&VolumeRole::Primary) && w.claim.is_some() {
+            w.violations.push(format!(
+                "reconnect {r} while Primary and another host claims the VIP"
+            ));
+        }
+        // The kernel now waits for its peer; whether the handshake works is the test's part.
+        w.standalone.insert(r.to_string(), false);
         Ok(())
     }
 }

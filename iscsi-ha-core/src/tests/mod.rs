@@ -5,3 +5,4 @@ mod faults;
 mod operator;
 mod plan_order;
 mod properties;
+mod reconnect;

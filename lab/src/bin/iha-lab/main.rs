@@ -7,6 +7,7 @@
 //! iha-lab initiator -- <command...>        (runs in the initiator namespace)
 //! iha-lab fault <node> kill|pause|resume|cut-link|restore-link|reboot
 //! iha-lab down
+//! iha-lab chaos --faults N --seed S       (its own lab: seeded faults under a checking writer)
 //! iha-lab capture-drbd [--out fixtures/drbd/genl]
 //! ```
 //! `up` leaves the lab running for the other verbs; `down` removes it (and whatever a crashed
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_hard;
 mod capture;
+mod chaos;
 mod cluster_args;
 mod demo;
 mod down;
@@ -57,6 +59,8 @@ enum Verb {
     CaptureDrbd(capture::CaptureArgs),
     /// The main job: iscsi-ha on both nodes, statuses, a role switch, the failover time.
     Demo(demo::DemoArgs),
+    /// Seeded faults in a row against iscsi-ha under a checking writer; checks the history.
+    Chaos(chaos::ChaosArgs),
     /// Measure iscsi-ha in the lab.
     Bench {
         #[command(subcommand)]
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Verb::Fault(args) => fault::run(&args),
         Verb::CaptureDrbd(args) => capture::run(&args),
         Verb::Demo(args) => demo::run(&args),
+        Verb::Chaos(args) => chaos::run(&args),
         Verb::Bench { what } => bench::run(&what),
     };
     match result {
