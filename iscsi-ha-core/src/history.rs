@@ -35,7 +35,8 @@ pub struct ResourceRecord {
     /// The link went down by losing the peer, not by an operator, and has not been up since:
     /// set on every resource not connected when this host took over from an unreachable peer
     /// or yielded as a stale master (not in a tie), or was told to release after losing its
-    /// peer while Primary; cleared once connected. Only such a
+    /// peer while still Primary there; cleared once connected, and at a new boot (DRBD's
+    /// handshake at boot decided the link's state since). Only such a
     /// resource is connected again by the daemon ([`crate::plan::reconnect_due`]); one an
     /// operator disconnected on a host that simply serves is left alone.
     #[serde(default)]
@@ -104,6 +105,10 @@ impl ServingHistory {
         self.boot_id = boot_id.map(str::to_string);
         for r in self.resources.values_mut() {
             r.peer_seen_this_boot = false;
+            // DRBD was brought up again with this boot and tried its handshake: a resource
+            // StandAlone now was dropped there (a split brain whose helper call no process of
+            // ours saw, or a refusal) or by an operator, not by the loss recorded before.
+            r.parted_by_loss = false;
         }
         *self != before
     }
@@ -156,26 +161,34 @@ impl ServingHistory {
             if here && self.promoted_alone {
                 self.took_over_at = Some(now);
                 self.promoted_alone = false;
-                self.mark_parted_by_loss(observation);
+                self.mark_parted_by_loss(observation, false);
             }
         }
         if observation.vip_claim.is_some() {
             self.last_claim_at = Some(now);
         }
         let stale_yield = self.note_plan(plan, now);
+        if stale_yield {
+            self.mark_parted_by_loss(observation, false);
+        }
         // A host that lost its peer while Primary and is now told to release (the pool moved
-        // the role before a claim made it yield) parted by losing its peer just the same.
-        if stale_yield || (plan.intent == Intent::Release && self.lost_peer_at.is_some()) {
-            self.mark_parted_by_loss(observation);
+        // the role before a claim made it yield) parted by losing its peer just the same, on
+        // the resources it still holds Primary from then. One already Secondary (a host that
+        // rebooted since, say) proves nothing about why its link is down.
+        if plan.intent == Intent::Release && self.lost_peer_at.is_some() {
+            self.mark_parted_by_loss(observation, true);
         }
         *self != before
     }
 
-    /// Every resource observed without its peer lost it (a take-over or a stale master's
-    /// yield is being recorded).
-    fn mark_parted_by_loss(&mut self, observation: &Observation) {
+    /// Every resource observed without its peer (and Primary here, with `primary_only`) lost
+    /// it: a take-over, a stale master's yield or its release is being recorded.
+    fn mark_parted_by_loss(&mut self, observation: &Observation, primary_only: bool) {
         for v in &observation.volumes {
             let Ok(s) = &v.status else { continue };
+            if primary_only && s.role != VolumeRole::Primary {
+                continue;
+            }
             if !s.connection.is_connected() {
                 self.resources
                     .entry(v.name.to_string())

@@ -395,3 +395,65 @@ fn reconnect_due_reads_the_record_of_a_lost_peer() {
     f.world.borrow_mut().claim = Some(claim());
     assert!(!reconnect_due(&obs(&f, Role::Master), &name));
 }
+
+/// Lab S3's shape: the master lost its peer while Primary, then went down itself; it boots
+/// again, DRBD's handshake at boot meets a split brain before any process of ours runs (so
+/// no helper call is on record) and leaves the resource StandAlone and Secondary; the pool
+/// makes it slave. A loss recorded in an earlier boot is forgotten, and a release seen on a
+/// Secondary marks nothing: the link stays as DRBD left it for the operator's recovery.
+/// Checked to fail with either half of the rule taken out.
+#[test]
+fn a_rebooted_master_that_met_its_peer_at_boot_is_not_reconnected() {
+    for marked_before_the_reboot in [false, true] {
+        let cfg = config(&RESOURCES);
+        let mut f = Fakes::new(&RESOURCES);
+        let mut rec = Reconciler::new(&cfg);
+        let t0 = Instant::now();
+        f.world.borrow_mut().history.start_boot(Some("boot-1"));
+        let mut t = serving_master_loses_its_peer(&mut f, &mut rec, &cfg);
+        if marked_before_the_reboot {
+            // Told to release while still Primary: the loss is marked in that boot.
+            pass(&mut f, &mut rec, &cfg, Role::Slave, at(t0, t));
+            t += 1;
+            let w = f.world.borrow();
+            assert!(w.history.resources["r0"].parted_by_loss, "{:?}", w.history);
+        }
+        // Power cut; the host boots again with everything down, then DRBD's init brings the
+        // resources up Secondary and its handshake drops them StandAlone.
+        let mut rec = Reconciler::new(&cfg);
+        {
+            let mut w = f.world.borrow_mut();
+            for name in RESOURCES {
+                w.roles.insert(name.into(), VolumeRole::Secondary);
+            }
+            w.target_served = false;
+            w.vip_here = false;
+            w.calls.clear();
+            w.history.start_boot(Some("boot-2"));
+            assert!(
+                w.history.lost_peer_at.is_some(),
+                "the stale-master fact is kept"
+            );
+        }
+        set_link(&f, false, true);
+        for _ in 0..10 {
+            t += crate::budget::MAX_RETRY_DELAY.as_secs();
+            let report = pass(&mut f, &mut rec, &cfg, Role::Slave, at(t0, t));
+            assert!(
+                !report
+                    .plan
+                    .steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Reconnect(_))),
+                "{report:?}"
+            );
+        }
+        let w = f.world.borrow();
+        assert!(connects(&f).is_empty(), "{:?}", w.calls);
+        assert!(
+            w.history.resources.values().all(|r| !r.parted_by_loss),
+            "{:?}",
+            w.history
+        );
+    }
+}
