@@ -21,6 +21,16 @@ const REGION: u64 = 32 << 20;
 /// How long the pool takes to notice a hung or cut-off master and hand its role over.
 const POOL_NOTICES: Duration = Duration::from_secs(5);
 
+/// Where [`Fault::RebootInResync`] writes what the slave will lack: past the writer's
+/// [`REGION`] on the 64 MiB `r0`, in MiB.
+const BEHIND_AT_MIB: u64 = 33;
+/// How much it writes there.
+const BEHIND_MIB: u64 = 24;
+/// The resync rate while a node is to be powered off in the middle of it: 24 MiB take 24 s.
+const SLOW_RESYNC: &str = "1M";
+/// The lab configuration's rate, set again afterwards (`lab/src/drbd.rs`).
+const FULL_RESYNC: &str = "4000M";
+
 /// How long both sides may be StandAlone with no split brain reported before the run calls it
 /// a recovery without advice.
 const NO_ADVICE_AFTER: Duration = Duration::from_secs(20);
@@ -281,7 +291,8 @@ impl Runner<'_, '_> {
             Fault::CutLink { whom, .. }
             | Fault::GarbageRole { whom, .. }
             | Fault::ManualOnOff { whom }
-            | Fault::DaemonKill { whom } => self.node(whom),
+            | Fault::DaemonKill { whom }
+            | Fault::RebootInResync { whom } => self.node(whom),
             Fault::CutBoth { .. } => 0,
             _ => self.master,
         };
@@ -437,7 +448,74 @@ impl Runner<'_, '_> {
                 run(m, "ip addr del 10.99.0.100/24 dev eth0")?;
                 Aftermath::Nothing
             }
+            Fault::RebootInResync { whom } => {
+                self.reboot_in_resync(self.node(whom))?;
+                Aftermath::Nothing
+            }
         })
+    }
+
+    /// [`Fault::RebootInResync`] on node `n`: the slave falls behind, a slowed resync starts,
+    /// `n` is powered off in the middle of it and booted again as slave.
+    fn reboot_in_resync(&mut self, n: u8) -> Step<()> {
+        let c = self.c;
+        let lab = c.lab();
+        let (m, p) = (self.master, self.peer());
+        let run = |id: u8, script: &str| lab.node(id).run(script).map(drop).map_err(lab_err);
+        lab.node(p).cut_link().map_err(lab_err)?;
+        lab.node(m)
+            .wait_drbd(
+                "the master to lose its peer",
+                Duration::from_secs(30),
+                |s| s.first().is_some_and(|s| s.cs != "Connected"),
+            )
+            .map_err(lab_err)?;
+        // Written on the master's device beyond the writer's region, so only DRBD's bitmap
+        // knows the slave lacks it.
+        run(m, &format!("dd if=/dev/urandom of=/dev/drbd1 bs=1M seek={BEHIND_AT_MIB} count={BEHIND_MIB} oflag=direct 2>&1"))?;
+        for id in [m, p] {
+            run(
+                id,
+                &format!(
+                    "drbdsetup-84 disk-options 1 --c-plan-ahead=0 --resync-rate={SLOW_RESYNC}"
+                ),
+            )?;
+        }
+        lab.node(p).restore_link().map_err(lab_err)?;
+        lab.node(p)
+            .wait_drbd("the slave to resync", Duration::from_secs(30), |s| {
+                s.first().is_some_and(|s| s.cs == "SyncTarget")
+            })
+            .map_err(lab_err)?;
+        thread::sleep(Duration::from_secs(1));
+        self.grab_panics(n);
+        self.set_away(n, true);
+        lab.node(n).kill().map_err(lab_err)?;
+        let survivor = 3 - n;
+        if n == m {
+            // The pool moves the role to the only host left, whose disk is Inconsistent.
+            c.set_role(survivor, "master").map_err(lab_err)?;
+            self.master = survivor;
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                if self.look(survivor)?.is_some_and(|s| s.primary || s.vip) {
+                    return Err(format!(
+                        "PRODUCT BUG: node{survivor}, Inconsistent in the middle of a resync from the node that died, was promoted or took the VIP: {}",
+                        self.describe()
+                    ));
+                }
+                thread::sleep(Duration::from_millis(500));
+            }
+        }
+        lab.reboot_node(n).map_err(lab_err)?;
+        c.set_role(n, "slave").map_err(lab_err)?;
+        c.start_daemon(n).map_err(lab_err)?;
+        self.set_away(n, false);
+        // The node that rebooted read the configuration's rate again; the other one too now.
+        run(
+            survivor,
+            &format!("drbdsetup-84 disk-options 1 --c-plan-ahead=0 --resync-rate={FULL_RESYNC}"),
+        )
     }
 
     /// One look at node `id` (None while it is away).

@@ -62,13 +62,23 @@ pub enum Fault {
     TgtdKill,
     /// The VIP deleted by hand on the master.
     VipDelete,
+    /// A node powered off in the middle of a resync and booted again: the slave's link is cut
+    /// while the master takes writes (so the slave falls behind), the resync is slowed and
+    /// started by restoring the link, and `whom` is killed while it runs. The slave killed is
+    /// the SyncTarget (Inconsistent): it must resume the resync after its boot. The master
+    /// killed is the SyncSource: the pool makes the Inconsistent slave master, which must not
+    /// serve until the old master is back (booted as slave) and resyncing it.
+    RebootInResync {
+        /// Who is powered off: the SyncSource (master) or the SyncTarget (slave).
+        whom: Whom,
+    },
 }
 
 /// From how many seconds of a master's hang or cut the pool hands its role to the peer.
 pub const TAKEOVER_AFTER_S: u64 = 8;
 
 /// How many kinds of fault [`schedule`] draws from.
-pub const KINDS: usize = 10;
+pub const KINDS: usize = 11;
 
 impl Fault {
     /// Whether the fault parts the two nodes, so that two Primaries are the design's stale
@@ -80,6 +90,7 @@ impl Fault {
                 | Fault::KillMaster
                 | Fault::CutLink { .. }
                 | Fault::CutBoth { .. }
+                | Fault::RebootInResync { .. }
         )
     }
 
@@ -91,7 +102,9 @@ impl Fault {
                 whom: Whom::Master,
                 secs,
             } => secs >= TAKEOVER_AFTER_S,
-            Fault::KillMaster | Fault::RoleFlip => true,
+            Fault::KillMaster | Fault::RoleFlip | Fault::RebootInResync { whom: Whom::Master } => {
+                true
+            }
             _ => false,
         }
     }
@@ -109,6 +122,7 @@ impl Fault {
             Fault::DaemonKill { .. } => 7,
             Fault::TgtdKill => 8,
             Fault::VipDelete => 9,
+            Fault::RebootInResync { .. } => 10,
         }
     }
 }
@@ -135,6 +149,7 @@ impl fmt::Display for Fault {
             Fault::DaemonKill { whom } => write!(f, "daemon SIGKILL on {whom}"),
             Fault::TgtdKill => f.write_str("tgtd SIGKILL on master"),
             Fault::VipDelete => f.write_str("VIP deleted on master"),
+            Fault::RebootInResync { whom } => write!(f, "reboot {whom} in a resync"),
         }
     }
 }
@@ -175,7 +190,10 @@ pub fn schedule(seed: u64, n: usize) -> Vec<Fault> {
                 whom: whom(&mut rng),
             },
             8 => Fault::TgtdKill,
-            _ => Fault::VipDelete,
+            9 => Fault::VipDelete,
+            _ => Fault::RebootInResync {
+                whom: whom(&mut rng),
+            },
         })
         .collect()
 }
@@ -218,5 +236,7 @@ mod tests {
         assert!(!Fault::CutBoth { secs: 20 }.moves_the_role());
         assert!(Fault::KillMaster.moves_the_role() && Fault::RoleFlip.moves_the_role());
         assert!(!Fault::TgtdKill.moves_the_role());
+        let resync = |whom| Fault::RebootInResync { whom };
+        assert!(resync(Whom::Master).moves_the_role() && !resync(Whom::Slave).moves_the_role());
     }
 }
