@@ -1,7 +1,9 @@
 //! `iscsi-ha fence-peer`, DRBD's fence-peer handler, against the real network: two network
 //! namespaces joined by a veth pair, this host in one, the "peer" in the other. It exits 7
 //! (go on alone) only when this host is the master and no other host answers for the VIP, and
-//! 1 (I/O stays frozen, promotion refused) otherwise, saying why. Needs root.
+//! 1 (I/O stays frozen, promotion refused) otherwise, saying why; with `[fence] witnesses`,
+//! also only when one of them answers (a master whose own link is cut must not go on). Needs
+//! root.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,7 +20,10 @@ struct Pair {
 
 impl Pair {
     fn new() -> Self {
-        let id = std::process::id() % 100_000;
+        // Tests run in parallel in one process: each pair needs names of its own.
+        static PAIRS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = PAIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}{n}", std::process::id() % 100_000);
         let (here, peer) = (format!("ihf{id}a"), format!("ihf{id}b"));
         let out = sh(&format!(
             "set -e; ip netns del {here} 2>/dev/null || true; ip netns del {peer} 2>/dev/null || true; \
@@ -37,9 +42,13 @@ impl Pair {
     }
 
     fn fence_peer(&self, dir: &std::path::Path, role: &str) -> Output {
+        self.fence_peer_with(dir, role, "")
+    }
+
+    fn fence_peer_with(&self, dir: &std::path::Path, role: &str, extra: &str) -> Output {
         std::fs::write(dir.join("role"), role).unwrap();
         let cfg = dir.join("iscsi-ha.toml");
-        std::fs::write(&cfg, config(dir, "")).unwrap();
+        std::fs::write(&cfg, config(dir, extra)).unwrap();
         std::process::Command::new("ip")
             .args([
                 "netns",
@@ -121,6 +130,46 @@ fn goes_on_alone_only_as_the_master_that_nobody_contradicts() {
 
     let unknown = pair.fence_peer(dir.path(), "broken\n");
     assert_eq!(unknown.status.code(), Some(1), "{}", said(&unknown));
+}
+
+/// The cut-off master (chaos seed 33, fault 4): its link down, it sees no VIP owner, exactly
+/// as a master whose peer died. A witness tells them apart.
+#[test]
+fn with_witnesses_a_master_goes_on_alone_only_while_one_answers() {
+    require_root();
+    let pair = Pair::new();
+    let dir = tempfile::tempdir().unwrap();
+    let witness =
+        "[fence]\nwitnesses = [\"10.79.0.9\", \"10.79.0.2\"]\nwitness_timeout = \"300ms\"\n";
+
+    let reached = pair.fence_peer_with(dir.path(), "master\n", witness);
+    assert_eq!(reached.status.code(), Some(7), "{}", said(&reached));
+    assert!(
+        said(&reached).contains("witness 10.79.0.2 answers"),
+        "{}",
+        said(&reached)
+    );
+
+    // This host's link is cut past its switch port (no carrier change, as in the lab): nothing
+    // answers, not the VIP's owner, not the witnesses.
+    assert!(sh(&format!("ip -n {} addr flush dev d0p", pair.peer))
+        .status
+        .success());
+    let cut = pair.fence_peer_with(dir.path(), "master\n", witness);
+    assert_eq!(cut.status.code(), Some(1), "{}", said(&cut));
+    assert!(
+        said(&cut).contains("none of the witnesses (10.79.0.9, 10.79.0.2) answers"),
+        "{}",
+        said(&cut)
+    );
+    // Without witnesses the same cut cannot be told from a dead peer (the documented price).
+    let blind = pair.fence_peer(dir.path(), "master\n");
+    assert_eq!(blind.status.code(), Some(7), "{}", said(&blind));
+    assert!(
+        said(&blind).contains("no [fence] witnesses are configured"),
+        "{}",
+        said(&blind)
+    );
 }
 
 #[test]

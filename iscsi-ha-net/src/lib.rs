@@ -13,6 +13,7 @@
 //! | [`handover`] | the serving host's connection list, pushed to its peer in a UDP datagram | `portblock`'s `tickle_dir` + `sync_script`, CTDB's tickle list exchange |
 //! | [`tickle`] | tickle ACKs that make a dead master's initiators reset and log in again | CTDB's `ctdb_killtcp`/tickle, `portblock`'s `tickle_tcp` |
 //! | [`claims`] | ongoing conflict detection: another host claiming the VIP (RFC 5227 2.4) | `arpwatch`, `tcpdump arp` |
+//! | [`witness`] | the fence-peer handler's witnesses: is this host the one cut off? | HA-Lizard's `FENCE_HEURISTICS_IPS` pings |
 //!
 //! # One netlink stack
 //!
@@ -49,6 +50,7 @@ mod probe;
 pub mod rtnl;
 pub mod tickle;
 mod wait;
+pub mod witness;
 
 mod adapter;
 

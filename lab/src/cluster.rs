@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::drbd::DrbdFencing;
 use crate::error::{LabError, Result};
 use crate::lab::{Lab, LabOptions};
-use crate::net::VIP;
+use crate::net::{INITIATOR_IP, VIP};
 
 /// The target the lab's daemons export.
 pub const IQN: &str = "iqn.2024-01.lab.iscsi-ha:disk";
@@ -105,6 +105,10 @@ initiators = ["10.99.0.0/24"]
 [vip]
 address = "{VIP}/24"
 interface = "{interface}"
+
+# The initiator's namespace stands for the gateway: a master whose link is cut hears it no more.
+[fence]
+witnesses = ["{INITIATOR_IP}"]
 
 [logging]
 to = "stderr"
@@ -394,18 +398,24 @@ impl<'a> Cluster<'a> {
             .map(str::to_string))
     }
 
+    /// A planned switch as a pool makes it: `from`'s role file says slave and `to`'s says
+    /// master, both written at once.
+    pub fn switch_roles(&self, from: u8, to: u8) -> Result<()> {
+        thread::scope(|s| -> Result<()> {
+            let old = s.spawn(|| self.set_role(from, "slave"));
+            self.set_role(to, "master")?;
+            old.join()
+                .map_err(|_| LabError::Invalid("role writer thread panicked".into()))?
+        })
+    }
+
     /// Makes `to` master and `from` slave at once, then measures the time until the initiator
     /// reads `pattern` back through the VIP from node `to` (the initiator's neighbour entry
     /// for the VIP must name `to`'s MAC, so a read still served by `from` does not count).
     pub fn failover(&self, from: u8, to: u8, pattern: u8, timeout: Duration) -> Result<Failover> {
         let to_mac = format!("52:54:00:99:00:{to:02x}");
         let t0 = Instant::now();
-        thread::scope(|s| -> Result<()> {
-            let old = s.spawn(|| self.set_role(from, "slave"));
-            self.set_role(to, "master")?;
-            old.join()
-                .map_err(|_| LabError::Invalid("role writer thread panicked".into()))?
-        })?;
+        self.switch_roles(from, to)?;
         let role_write = t0.elapsed();
         let mut attempts = 0;
         loop {

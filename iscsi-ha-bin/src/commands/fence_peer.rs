@@ -6,7 +6,8 @@
 //! peer's disk Outdated and lets I/O resume or the promotion go on; any code DRBD does not
 //! know as a success (we use 1) leaves I/O frozen and refuses the promotion. The decision is
 //! the core's [`fence_verdict`]; this command only gathers the facts, within the configured
-//! role timeout and one VIP probe, so DRBD is not kept waiting long.
+//! role timeout, one VIP probe and one round of pings to the `[fence] witnesses`, so DRBD is
+//! not kept waiting long.
 //!
 //! drbd.conf: `disk { fencing resource-and-stonith; }` and
 //! `handlers { fence-peer "/usr/sbin/iscsi-ha fence-peer"; }`.
@@ -18,6 +19,7 @@ use iscsi_ha_core::config::DEFAULT_CONFIG_PATH;
 use iscsi_ha_core::fence::{fence_verdict, FenceVerdict};
 use iscsi_ha_core::ports::FloatingIp;
 use iscsi_ha_core::role::Role;
+use iscsi_ha_net::witness::check_witnesses;
 use iscsi_ha_net::NetFloatingIp;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,5 +84,12 @@ fn decide(args: &FencePeerArgs) -> FenceVerdict {
     let probe = NetFloatingIp::new(crate::wiring::net_config(&config))
         .map_err(|e| e.to_string())
         .and_then(|mut net| net.probe(&config.vip).map_err(|e| e.to_string()));
-    fence_verdict(manual, &role, &probe)
+    let fence = &config.file.fence;
+    fence_verdict(manual, &role, &probe, || {
+        check_witnesses(
+            config.file.vip.interface.as_str(),
+            &fence.witnesses,
+            fence.witness_timeout.get(),
+        )
+    })
 }

@@ -14,6 +14,7 @@
 
 pub mod drbd;
 pub mod drbd_conf;
+pub mod fence;
 pub mod host;
 mod lexer;
 pub mod lvm;
@@ -181,6 +182,7 @@ pub fn run(config: &Config) -> Report {
     findings.extend(drbd.findings);
     findings.extend(storage::check(config, &drbd.devices));
     findings.extend(host::check(config));
+    findings.push(fence::check(config));
     findings.extend(peer::check(config));
     Report::new(iscsi_ha_core::config::fingerprint(config), findings)
 }

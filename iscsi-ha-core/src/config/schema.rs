@@ -45,6 +45,9 @@ pub struct ConfigFile {
     /// Tickle ACKs at a takeover, and the connection list they need from the peer.
     #[serde(default)]
     pub tickle: TickleSection,
+    /// DRBD's fence-peer handler (`iscsi-ha fence-peer`).
+    #[serde(default)]
+    pub fence: FenceSection,
     /// A separate file holding the secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<SecretsSection>,
@@ -629,6 +632,39 @@ impl Default for TickleSection {
 
 fn default_tickle_port() -> u16 {
     3261
+}
+
+/// `[fence]`: what DRBD's fence-peer handler (`iscsi-ha fence-peer`) needs besides the role
+/// and the VIP. A master that loses its peer may go on writing alone only if it is not the
+/// one cut off: with `witnesses`, one of them must answer a ping through the VIP's interface
+/// (HA-Lizard's `FENCE_HEURISTICS_IPS` plays the same part for the pool).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FenceSection {
+    /// Addresses on the initiators' network that answer pings and are neither host (the
+    /// gateway, a switch, an initiator that is always up), at most 8. Empty: a master whose
+    /// link is cut cannot tell that from a dead peer, and goes on writing alone; writes it
+    /// acknowledges when the link returns, before it yields, are lost (the doctor warns).
+    #[serde(default)]
+    pub witnesses: Vec<std::net::IpAddr>,
+    /// How long the handler waits for the witnesses' answers (all are pinged at once).
+    #[serde(default = "default_witness_timeout")]
+    pub witness_timeout: ConfigDuration,
+}
+
+impl Default for FenceSection {
+    fn default() -> Self {
+        Self {
+            witnesses: Vec::new(),
+            witness_timeout: default_witness_timeout(),
+        }
+    }
+}
+
+fn default_witness_timeout() -> ConfigDuration {
+    // A witness on the same segment answers within a millisecond; DRBD holds the I/O frozen
+    // while the handler runs.
+    ConfigDuration::new(Duration::from_millis(500))
 }
 
 /// `[xapi]`: what this host asks of XenServer / XCP-ng's XAPI through `xe`.

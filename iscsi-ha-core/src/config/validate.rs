@@ -9,6 +9,7 @@ use crate::target::{Access, ChapCredentials, LunId, LunIdentity, LunSpec, Target
 use crate::vip::Vip;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::time::Duration;
 use toml_edit::ImDocument;
 
 struct Problems<'a> {
@@ -140,6 +141,7 @@ pub(super) fn validate(
     check_ha_lizard(&file, &mut p);
     check_xapi(&file, &mut p);
     check_tickle(&file, &mut p);
+    check_fence(&file, &mut p);
     let smtp_password = check_mail(&file, secrets, &mut p);
     let inline_secrets = file.alerts.mail.password.is_some()
         || file
@@ -617,6 +619,37 @@ fn check_tickle(file: &ConfigFile, p: &mut Problems<'_>) {
         p.add(
             &KeyPath::keys(&["tickle", "port"]),
             "0 is no port; leave it out for 3261",
+        );
+    }
+}
+
+/// The most witnesses the fence-peer handler pings at once.
+pub const MAX_WITNESSES: usize = 8;
+
+fn check_fence(file: &ConfigFile, p: &mut Problems<'_>) {
+    let fence = &file.fence;
+    let at = KeyPath::keys(&["fence", "witnesses"]);
+    if fence.witnesses.len() > MAX_WITNESSES {
+        p.add(
+            &at,
+            format!(
+                "names {} addresses; at most {MAX_WITNESSES}: one or two that are always up (the gateway, a switch) are enough",
+                fence.witnesses.len()
+            ),
+        );
+    }
+    let vip = file.vip.address.split('/').next().unwrap_or_default();
+    if let Some(w) = fence.witnesses.iter().find(|w| w.to_string() == vip) {
+        p.add(
+            &at,
+            format!("names the VIP {w}: the host holding it answers for it, so it proves nothing; name an address of another machine"),
+        );
+    }
+    let timeout = fence.witness_timeout.get();
+    if timeout < Duration::from_millis(10) || timeout > Duration::from_secs(5) {
+        p.add(
+            &KeyPath::keys(&["fence", "witness_timeout"]),
+            "must be between 10ms and 5s: DRBD holds the I/O frozen while the handler waits",
         );
     }
 }

@@ -2,13 +2,19 @@
 //! from the role change to the first good iSCSI read through the VIP from the new master.
 //! Then, from the daemons' phase stamps (`iscsi_ha_lab::phases`), where the time went on each
 //! guest's own clock: role seen -> serving on the new master and each step of it, role seen ->
-//! released on the old one. Those figures leave out the lab's command channel.
+//! released on the old one. Those figures leave out the lab's command channel. Last, as many
+//! switches again under a long-lived initiator session writing through the VIP
+//! (`iscsi_ha_lab::session`): the I/O gap an initiator feels in a planned switch, with every
+//! acknowledged write read back.
 
 use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use iscsi_ha_lab::cluster::{percentile_ms, Cluster};
 use iscsi_ha_lab::phases::{self, Breakdown};
+use iscsi_ha_lab::session::{io_gap, not_read_back, Session};
 use iscsi_ha_lab::Lab;
 
 use crate::cluster_args::ClusterArgs;
@@ -96,7 +102,71 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
     old_master.extend(last(2, "slave", "released", to_one)?);
     print_breakdown("new master: role seen->serving", &new_master);
     print_breakdown("old master: role seen->released", &old_master);
+    // After run i (from 0) node 2 serves when i is even: after `runs` runs, node 2 if odd.
+    let serving = if args.runs % 2 == 1 { 2 } else { 1 };
+    let mut gaps = planned_io_gaps(&lab, &c, serving, args.runs)?;
+    gaps.sort();
+    println!(
+        "failover planned ({}): io-gap: p50={:.0} ms p99={:.0} ms max={:.0} ms (n={})",
+        args.backend,
+        percentile_ms(&gaps, 50),
+        percentile_ms(&gaps, 99),
+        percentile_ms(&gaps, 100),
+        gaps.len()
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the io-gap runs write: each in its own 1 MiB region from 1 MiB on (the switches
+/// before them read a pattern from block 0), so at most [`MAX_GAP_RUNS`] fit the 64 MiB disk.
+const GAP_BASE: u64 = 1 << 20;
+const GAP_REGION: u64 = 1 << 20;
+const MAX_GAP_RUNS: usize = 60;
+/// Steady writes before each switch, and writes after the new master serves.
+const GAP_STEADY: Duration = Duration::from_secs(2);
+const GAP_AFTER: Duration = Duration::from_secs(3);
+const GAP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `runs` planned switches (from node `serving`, alternating) each under its own initiator
+/// session; per switch the longest write stall. Fails when an acknowledged write does not
+/// read back.
+fn planned_io_gaps(
+    lab: &Lab,
+    c: &Cluster<'_>,
+    serving: u8,
+    runs: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut master = serving;
+    let mut gaps = Vec::new();
+    for i in 0..runs.min(MAX_GAP_RUNS) {
+        let to = 3 - master;
+        let base = GAP_BASE + u64::try_from(i).unwrap_or(0) * GAP_REGION;
+        let tag = u8::try_from(i % 200).unwrap_or(0) + 1;
+        let session = Session::start(lab, &c.lun_url(), base, tag, Duration::from_millis(50))?;
+        thread::sleep(GAP_STEADY);
+        c.switch_roles(master, to)?;
+        c.wait_serving(to, GAP_TIMEOUT)?;
+        thread::sleep(GAP_AFTER);
+        let writes = session.stop()?;
+        let gap = io_gap(&writes);
+        let bad = not_read_back(lab, &c.lun_url(), &writes)?;
+        anyhow::ensure!(
+            bad.is_empty(),
+            "io-gap run {}: {} acknowledged writes do not read back on node{to}: {bad:?}",
+            i + 1,
+            bad.len()
+        );
+        println!(
+            "io-gap run {:>2}: node{master} -> node{to}: {:>8.1} ms; {} writes, {} acked, all read back",
+            i + 1,
+            gap.as_secs_f64() * 1000.0,
+            writes.len(),
+            writes.iter().filter(|w| w.acked).count()
+        );
+        gaps.push(gap);
+        master = to;
+    }
+    Ok(gaps)
 }
 
 /// One summary line for the totals, then one per step and one for the time between steps.
