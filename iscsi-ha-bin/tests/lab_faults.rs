@@ -93,6 +93,20 @@ fn exports(c: &Cluster<'_>, id: u8) -> bool {
     out.trim() != "0"
 }
 
+/// Whether node `id`'s `r0` (minor 1) has its I/O suspended: the first of `/proc/drbd`'s state
+/// flags after the protocol letter is `s` then (`r` while I/O runs).
+fn io_frozen(c: &Cluster<'_>, id: u8) -> bool {
+    let text = c.lab().node(id).run("cat /proc/drbd").unwrap_or_default();
+    text.lines()
+        .find(|l| l.trim_start().starts_with("1: "))
+        .and_then(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let ds = words.iter().position(|w| w.starts_with("ds:"))?;
+            words.get(ds + 2).map(|flags| flags.starts_with('s'))
+        })
+        .unwrap_or(false)
+}
+
 fn drbd_line(c: &Cluster<'_>, id: u8) -> String {
     c.lab()
         .node(id)
@@ -853,6 +867,18 @@ fn stale_master(c: &Cluster<'_>, master: u8, how: Isolation) -> u8 {
         let s = status(c, peer);
         sc.mark(format!("node{peer}: {}", short_status(c, peer)));
         assert_eq!(s["vip"]["here"], true);
+        if how == Isolation::CutLink {
+            // Cut off, it heard neither a VIP owner nor its fence witness (the initiator): its
+            // fence-peer handler kept the I/O frozen, so nothing reaching it once the link
+            // returns can be acknowledged (the chaos run's seed 33, fault 4, lost such a write
+            // before `[fence] witnesses`).
+            assert!(
+                io_frozen(c, master),
+                "PRODUCT BUG: node{master}, cut off while its peer took over, runs I/O: a write reaching it when the link returns would be acknowledged and then discarded: {}",
+                c.lab().node(master).run("cat /proc/drbd").unwrap_or_default()
+            );
+            sc.mark(format!("node{master} (cut off): I/O frozen"));
+        }
         thread::sleep(Duration::from_secs(30).saturating_sub(isolated.elapsed()));
         match how {
             Isolation::Pause => lab.node(master).resume().unwrap(),
