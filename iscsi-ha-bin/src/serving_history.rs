@@ -49,6 +49,11 @@ impl HistoryFile {
         file
     }
 
+    /// The state directory the record lives in (other records of the daemon go beside it).
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.path.parent().unwrap_or(std::path::Path::new("."))
+    }
+
     /// Saves the record atomically; a failure is logged (the daemon goes on).
     pub fn save(&self) {
         let bytes = serde_json::to_vec_pretty(&self.history).unwrap_or_default();

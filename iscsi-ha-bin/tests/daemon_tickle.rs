@@ -1,7 +1,9 @@
 //! `[tickle]` in the running daemon: it listens on its own one of the two configured
 //! replication addresses, keeps a good list from the peer's address, and drops anything else
 //! with one rate-limited warning naming why, answering its control socket at once throughout
-//! (the datagrams are read in the poll loop, never waited on). The peer is a second network
+//! (the datagrams are read in the poll loop, never waited on), and reads the kept list back
+//! after a restart (so a restart between the peer's push and its death loses nothing). The
+//! peer is a second network
 //! namespace on the other end of the daemon's veth. Sending lists while serving and the
 //! tickles at a takeover need DRBD: `iha-lab bench failover --scenario hard`. Needs root.
 
@@ -68,7 +70,7 @@ fn the_peers_list_is_kept_and_anything_else_is_dropped_once_logged_without_stall
         dir.path(),
         &format!("[tickle]\nhosts = [\"{PEER_IP}\", \"{DAEMON_IP}\"]\nport = 3261\n"),
     );
-    let d = Daemon::start_in(&ns, dir, "slave\n", &text, &[]);
+    let mut d = Daemon::start_in(&ns, dir, "slave\n", &text, &[]);
     d.wait_for(Duration::from_secs(5), "the listener announced", |d| {
         d.log().contains("tickle: connection lists go to the peer")
     });
@@ -113,4 +115,16 @@ fn the_peers_list_is_kept_and_anything_else_is_dropped_once_logged_without_stall
         1,
         "one warning for the flood (rate-limited):\n{log}"
     );
+
+    // Restarted, it reads the kept list back.
+    let kept = d.dir.path().join("state/tickle-peer-list.json");
+    assert!(kept.is_file(), "{} missing:\n{log}", kept.display());
+    d.stop();
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
+    let again = Daemon::start_in(&ns, dir, "slave\n", &text, &[]);
+    again.wait_for(Duration::from_secs(5), "the kept list read back", |d| {
+        d.log()
+            .lines()
+            .any(|l| l.contains("kept before this start") && l.contains("connections=2"))
+    });
 }

@@ -155,7 +155,7 @@ impl Daemon {
             &parts.config.resources,
             manual,
         );
-        let handover = handover::Handover::start(&parts.config);
+        let handover = handover::Handover::start(&parts.config, parts.history.state_dir());
         Ok(Self {
             handover,
             ha_lizard,
