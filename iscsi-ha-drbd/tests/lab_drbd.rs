@@ -396,10 +396,10 @@ fn drbd_adapter_against_the_real_module() {
         drbd: Some(DrbdOptions {
             primary: Some(1),
             // Only r0 is fenced; its handler is written by the fencing section below.
-            fencing: Some(DrbdFencing {
+            fencing: vec![DrbdFencing {
                 resource: name(0),
                 fence_peer: FENCE_PEER.to_string(),
-            }),
+            }],
             ..DrbdOptions::default()
         }),
         ..LabOptions::default()

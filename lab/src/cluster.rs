@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::drbd::DrbdFencing;
+use crate::drbd::{DrbdFencing, ResourceSpec};
 use crate::error::{LabError, Result};
 use crate::lab::{Lab, LabOptions};
 use crate::net::{INITIATOR_IP, VIP};
@@ -44,14 +44,38 @@ pub const FENCE_PEER: &str = "/host/bin/iscsi-ha fence-peer -c /host/etc/iscsi-h
 /// [`Cluster::deploy`] puts the handler's binary and configuration in place; nothing calls the
 /// handler before the daemons run (the bring-up promotes only a connected resource).
 pub fn lab_options() -> LabOptions {
-    let mut options = LabOptions::default();
+    lab_options_for(1)
+}
+
+/// [`lab_options`] with `n` resources, `r0`.. on `/dev/drbd1`.., 64 MiB each, all fenced.
+pub fn lab_options_for(n: usize) -> LabOptions {
+    let mut options = LabOptions {
+        resources: (0..n)
+            .map(|i| ResourceSpec::new(resource_name(i), minor(i), 64))
+            .collect(),
+        ..LabOptions::default()
+    };
     if let Some(drbd) = options.drbd.as_mut() {
-        drbd.fencing = Some(DrbdFencing {
-            resource: "r0".into(),
-            fence_peer: FENCE_PEER.into(),
-        });
+        drbd.fencing = options
+            .resources
+            .iter()
+            .map(|r| DrbdFencing {
+                resource: r.name.clone(),
+                fence_peer: FENCE_PEER.into(),
+            })
+            .collect();
     }
     options
+}
+
+/// The `i`th resource's name in the lab.
+fn resource_name(i: usize) -> String {
+    format!("r{i}")
+}
+
+/// The `i`th resource's DRBD minor (and LUN number).
+fn minor(i: usize) -> u32 {
+    u32::try_from(i + 1).unwrap_or(u32::MAX)
 }
 
 /// Our binaries on the host, copied into the share.
@@ -81,6 +105,23 @@ pub fn lab_config(extra: &str) -> String {
 
 /// [`lab_config`] with the VIP on `interface` (e.g. `eth1`, the nodes' spare NIC).
 pub fn lab_config_on(interface: &str, extra: &str) -> String {
+    lab_config_with(interface, 1, extra)
+}
+
+/// The lab's configuration with `resources` resources (as [`lab_options_for`] makes them),
+/// each exported as the LUN of its minor's number, and the VIP on `interface`.
+pub fn lab_config_with(interface: &str, resources: usize, extra: &str) -> String {
+    let names: Vec<String> = (0..resources)
+        .map(|i| format!("\"{}\"", resource_name(i)))
+        .collect();
+    let luns: String = (0..resources)
+        .map(|i| {
+            let n = minor(i);
+            format!(
+                "[[target.lun]]\nlun = {n}\npath = \"/dev/drbd{n}\"\nvendor_id = \"ISCSI-HA\"\nproduct_id = \"LAB-DISK\"\n\n"
+            )
+        })
+        .collect();
     format!(
         r#"# Written by iscsi-ha-lab for both nodes.
 [role]
@@ -88,18 +129,12 @@ source = "file"
 path = "{ROLE_FILE}"
 
 [replication]
-resources = ["r0"]
+resources = [{names}]
 
 [target]
 iqn = "{IQN}"
 
-[[target.lun]]
-lun = 1
-path = "/dev/drbd1"
-vendor_id = "ISCSI-HA"
-product_id = "LAB-DISK"
-
-[target.access]
+{luns}[target.access]
 initiators = ["10.99.0.0/24"]
 
 [vip]
@@ -112,7 +147,8 @@ witnesses = ["{INITIATOR_IP}"]
 
 [logging]
 to = "stderr"
-{extra}"#
+{extra}"#,
+        names = names.join(", ")
     )
 }
 
@@ -120,7 +156,12 @@ to = "stderr"
 /// by name only, so its configuration lets every initiator in (`allow_all`) instead of the
 /// lab's subnet; its portal is the default, the VIP.
 pub fn lab_config_for(backend: &str, extra: &str) -> String {
-    let text = lab_config(extra);
+    lab_config_for_resources(backend, 1, extra)
+}
+
+/// [`lab_config_for`] with `resources` resources ([`lab_config_with`]).
+pub fn lab_config_for_resources(backend: &str, resources: usize, extra: &str) -> String {
+    let text = lab_config_with("eth0", resources, extra);
     if backend == "tgt" {
         return text;
     }
@@ -497,6 +538,33 @@ mod tests {
         let lio = lab_config_for("lio", "");
         assert!(lio.contains(&format!("iqn = \"{IQN}\"\nbackend = \"lio\"\n")));
         assert!(lio.contains("allow_all = true") && !lio.contains("initiators ="));
+    }
+
+    #[test]
+    fn a_lab_of_n_resources_is_configured_and_fenced_for_each() {
+        assert_eq!(lab_config_with("eth0", 1, "x"), lab_config("x"));
+        let text = lab_config_for_resources("tgt", 3, "");
+        assert!(
+            text.contains("resources = [\"r0\", \"r1\", \"r2\"]"),
+            "{text}"
+        );
+        for n in 1..=3 {
+            assert!(
+                text.contains(&format!(
+                    "[[target.lun]]\nlun = {n}\npath = \"/dev/drbd{n}\"\n"
+                )),
+                "{text}"
+            );
+        }
+        let options = lab_options_for(3);
+        let fenced: Vec<&str> = options
+            .drbd
+            .iter()
+            .flat_map(|d| &d.fencing)
+            .map(|f| f.resource.as_str())
+            .collect();
+        assert_eq!(fenced, ["r0", "r1", "r2"]);
+        assert_eq!(options.resources[2].device(), "/dev/drbd3");
     }
 
     #[test]

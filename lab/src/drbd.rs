@@ -92,12 +92,12 @@ pub fn resource_port(index: usize) -> u32 {
     7789 + u32::try_from(index).unwrap_or(0)
 }
 
-/// Renders `/etc/drbd.conf` for both nodes (`node1`, `node2`), with `fencing` for the
-/// resource it names if given.
+/// Renders `/etc/drbd.conf` for both nodes (`node1`, `node2`), with each of `fencing` for the
+/// resource it names.
 pub fn render_conf(
     resources: &[ResourceSpec],
     timing: &DrbdTiming,
-    fencing: Option<&DrbdFencing>,
+    fencing: &[DrbdFencing],
 ) -> String {
     let mut conf = String::new();
     let _ = writeln!(conf, "# Written by iscsi-ha-lab; identical on both nodes.");
@@ -117,7 +117,7 @@ pub fn render_conf(
         let _ = writeln!(conf, "  device {};", r.device());
         let _ = writeln!(conf, "  disk {};", disk_device(i));
         let _ = writeln!(conf, "  meta-disk internal;");
-        if let Some(f) = fencing.filter(|f| f.resource == r.name) {
+        if let Some(f) = fencing.iter().find(|f| f.resource == r.name) {
             let _ = writeln!(conf, "  disk {{ fencing resource-and-stonith; }}");
             let _ = writeln!(conf, "  handlers {{ fence-peer \"{}\"; }}", f.fence_peer);
         }
@@ -228,7 +228,7 @@ srcversion: 211FB288A383ED945B83420
                 ResourceSpec::new("r1", 2, 32),
             ],
             &DrbdTiming::default(),
-            None,
+            &[],
         );
         assert!(conf.contains("ping-int 1; ping-timeout 5; connect-int 1;"));
         assert!(!conf.contains("fencing"));
@@ -249,7 +249,7 @@ srcversion: 211FB288A383ED945B83420
                 ResourceSpec::new("r1", 2, 32),
             ],
             &DrbdTiming::default(),
-            Some(&fencing),
+            std::slice::from_ref(&fencing),
         );
         let (r0, r1) = conf.split_once("resource r1 {").expect("r1");
         assert!(!r0.contains("fencing"));

@@ -35,8 +35,8 @@ pub struct DrbdOptions {
     pub initial_sync: bool,
     /// Network timing written to `drbd.conf`.
     pub timing: DrbdTiming,
-    /// Fencing for one resource (`None`, the default: no fencing, no handlers).
-    pub fencing: Option<DrbdFencing>,
+    /// Fencing, each for the resource it names (empty, the default: no fencing, no handlers).
+    pub fencing: Vec<DrbdFencing>,
 }
 
 /// What [`Lab::up`] builds.
@@ -139,7 +139,7 @@ impl Lab {
                 "a lab needs at least one resource".into(),
             ));
         }
-        if let Some(f) = options.drbd.as_ref().and_then(|d| d.fencing.as_ref()) {
+        for f in options.drbd.iter().flat_map(|d| &d.fencing) {
             if !options.resources.iter().any(|r| r.name == f.resource) {
                 return Err(LabError::Invalid(format!(
                     "fencing names {:?}, which is not a resource of the lab",
@@ -172,7 +172,7 @@ impl Lab {
             .as_ref()
             .map(|d| d.timing.clone())
             .unwrap_or_default();
-        let fencing = options.drbd.as_ref().and_then(|d| d.fencing.as_ref());
+        let fencing = options.drbd.as_ref().map_or(&[][..], |d| &d.fencing[..]);
         write(
             &share.join("etc/drbd.conf"),
             render_conf(&options.resources, &timing, fencing).as_bytes(),

@@ -51,6 +51,10 @@ pub struct FailoverArgs {
     /// `[tickle]` on or off (the hard scenario's comparison).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     tickle: bool,
+    /// Replicated resources, each exported as a LUN of the one target (1..=8): how the cost
+    /// grows with them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    resources: u8,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -64,11 +68,17 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
             "--scenario hard runs with tgt only; measure --backend {} with --scenario planned",
             args.backend
         );
-        return crate::bench_hard::run(args.runs, args.tickle, &args.cluster);
+        return crate::bench_hard::run(
+            args.runs,
+            args.tickle,
+            usize::from(args.resources),
+            &args.cluster,
+        );
     }
-    let lab = Lab::up(args.cluster.lab_options()).context("bringing the lab up")?;
+    let resources = usize::from(args.resources);
+    let lab = Lab::up(args.cluster.lab_options_for(resources)).context("bringing the lab up")?;
     let accel = lab.accel();
-    let config = iscsi_ha_lab::cluster::lab_config_for(&args.backend, "");
+    let config = iscsi_ha_lab::cluster::lab_config_for_resources(&args.backend, resources, "");
     let c = Cluster::deploy_with(&lab, &args.cluster.binaries(), &config)
         .context("starting iscsi-ha")?;
     let bench = c.bench_failover(args.runs, |i, f| {
@@ -80,7 +90,10 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
             f.role_write.as_secs_f64() * 1000.0
         );
     })?;
-    println!("accelerator: {accel}, backend: {}", args.backend);
+    println!(
+        "accelerator: {accel}, backend: {}, resources: {resources}",
+        args.backend
+    );
     println!("{}", bench.summary());
     // Run i goes 1->2 when i is even: node 2 becomes master ceil(runs/2) times, node 1
     // floor(runs/2) times (its first serve, before the runs, is left out by taking the last).

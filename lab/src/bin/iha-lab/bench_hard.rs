@@ -28,14 +28,20 @@ const LONG: Duration = Duration::from_secs(300);
 /// Each run writes in its own 2 MiB region.
 const REGION: u64 = 2 << 20;
 
-pub fn run(runs: usize, tickle: bool, args: &ClusterArgs) -> anyhow::Result<ExitCode> {
-    let lab = Lab::up(args.lab_options()).context("bringing the lab up")?;
+pub fn run(
+    runs: usize,
+    tickle: bool,
+    resources: usize,
+    args: &ClusterArgs,
+) -> anyhow::Result<ExitCode> {
+    let lab = Lab::up(args.lab_options_for(resources)).context("bringing the lab up")?;
     let extra = format!(
         "[tickle]\nhosts = [\"{}\", \"{}\"]\nenabled = {tickle}\n",
         node_ip(1),
         node_ip(2)
     );
-    let c = Cluster::deploy(&lab, &args.binaries(), &extra).context("starting iscsi-ha")?;
+    let config = iscsi_ha_lab::cluster::lab_config_for_resources("tgt", resources, &extra);
+    let c = Cluster::deploy_with(&lab, &args.binaries(), &config).context("starting iscsi-ha")?;
     c.set_role(1, "master")?;
     c.wait_serving(1, LONG)?;
     let mut master = 1u8;
@@ -104,7 +110,7 @@ pub fn run(runs: usize, tickle: bool, args: &ClusterArgs) -> anyhow::Result<Exit
     gaps.sort();
     held.sort();
     println!(
-        "failover hard (tickle {}): io-gap: p50={:.0} ms p99={:.0} ms max={:.0} ms (n={}); held before promoting: p50={:.0} ms max={:.0} ms",
+        "failover hard (tickle {}, {resources} resource(s)): io-gap: p50={:.0} ms p99={:.0} ms max={:.0} ms (n={}); held before promoting: p50={:.0} ms max={:.0} ms",
         if tickle { "on" } else { "off" },
         percentile_ms(&gaps, 50),
         percentile_ms(&gaps, 99),

@@ -33,9 +33,14 @@ impl ClusterArgs {
 
     /// A lab of one resource fenced by our handler, owned by this process (gone when it exits).
     pub fn lab_options(&self) -> LabOptions {
+        self.lab_options_for(1)
+    }
+
+    /// As [`ClusterArgs::lab_options`], with `resources` resources, each fenced.
+    pub fn lab_options_for(&self, resources: usize) -> LabOptions {
         LabOptions {
             lock_wait: Duration::from_secs(self.wait),
-            ..iscsi_ha_lab::cluster::lab_options()
+            ..iscsi_ha_lab::cluster::lab_options_for(resources)
         }
     }
 }
