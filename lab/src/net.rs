@@ -149,12 +149,21 @@ pub fn remove_all() {
 
 /// Sets the host side of node `id`'s link up or down (a pulled cable / dead switch port).
 pub(crate) fn set_link(id: u8, up: bool) -> Result<()> {
+    set_tap(&tap_name(id), up)
+}
+
+/// As [`set_link`], for node `id`'s spare NIC (`eth1`) only: replication on `eth0` goes on.
+pub(crate) fn set_spare_link(id: u8, up: bool) -> Result<()> {
+    set_tap(&spare_tap_name(id), up)
+}
+
+fn set_tap(tap: &str, up: bool) -> Result<()> {
     ip(&[
         "-n",
         NET_NS,
         "link",
         "set",
-        &tap_name(id),
+        tap,
         if up { "up" } else { "down" },
     ])
 }

@@ -362,6 +362,17 @@ impl Node {
         net::set_link(self.id, true)
     }
 
+    /// Cuts only the spare NIC's link (`eth1`, where a client-side VIP sits): initiators lose
+    /// the node while replication on `eth0` goes on, as when a client-facing switch fails.
+    pub fn cut_spare_link(&self) -> Result<()> {
+        net::set_spare_link(self.id, false)
+    }
+
+    /// Restores a link cut by [`Node::cut_spare_link`].
+    pub fn restore_spare_link(&self) -> Result<()> {
+        net::set_spare_link(self.id, true)
+    }
+
     /// Power-cycles the VM into the same disks: kill, start, wait until the guest is up.
     /// DRBD is *not* brought up again (a real node's boot scripts would: run
     /// `drbdadm up all` yourself, or use `Lab::reboot_node`).

@@ -5,7 +5,8 @@
 //! released on the old one. Those figures leave out the lab's command channel. Last, as many
 //! switches again under a long-lived initiator session writing through the VIP
 //! (`iscsi_ha_lab::session`): the I/O gap an initiator feels in a planned switch, with every
-//! acknowledged write read back.
+//! acknowledged write read back. `--scenario client-link` measures that gap when the old
+//! master has lost only its client-facing link first.
 
 use std::process::ExitCode;
 use std::thread;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use iscsi_ha_lab::cluster::{percentile_ms, Cluster};
+use iscsi_ha_lab::net::node_ip;
 use iscsi_ha_lab::phases::{self, Breakdown};
 use iscsi_ha_lab::session::{io_gap, not_read_back, Session};
 use iscsi_ha_lab::Lab;
@@ -34,6 +36,9 @@ pub enum Scenario {
     /// The master VM killed, then the survivor's role set to master (as the pool would after
     /// noticing), under a long-lived initiator session writing through the VIP.
     Hard,
+    /// The VIP on the nodes' spare NIC; the master loses only that link (replication goes on),
+    /// then the roles are switched, under a long-lived initiator session.
+    ClientLink,
 }
 
 /// Options of `bench failover`.
@@ -48,7 +53,7 @@ pub struct FailoverArgs {
     /// Which failover.
     #[arg(long, value_enum, default_value_t = Scenario::Planned)]
     scenario: Scenario,
-    /// `[tickle]` on or off (the hard scenario's comparison).
+    /// `[tickle]` on or off (the hard and client-link scenarios' comparison).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     tickle: bool,
     /// Replicated resources, each exported as a LUN of the one target (1..=8): how the cost
@@ -62,18 +67,25 @@ pub struct FailoverArgs {
 pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
     let BenchWhat::Failover(args) = what;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
-    if args.scenario == Scenario::Hard {
+    if args.scenario != Scenario::Planned {
         anyhow::ensure!(
             args.backend == "tgt",
-            "--scenario hard runs with tgt only; measure --backend {} with --scenario planned",
+            "--scenario {:?} runs with tgt only; measure --backend {} with --scenario planned",
+            args.scenario,
             args.backend
         );
-        return crate::bench_hard::run(
-            args.runs,
-            args.tickle,
-            usize::from(args.resources),
-            &args.cluster,
-        );
+    }
+    match args.scenario {
+        Scenario::Planned => {}
+        Scenario::Hard => {
+            return crate::bench_hard::run(
+                args.runs,
+                args.tickle,
+                usize::from(args.resources),
+                &args.cluster,
+            )
+        }
+        Scenario::ClientLink => return client_link(args),
     }
     let resources = usize::from(args.resources);
     let lab = Lab::up(args.cluster.lab_options_for(resources)).context("bringing the lab up")?;
@@ -117,17 +129,61 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
     print_breakdown("old master: role seen->released", &old_master);
     // After run i (from 0) node 2 serves when i is even: after `runs` runs, node 2 if odd.
     let serving = if args.runs % 2 == 1 { 2 } else { 1 };
-    let mut gaps = planned_io_gaps(&lab, &c, serving, args.runs)?;
+    let gaps = io_gap_runs(&lab, &c, serving, args.runs, None)?;
+    print_io_gaps(&format!("planned ({})", args.backend), gaps);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--scenario client-link`: the VIP on `eth1`, whose link alone the master loses before each
+/// switch; the initiator's connections to it hang with no reset until tickled or timed out.
+fn client_link(args: &FailoverArgs) -> anyhow::Result<ExitCode> {
+    let lab = Lab::up(args.cluster.lab_options()).context("bringing the lab up")?;
+    for id in [1, 2] {
+        lab.node(id)
+            .run("ip link set eth1 up && echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore")?;
+    }
+    let config = iscsi_ha_lab::cluster::lab_config_on("eth1", &tickle_section(args.tickle));
+    let c = Cluster::deploy_with(&lab, &args.cluster.binaries(), &config)
+        .context("starting iscsi-ha")?;
+    c.set_role(1, "master")?;
+    c.wait_serving(1, GAP_TIMEOUT)?;
+    let gaps = io_gap_runs(&lab, &c, 1, args.runs, Some(LinkCut::Spare))?;
+    println!("accelerator: {}", lab.accel());
+    print_io_gaps(
+        &format!(
+            "client-link (tickle {})",
+            if args.tickle { "on" } else { "off" }
+        ),
+        gaps,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `[tickle]` between the lab's nodes over their replication addresses, on or off.
+pub fn tickle_section(enabled: bool) -> String {
+    format!(
+        "[tickle]\nhosts = [\"{}\", \"{}\"]\nenabled = {enabled}\n",
+        node_ip(1),
+        node_ip(2)
+    )
+}
+
+fn print_io_gaps(what: &str, mut gaps: Vec<Duration>) {
     gaps.sort();
     println!(
-        "failover planned ({}): io-gap: p50={:.0} ms p99={:.0} ms max={:.0} ms (n={})",
-        args.backend,
+        "failover {what}: io-gap: p50={:.0} ms p99={:.0} ms max={:.0} ms (n={})",
         percentile_ms(&gaps, 50),
         percentile_ms(&gaps, 99),
         percentile_ms(&gaps, 100),
         gaps.len()
     );
-    Ok(ExitCode::SUCCESS)
+}
+
+/// What the old master loses just before a switch in [`io_gap_runs`].
+#[derive(Debug, Clone, Copy)]
+enum LinkCut {
+    /// Its spare NIC's link, restored once the run's writes are read back.
+    Spare,
 }
 
 /// Where the io-gap runs write: each in its own 1 MiB region from 1 MiB on (the switches
@@ -141,13 +197,14 @@ const GAP_AFTER: Duration = Duration::from_secs(3);
 const GAP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `runs` planned switches (from node `serving`, alternating) each under its own initiator
-/// session; per switch the longest write stall. Fails when an acknowledged write does not
-/// read back.
-fn planned_io_gaps(
+/// session, the old master first losing `cut` if given; per switch the longest write stall.
+/// Fails when an acknowledged write does not read back.
+fn io_gap_runs(
     lab: &Lab,
     c: &Cluster<'_>,
     serving: u8,
     runs: usize,
+    cut: Option<LinkCut>,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut master = serving;
     let mut gaps = Vec::new();
@@ -157,10 +214,16 @@ fn planned_io_gaps(
         let tag = u8::try_from(i % 200).unwrap_or(0) + 1;
         let session = Session::start(lab, &c.lun_url(), base, tag, Duration::from_millis(50))?;
         thread::sleep(GAP_STEADY);
+        if let Some(LinkCut::Spare) = cut {
+            lab.node(master).cut_spare_link()?;
+        }
         c.switch_roles(master, to)?;
         c.wait_serving(to, GAP_TIMEOUT)?;
         thread::sleep(GAP_AFTER);
         let writes = session.stop()?;
+        if let Some(LinkCut::Spare) = cut {
+            lab.node(master).restore_spare_link()?;
+        }
         let gap = io_gap(&writes);
         let bad = not_read_back(lab, &c.lun_url(), &writes)?;
         anyhow::ensure!(

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use iscsi_ha_lab::cluster::{percentile_ms, Cluster};
-use iscsi_ha_lab::net::node_ip;
 use iscsi_ha_lab::phases::{self, Edge};
 use iscsi_ha_lab::session::{io_gap, not_read_back, Session};
 use iscsi_ha_lab::Lab;
@@ -35,11 +34,7 @@ pub fn run(
     args: &ClusterArgs,
 ) -> anyhow::Result<ExitCode> {
     let lab = Lab::up(args.lab_options_for(resources)).context("bringing the lab up")?;
-    let extra = format!(
-        "[tickle]\nhosts = [\"{}\", \"{}\"]\nenabled = {tickle}\n",
-        node_ip(1),
-        node_ip(2)
-    );
+    let extra = crate::bench::tickle_section(tickle);
     let config = iscsi_ha_lab::cluster::lab_config_for_resources("tgt", resources, &extra);
     let c = Cluster::deploy_with(&lab, &args.binaries(), &config).context("starting iscsi-ha")?;
     c.set_role(1, "master")?;
