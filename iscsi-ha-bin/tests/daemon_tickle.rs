@@ -117,8 +117,11 @@ fn the_peers_list_is_kept_and_anything_else_is_dropped_once_logged_without_stall
     );
 
     // Restarted, it reads the kept list back.
+    // Written just after that log line: waited for, not raced.
     let kept = d.dir.path().join("state/tickle-peer-list.json");
-    assert!(kept.is_file(), "{} missing:\n{log}", kept.display());
+    d.wait_for(Duration::from_secs(2), "the kept list's file", |_| {
+        kept.is_file()
+    });
     d.stop();
     let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().unwrap());
     let again = Daemon::start_in(&ns, dir, "slave\n", &text, &[]);
