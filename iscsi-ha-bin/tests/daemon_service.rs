@@ -430,9 +430,11 @@ fn a_tgtd_that_keeps_dying_is_started_again_only_after_a_spacing() {
     let (second, _) = replaced_within(port, first, Duration::from_secs(1));
     // Killed only once the daemon has seen it answer: a death while starting is a failed
     // start, which doubles the spacing (CI once killed it in that window).
-    d.wait_for(Duration::from_secs(5), "the daemon to see the new tgtd", |d| {
-        d.log().contains(&format!("tgtd started pid={second} "))
-    });
+    d.wait_for(
+        Duration::from_secs(5),
+        "the daemon to see the new tgtd",
+        |d| d.log().contains(&format!("tgtd started pid={second} ")),
+    );
     let killed = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(second), Signal::SIGKILL).unwrap();
     // Dead again at once: not started again in a loop, even while the daemon is woken.
