@@ -6,13 +6,13 @@ use crate::subnet::Subnet;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Longest SCSI device identifier tgtd stores (`SCSI_ID_LEN`).
-pub const MAX_SCSI_ID_LEN: usize = 36;
-/// Longest SCSI serial number tgtd stores (`SCSI_SN_LEN`).
-pub const MAX_SCSI_SN_LEN: usize = 36;
-/// Length of the SCSI INQUIRY vendor field.
+/// Longest serial or device identifier SCSI can carry: a designator's length in the Device
+/// Identification VPD page (0x83) is one byte, as is the Unit Serial Number page's (0x80)
+/// length before SPC-4. A backend may keep less; it says so for its own backend.
+pub const MAX_SCSI_IDENTIFIER_LEN: usize = 255;
+/// Length of the SCSI INQUIRY vendor field (T10 VENDOR IDENTIFICATION).
 pub const MAX_VENDOR_ID_LEN: usize = 8;
-/// Length of the SCSI INQUIRY product field.
+/// Length of the SCSI INQUIRY product field (PRODUCT IDENTIFICATION).
 pub const MAX_PRODUCT_ID_LEN: usize = 16;
 
 /// A logical unit number. LUN 0 is the target's controller, so exported disks start at 1.
@@ -67,9 +67,9 @@ impl fmt::Display for LunId {
 /// initiator (and multipath, and XAPI) finds the same disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LunIdentity {
-    /// SCSI device identifier (VPD page 0x83), at most 36 bytes.
+    /// SCSI device identifier (VPD page 0x83), at most [`MAX_SCSI_IDENTIFIER_LEN`] bytes.
     pub scsi_id: String,
-    /// SCSI serial number (VPD page 0x80), at most 36 bytes.
+    /// SCSI serial number (VPD page 0x80), at most [`MAX_SCSI_IDENTIFIER_LEN`] bytes.
     pub scsi_sn: String,
     /// INQUIRY vendor, at most 8 bytes; `None` keeps the daemon's default.
     pub vendor_id: Option<String>,
@@ -79,9 +79,7 @@ pub struct LunIdentity {
 
 /// Why a LUN's identity is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{field} {value:?} is {len} bytes; at most {max} allowed, printable ASCII without ',' or '='"
-)]
+#[error("{field} {value:?} is {len} bytes; SCSI takes 1 to {max} bytes of printable ASCII (space to '~')")]
 pub struct LunIdentityError {
     /// Which field.
     pub field: &'static str,
@@ -94,15 +92,18 @@ pub struct LunIdentityError {
 }
 
 impl LunIdentity {
-    /// Checks the fields' lengths and characters (tgtd's parameter syntax cannot carry ',' or '=').
+    /// Checks what SCSI itself limits: every field non-empty printable ASCII (SPC's rule for
+    /// ASCII fields), the INQUIRY fields no longer than their 8 and 16 bytes, the serial and
+    /// identifier within what a VPD page can carry. What a backend keeps less of, its crate
+    /// refuses at the key.
     pub fn new(
         scsi_id: String,
         scsi_sn: String,
         vendor_id: Option<String>,
         product_id: Option<String>,
     ) -> Result<Self, LunIdentityError> {
-        check_field("scsi_id", &scsi_id, MAX_SCSI_ID_LEN)?;
-        check_field("scsi_sn", &scsi_sn, MAX_SCSI_SN_LEN)?;
+        check_field("scsi_id", &scsi_id, MAX_SCSI_IDENTIFIER_LEN)?;
+        check_field("scsi_sn", &scsi_sn, MAX_SCSI_IDENTIFIER_LEN)?;
         if let Some(v) = &vendor_id {
             check_field("vendor_id", v, MAX_VENDOR_ID_LEN)?;
         }
@@ -132,9 +133,7 @@ impl LunIdentity {
 fn check_field(field: &'static str, value: &str, max: usize) -> Result<(), LunIdentityError> {
     let ok = !value.is_empty()
         && value.len() <= max
-        && value
-            .chars()
-            .all(|c| c.is_ascii_graphic() && c != ',' && c != '=' || c == ' ');
+        && value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
     if ok {
         Ok(())
     } else {
@@ -414,28 +413,59 @@ mod tests {
         let a = LunIdentity::derived(&iqn(), lun(1));
         assert_eq!(a, LunIdentity::derived(&iqn(), lun(1)));
         assert_ne!(a, LunIdentity::derived(&iqn(), lun(2)));
-        assert!(a.scsi_id.len() <= MAX_SCSI_ID_LEN);
+        assert!(LunIdentity::new(a.scsi_id.clone(), a.scsi_sn.clone(), None, None).is_ok());
+    }
+
+    fn refused_field(
+        id: &str,
+        sn: &str,
+        vendor: Option<&str>,
+        product: Option<&str>,
+    ) -> Option<&'static str> {
+        LunIdentity::new(
+            id.into(),
+            sn.into(),
+            vendor.map(Into::into),
+            product.map(Into::into),
+        )
+        .err()
+        .map(|e| e.field)
     }
 
     #[test]
-    fn identity_fields_are_bounded() {
-        let long = "x".repeat(9);
-        let err = LunIdentity::new("id".into(), "sn".into(), Some(long), None);
-        assert!(matches!(
-            err,
-            Err(LunIdentityError {
-                field: "vendor_id",
-                ..
-            })
-        ));
-        let comma = LunIdentity::new("a,b".into(), "sn".into(), None, None);
-        assert!(matches!(
-            comma,
-            Err(LunIdentityError {
-                field: "scsi_id",
-                ..
-            })
-        ));
+    fn identity_fields_are_held_to_what_scsi_limits() {
+        assert_eq!(
+            refused_field("id", "sn", Some(&"x".repeat(9)), None),
+            Some("vendor_id")
+        );
+        assert_eq!(
+            refused_field("id", "sn", Some("ACME ACM"), Some(&"p".repeat(16))),
+            None
+        );
+        assert_eq!(
+            refused_field("id", "sn", None, Some(&"p".repeat(17))),
+            Some("product_id")
+        );
+        assert_eq!(refused_field("", "sn", None, None), Some("scsi_id"));
+        assert_eq!(refused_field("id", "s\nn", None, None), Some("scsi_sn"));
+        assert_eq!(refused_field("id", "sé", None, None), Some("scsi_sn"));
+        let longest = "s".repeat(MAX_SCSI_IDENTIFIER_LEN);
+        assert_eq!(refused_field(&longest, &longest, None, None), None);
+        let over = "s".repeat(MAX_SCSI_IDENTIFIER_LEN + 1);
+        assert_eq!(refused_field("id", &over, None, None), Some("scsi_sn"));
+        assert_eq!(refused_field(&over, "sn", None, None), Some("scsi_id"));
+        // What one backend's request syntax cannot carry is that backend's to refuse.
+        assert_eq!(
+            refused_field("a,b=c", &"s,".repeat(20), Some("A=B"), None),
+            None
+        );
+        let e = LunIdentity::new("id".into(), over.clone(), None, None)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e,
+            Some(format!("scsi_sn {over:?} is 256 bytes; SCSI takes 1 to 255 bytes of printable ASCII (space to '~')"))
+        );
     }
 
     fn spec() -> TargetSpec {
