@@ -4,6 +4,7 @@ use crate::iqn::Iqn;
 use crate::secret::Secret;
 use crate::subnet::Subnet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// Longest serial or device identifier SCSI can carry: a designator's length in the Device
@@ -205,7 +206,8 @@ pub struct Access {
     pub initiator_addresses: Vec<Subnet>,
     /// Initiator names allowed.
     pub initiator_names: Vec<Iqn>,
-    /// Every initiator is allowed (tgtd's `ALL`); only when the configuration says so.
+    /// Every initiator is allowed, whatever its address or name; only when the configuration
+    /// says so.
     pub allow_all: bool,
     /// Accounts initiators log in with (incoming CHAP).
     pub incoming: Vec<ChapCredentials>,
@@ -238,11 +240,15 @@ pub struct TargetStatus {
 pub struct ObservedTarget {
     /// Its name as reported.
     pub iqn: String,
-    /// Accepting logins (tgtd `state=ready`).
+    /// Accepting logins: built whole and open to initiators.
     pub ready: bool,
     /// Its logical units (LUN 0, the controller, left out).
     pub luns: Vec<ObservedLun>,
-    /// Allowed initiator addresses as the daemon shows them (`ALL` included).
+    /// Every initiator is allowed, whatever its address or name.
+    #[serde(default)]
+    pub allow_all: bool,
+    /// Allowed initiator address ranges as the daemon shows them; compared with the spec's by
+    /// value (as [`Subnet`]s), so one that is not a range never matches.
     pub initiator_addresses: Vec<String>,
     /// Allowed initiator names.
     pub initiator_names: Vec<String>,
@@ -270,8 +276,8 @@ pub struct ObservedLun {
     /// Whether completed writes are stable (see [`LunSpec::stable_writes`]), if the daemon
     /// shows what decides it.
     pub stable_writes: Option<bool>,
-    /// Whether a volatile write cache is reported to initiators, if the daemon shows it
-    /// (tgtd does not: only an initiator's MODE SENSE sees it).
+    /// Whether a volatile write cache is reported to initiators, if the daemon shows it (a
+    /// daemon that does not leaves it to an initiator's MODE SENSE).
     pub volatile_cache_reported: Option<bool>,
 }
 
@@ -283,21 +289,16 @@ impl TargetStatus {
 }
 
 impl TargetSpec {
-    /// The access-list entries the daemon shows when this spec is applied: address ranges as
-    /// [`Subnet`] prints them, and `ALL` when allowed.
-    pub fn expected_addresses(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .access
+    /// Whether `observed` admits exactly the initiator address ranges of this spec. A range
+    /// the daemon shows in a form that does not parse is not the spec's.
+    fn addresses_match(&self, observed: &ObservedTarget) -> bool {
+        let have: Option<BTreeSet<Subnet>> = observed
             .initiator_addresses
             .iter()
-            .map(ToString::to_string)
+            .map(|a| a.parse().ok())
             .collect();
-        if self.access.allow_all {
-            out.push("ALL".to_string());
-        }
-        out.sort();
-        out.dedup();
-        out
+        let want: BTreeSet<Subnet> = self.access.initiator_addresses.iter().copied().collect();
+        have.is_some_and(|have| have == want)
     }
 
     /// Whether `status` shows this target fully served: present, ready, every LUN with its
@@ -330,9 +331,6 @@ impl TargetSpec {
                     && have.read_only.is_none_or(|ro| ro == want.read_only)
             })
         });
-        let mut addresses = t.initiator_addresses.clone();
-        addresses.sort();
-        addresses.dedup();
         let mut names: Vec<&str> = t.initiator_names.iter().map(String::as_str).collect();
         names.sort_unstable();
         let mut want_names: Vec<&str> = self
@@ -355,7 +353,8 @@ impl TargetSpec {
         let outgoing_ok =
             t.outgoing_user.as_deref() == self.access.outgoing.as_ref().map(|c| c.user.as_str());
         luns_ok
-            && addresses == self.expected_addresses()
+            && t.allow_all == self.access.allow_all
+            && self.addresses_match(t)
             && names == want_names
             && users == want_users
             && outgoing_ok
@@ -515,6 +514,16 @@ mod tests {
     fn served_target_is_recognised() {
         let spec = spec();
         assert!(spec.is_served_by(&served(&spec)));
+        // Ranges are compared by value, whatever order or form the daemon shows them in.
+        let mut open = spec.clone();
+        open.access.allow_all = true;
+        open.access
+            .initiator_addresses
+            .push("fd00::7/128".parse().unwrap_or_else(|e| panic!("{e}")));
+        let mut shown = served(&open);
+        shown.targets[0].allow_all = true;
+        shown.targets[0].initiator_addresses = vec!["fd00::7/128".into(), "10.0.0.0/24".into()];
+        assert!(open.is_served_by(&shown));
     }
 
     #[test]
@@ -527,8 +536,17 @@ mod tests {
         wrong_path.targets[0].luns[0].path = Some("/dev/drbd2".into());
         assert!(!spec.is_served_by(&wrong_path));
         let mut open = served(&spec);
-        open.targets[0].initiator_addresses.push("ALL".into());
+        open.targets[0].allow_all = true;
         assert!(!spec.is_served_by(&open));
+        let mut wider = served(&spec);
+        wider.targets[0].initiator_addresses.push("10.0.1.7".into());
+        assert!(!spec.is_served_by(&wider));
+        let mut unreadable = served(&spec);
+        unreadable.targets[0].initiator_addresses = vec!["10.0.0.0/24".into(), "any".into()];
+        assert!(!spec.is_served_by(&unreadable));
+        let mut closed = spec.clone();
+        closed.access.allow_all = true;
+        assert!(!closed.is_served_by(&served(&spec)));
         let mut down = served(&spec);
         down.daemon_running = false;
         assert!(!spec.is_served_by(&down));
