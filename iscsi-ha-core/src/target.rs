@@ -247,8 +247,10 @@ pub struct ObservedTarget {
     /// Every initiator is allowed, whatever its address or name.
     #[serde(default)]
     pub allow_all: bool,
-    /// Allowed initiator address ranges as the daemon shows them; compared with the spec's by
-    /// value (as [`Subnet`]s), so one that is not a range never matches.
+    /// Allowed initiator address ranges as the daemon shows them. Each matches the spec's
+    /// range only written exactly as [`Subnet`] prints it: a daemon may match an entry by its
+    /// text, so one with host bits set or a full-length prefix written out is not the spec's
+    /// range, nor is one that is not a range.
     pub initiator_addresses: Vec<String>,
     /// Allowed initiator names.
     pub initiator_names: Vec<String>,
@@ -289,13 +291,13 @@ impl TargetStatus {
 }
 
 impl TargetSpec {
-    /// Whether `observed` admits exactly the initiator address ranges of this spec. A range
-    /// the daemon shows in a form that does not parse is not the spec's.
+    /// Whether `observed` admits exactly the initiator address ranges of this spec, in any
+    /// order, each written as [`Subnet`] prints it.
     fn addresses_match(&self, observed: &ObservedTarget) -> bool {
         let have: Option<BTreeSet<Subnet>> = observed
             .initiator_addresses
             .iter()
-            .map(|a| a.parse().ok())
+            .map(|a| a.parse::<Subnet>().ok().filter(|s| s.to_string() == *a))
             .collect();
         let want: BTreeSet<Subnet> = self.access.initiator_addresses.iter().copied().collect();
         have.is_some_and(|have| have == want)
@@ -514,7 +516,7 @@ mod tests {
     fn served_target_is_recognised() {
         let spec = spec();
         assert!(spec.is_served_by(&served(&spec)));
-        // Ranges are compared by value, whatever order or form the daemon shows them in.
+        // In any order, each written as `Subnet` prints it.
         let mut open = spec.clone();
         open.access.allow_all = true;
         open.access
@@ -522,8 +524,17 @@ mod tests {
             .push("fd00::7/128".parse().unwrap_or_else(|e| panic!("{e}")));
         let mut shown = served(&open);
         shown.targets[0].allow_all = true;
-        shown.targets[0].initiator_addresses = vec!["fd00::7/128".into(), "10.0.0.0/24".into()];
+        shown.targets[0].initiator_addresses = vec!["fd00::7".into(), "10.0.0.0/24".into()];
         assert!(open.is_served_by(&shown));
+        // The same ranges written otherwise may not match what the spec means.
+        for other in ["fd00::7/128", "fd00::0007"] {
+            let mut written = shown.clone();
+            written.targets[0].initiator_addresses[0] = other.into();
+            assert!(!open.is_served_by(&written), "{other}");
+        }
+        let mut host_bits = served(&spec);
+        host_bits.targets[0].initiator_addresses = vec!["10.0.0.9/24".into()];
+        assert!(!spec.is_served_by(&host_bits));
     }
 
     #[test]
