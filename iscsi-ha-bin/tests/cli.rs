@@ -560,6 +560,51 @@ fn import_legacy_refuses_several_targets_unless_one_is_chosen() {
     )));
 }
 
+/// A LUN identity tgtd cannot carry (over its 36 bytes, or with the ',' and '=' its requests
+/// split on) is refused at its key by `check-config` and by the daemon's start with tgt, the
+/// default; LIO writes each value whole and takes it.
+#[test]
+fn an_identity_tgtd_cannot_carry_is_refused_at_its_key_and_lio_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let serial = format!("SN,{}", "x".repeat(34));
+    let with_serial = |text: String| {
+        text.replace(
+            "path = \"/dev/drbd1\"",
+            &format!("path = \"/dev/drbd1\"\nscsi_sn = \"{serial}\""),
+        )
+    };
+    let tgt = with_serial(minimal_with("source = \"static\"\nrole = \"slave\""));
+    let file = dir.path().join("tgt.toml");
+    fs::write(&file, &tgt).unwrap();
+    let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let expected = format!(
+        "{}:15:11: target.lun[0].scsi_sn: \"{serial}\" is 37 bytes; tgtd keeps at most 36 bytes of scsi_sn: write a shorter value",
+        file.display()
+    );
+    assert!(
+        text(&out.stderr).contains(&expected),
+        "{expected}\nnot in:\n{}",
+        text(&out.stderr)
+    );
+
+    let out = run_daemon(dir.path(), &tgt, &dir.path().join("run"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("c.toml:15:11: target.lun[0].scsi_sn: ")
+            && stderr.contains("tgtd keeps at most 36 bytes"),
+        "{stderr}"
+    );
+
+    let lio = with_serial(fs::read_to_string(fixtures().join("config/good/lio.toml")).unwrap());
+    let file = dir.path().join("lio.toml");
+    fs::write(&file, &lio).unwrap();
+    let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("scsi_sn = \"{serial}\"")));
+}
+
 /// `backend = "lio"`: what LIO cannot do is refused at its key, with what to write instead,
 /// so a configuration never loses an access rule silently; `--host` names the modules to load
 /// when the kernel's target is not there.

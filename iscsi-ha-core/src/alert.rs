@@ -84,7 +84,7 @@ mod tests {
     fn repeats_inside_the_window_are_screened() {
         let t0 = Instant::now();
         let mut screen = AlertScreen::new(Duration::from_secs(60));
-        let a = Alert::new(Severity::Error, "tgtd failed");
+        let a = Alert::new(Severity::Error, "the target failed");
         assert!(screen.admit(&a, t0));
         assert!(!screen.admit(&a, t0 + Duration::from_secs(59)));
         assert!(screen.admit(&Alert::new(Severity::Error, "other"), t0));

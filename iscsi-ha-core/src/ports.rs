@@ -42,7 +42,7 @@ impl Cause {
     }
 
     /// The adapter's own error, when the cause was made from one (downcast it to the
-    /// adapter's type: `cause.adapter_error()?.downcast_ref::<TgtError>()`).
+    /// adapter's own error type: `cause.adapter_error()?.downcast_ref::<AdapterError>()`).
     pub fn adapter_error(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         self.error.as_deref()
     }

@@ -142,7 +142,8 @@ impl From<Subnet> for String {
 }
 
 impl fmt::Display for Subnet {
-    /// A single address prints without a prefix, as tgtd shows it.
+    /// A single address (a full-length prefix) prints without a prefix: it names one host,
+    /// not a range.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.prefix == max_prefix(self.network) {
             write!(f, "{}", self.network)

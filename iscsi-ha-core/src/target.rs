@@ -4,15 +4,16 @@ use crate::iqn::Iqn;
 use crate::secret::Secret;
 use crate::subnet::Subnet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fmt;
 
-/// Longest SCSI device identifier tgtd stores (`SCSI_ID_LEN`).
-pub const MAX_SCSI_ID_LEN: usize = 36;
-/// Longest SCSI serial number tgtd stores (`SCSI_SN_LEN`).
-pub const MAX_SCSI_SN_LEN: usize = 36;
-/// Length of the SCSI INQUIRY vendor field.
+/// Longest serial or device identifier SCSI can carry: a designator's length in the Device
+/// Identification VPD page (0x83) is one byte, as is the Unit Serial Number page's (0x80)
+/// length before SPC-4. A backend may keep less; it says so for its own backend.
+pub const MAX_SCSI_IDENTIFIER_LEN: usize = 255;
+/// Length of the SCSI INQUIRY vendor field (T10 VENDOR IDENTIFICATION).
 pub const MAX_VENDOR_ID_LEN: usize = 8;
-/// Length of the SCSI INQUIRY product field.
+/// Length of the SCSI INQUIRY product field (PRODUCT IDENTIFICATION).
 pub const MAX_PRODUCT_ID_LEN: usize = 16;
 
 /// A logical unit number. LUN 0 is the target's controller, so exported disks start at 1.
@@ -67,9 +68,9 @@ impl fmt::Display for LunId {
 /// initiator (and multipath, and XAPI) finds the same disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LunIdentity {
-    /// SCSI device identifier (VPD page 0x83), at most 36 bytes.
+    /// SCSI device identifier (VPD page 0x83), at most [`MAX_SCSI_IDENTIFIER_LEN`] bytes.
     pub scsi_id: String,
-    /// SCSI serial number (VPD page 0x80), at most 36 bytes.
+    /// SCSI serial number (VPD page 0x80), at most [`MAX_SCSI_IDENTIFIER_LEN`] bytes.
     pub scsi_sn: String,
     /// INQUIRY vendor, at most 8 bytes; `None` keeps the daemon's default.
     pub vendor_id: Option<String>,
@@ -79,9 +80,7 @@ pub struct LunIdentity {
 
 /// Why a LUN's identity is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{field} {value:?} is {len} bytes; at most {max} allowed, printable ASCII without ',' or '='"
-)]
+#[error("{field} {value:?} is {len} bytes; SCSI takes 1 to {max} bytes of printable ASCII (space to '~')")]
 pub struct LunIdentityError {
     /// Which field.
     pub field: &'static str,
@@ -94,15 +93,18 @@ pub struct LunIdentityError {
 }
 
 impl LunIdentity {
-    /// Checks the fields' lengths and characters (tgtd's parameter syntax cannot carry ',' or '=').
+    /// Checks what SCSI itself limits: every field non-empty printable ASCII (SPC's rule for
+    /// ASCII fields), the INQUIRY fields no longer than their 8 and 16 bytes, the serial and
+    /// identifier within what a VPD page can carry. What a backend keeps less of, its crate
+    /// refuses at the key.
     pub fn new(
         scsi_id: String,
         scsi_sn: String,
         vendor_id: Option<String>,
         product_id: Option<String>,
     ) -> Result<Self, LunIdentityError> {
-        check_field("scsi_id", &scsi_id, MAX_SCSI_ID_LEN)?;
-        check_field("scsi_sn", &scsi_sn, MAX_SCSI_SN_LEN)?;
+        check_field("scsi_id", &scsi_id, MAX_SCSI_IDENTIFIER_LEN)?;
+        check_field("scsi_sn", &scsi_sn, MAX_SCSI_IDENTIFIER_LEN)?;
         if let Some(v) = &vendor_id {
             check_field("vendor_id", v, MAX_VENDOR_ID_LEN)?;
         }
@@ -132,9 +134,7 @@ impl LunIdentity {
 fn check_field(field: &'static str, value: &str, max: usize) -> Result<(), LunIdentityError> {
     let ok = !value.is_empty()
         && value.len() <= max
-        && value
-            .chars()
-            .all(|c| c.is_ascii_graphic() && c != ',' && c != '=' || c == ' ');
+        && value.chars().all(|c| c.is_ascii_graphic() || c == ' ');
     if ok {
         Ok(())
     } else {
@@ -206,7 +206,8 @@ pub struct Access {
     pub initiator_addresses: Vec<Subnet>,
     /// Initiator names allowed.
     pub initiator_names: Vec<Iqn>,
-    /// Every initiator is allowed (tgtd's `ALL`); only when the configuration says so.
+    /// Every initiator is allowed, whatever its address or name; only when the configuration
+    /// says so.
     pub allow_all: bool,
     /// Accounts initiators log in with (incoming CHAP).
     pub incoming: Vec<ChapCredentials>,
@@ -239,11 +240,17 @@ pub struct TargetStatus {
 pub struct ObservedTarget {
     /// Its name as reported.
     pub iqn: String,
-    /// Accepting logins (tgtd `state=ready`).
+    /// Accepting logins: built whole and open to initiators.
     pub ready: bool,
     /// Its logical units (LUN 0, the controller, left out).
     pub luns: Vec<ObservedLun>,
-    /// Allowed initiator addresses as the daemon shows them (`ALL` included).
+    /// Every initiator is allowed, whatever its address or name.
+    #[serde(default)]
+    pub allow_all: bool,
+    /// Allowed initiator address ranges as the daemon shows them. Each matches the spec's
+    /// range only written exactly as [`Subnet`] prints it: a daemon may match an entry by its
+    /// text, so one with host bits set or a full-length prefix written out is not the spec's
+    /// range, nor is one that is not a range.
     pub initiator_addresses: Vec<String>,
     /// Allowed initiator names.
     pub initiator_names: Vec<String>,
@@ -271,8 +278,8 @@ pub struct ObservedLun {
     /// Whether completed writes are stable (see [`LunSpec::stable_writes`]), if the daemon
     /// shows what decides it.
     pub stable_writes: Option<bool>,
-    /// Whether a volatile write cache is reported to initiators, if the daemon shows it
-    /// (tgtd does not: only an initiator's MODE SENSE sees it).
+    /// Whether a volatile write cache is reported to initiators, if the daemon shows it (a
+    /// daemon that does not leaves it to an initiator's MODE SENSE).
     pub volatile_cache_reported: Option<bool>,
 }
 
@@ -284,21 +291,16 @@ impl TargetStatus {
 }
 
 impl TargetSpec {
-    /// The access-list entries the daemon shows when this spec is applied: address ranges as
-    /// [`Subnet`] prints them, and `ALL` when allowed.
-    pub fn expected_addresses(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .access
+    /// Whether `observed` admits exactly the initiator address ranges of this spec, in any
+    /// order, each written as [`Subnet`] prints it.
+    fn addresses_match(&self, observed: &ObservedTarget) -> bool {
+        let have: Option<BTreeSet<Subnet>> = observed
             .initiator_addresses
             .iter()
-            .map(ToString::to_string)
+            .map(|a| a.parse::<Subnet>().ok().filter(|s| s.to_string() == *a))
             .collect();
-        if self.access.allow_all {
-            out.push("ALL".to_string());
-        }
-        out.sort();
-        out.dedup();
-        out
+        let want: BTreeSet<Subnet> = self.access.initiator_addresses.iter().copied().collect();
+        have.is_some_and(|have| have == want)
     }
 
     /// Whether `status` shows this target fully served: present, ready, every LUN with its
@@ -331,9 +333,6 @@ impl TargetSpec {
                     && have.read_only.is_none_or(|ro| ro == want.read_only)
             })
         });
-        let mut addresses = t.initiator_addresses.clone();
-        addresses.sort();
-        addresses.dedup();
         let mut names: Vec<&str> = t.initiator_names.iter().map(String::as_str).collect();
         names.sort_unstable();
         let mut want_names: Vec<&str> = self
@@ -356,7 +355,8 @@ impl TargetSpec {
         let outgoing_ok =
             t.outgoing_user.as_deref() == self.access.outgoing.as_ref().map(|c| c.user.as_str());
         luns_ok
-            && addresses == self.expected_addresses()
+            && t.allow_all == self.access.allow_all
+            && self.addresses_match(t)
             && names == want_names
             && users == want_users
             && outgoing_ok
@@ -414,28 +414,59 @@ mod tests {
         let a = LunIdentity::derived(&iqn(), lun(1));
         assert_eq!(a, LunIdentity::derived(&iqn(), lun(1)));
         assert_ne!(a, LunIdentity::derived(&iqn(), lun(2)));
-        assert!(a.scsi_id.len() <= MAX_SCSI_ID_LEN);
+        assert!(LunIdentity::new(a.scsi_id.clone(), a.scsi_sn.clone(), None, None).is_ok());
+    }
+
+    fn refused_field(
+        id: &str,
+        sn: &str,
+        vendor: Option<&str>,
+        product: Option<&str>,
+    ) -> Option<&'static str> {
+        LunIdentity::new(
+            id.into(),
+            sn.into(),
+            vendor.map(Into::into),
+            product.map(Into::into),
+        )
+        .err()
+        .map(|e| e.field)
     }
 
     #[test]
-    fn identity_fields_are_bounded() {
-        let long = "x".repeat(9);
-        let err = LunIdentity::new("id".into(), "sn".into(), Some(long), None);
-        assert!(matches!(
-            err,
-            Err(LunIdentityError {
-                field: "vendor_id",
-                ..
-            })
-        ));
-        let comma = LunIdentity::new("a,b".into(), "sn".into(), None, None);
-        assert!(matches!(
-            comma,
-            Err(LunIdentityError {
-                field: "scsi_id",
-                ..
-            })
-        ));
+    fn identity_fields_are_held_to_what_scsi_limits() {
+        assert_eq!(
+            refused_field("id", "sn", Some(&"x".repeat(9)), None),
+            Some("vendor_id")
+        );
+        assert_eq!(
+            refused_field("id", "sn", Some("ACME ACM"), Some(&"p".repeat(16))),
+            None
+        );
+        assert_eq!(
+            refused_field("id", "sn", None, Some(&"p".repeat(17))),
+            Some("product_id")
+        );
+        assert_eq!(refused_field("", "sn", None, None), Some("scsi_id"));
+        assert_eq!(refused_field("id", "s\nn", None, None), Some("scsi_sn"));
+        assert_eq!(refused_field("id", "sé", None, None), Some("scsi_sn"));
+        let longest = "s".repeat(MAX_SCSI_IDENTIFIER_LEN);
+        assert_eq!(refused_field(&longest, &longest, None, None), None);
+        let over = "s".repeat(MAX_SCSI_IDENTIFIER_LEN + 1);
+        assert_eq!(refused_field("id", &over, None, None), Some("scsi_sn"));
+        assert_eq!(refused_field(&over, "sn", None, None), Some("scsi_id"));
+        // What one backend's request syntax cannot carry is that backend's to refuse.
+        assert_eq!(
+            refused_field("a,b=c", &"s,".repeat(20), Some("A=B"), None),
+            None
+        );
+        let e = LunIdentity::new("id".into(), over.clone(), None, None)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e,
+            Some(format!("scsi_sn {over:?} is 256 bytes; SCSI takes 1 to 255 bytes of printable ASCII (space to '~')"))
+        );
     }
 
     fn spec() -> TargetSpec {
@@ -485,6 +516,25 @@ mod tests {
     fn served_target_is_recognised() {
         let spec = spec();
         assert!(spec.is_served_by(&served(&spec)));
+        // In any order, each written as `Subnet` prints it.
+        let mut open = spec.clone();
+        open.access.allow_all = true;
+        open.access
+            .initiator_addresses
+            .push("fd00::7/128".parse().unwrap_or_else(|e| panic!("{e}")));
+        let mut shown = served(&open);
+        shown.targets[0].allow_all = true;
+        shown.targets[0].initiator_addresses = vec!["fd00::7".into(), "10.0.0.0/24".into()];
+        assert!(open.is_served_by(&shown));
+        // The same ranges written otherwise may not match what the spec means.
+        for other in ["fd00::7/128", "fd00::0007"] {
+            let mut written = shown.clone();
+            written.targets[0].initiator_addresses[0] = other.into();
+            assert!(!open.is_served_by(&written), "{other}");
+        }
+        let mut host_bits = served(&spec);
+        host_bits.targets[0].initiator_addresses = vec!["10.0.0.9/24".into()];
+        assert!(!spec.is_served_by(&host_bits));
     }
 
     #[test]
@@ -497,8 +547,17 @@ mod tests {
         wrong_path.targets[0].luns[0].path = Some("/dev/drbd2".into());
         assert!(!spec.is_served_by(&wrong_path));
         let mut open = served(&spec);
-        open.targets[0].initiator_addresses.push("ALL".into());
+        open.targets[0].allow_all = true;
         assert!(!spec.is_served_by(&open));
+        let mut wider = served(&spec);
+        wider.targets[0].initiator_addresses.push("10.0.1.7".into());
+        assert!(!spec.is_served_by(&wider));
+        let mut unreadable = served(&spec);
+        unreadable.targets[0].initiator_addresses = vec!["10.0.0.0/24".into(), "any".into()];
+        assert!(!spec.is_served_by(&unreadable));
+        let mut closed = spec.clone();
+        closed.access.allow_all = true;
+        assert!(!closed.is_served_by(&served(&spec)));
         let mut down = served(&spec);
         down.daemon_running = false;
         assert!(!spec.is_served_by(&down));

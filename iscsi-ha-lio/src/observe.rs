@@ -44,10 +44,9 @@ fn target(cfs: &Configfs, iqn: &str) -> Result<ObservedTarget, LioError> {
         out.luns.push(lun(cfs, &format!("{tpg}/lun/{name}"), n)?);
     }
     out.luns.sort_by_key(|l| l.lun);
-    if cfs.read(&format!("{tpg}/attrib/generate_node_acls"))? == "1" {
-        // The core's word for "every initiator" (tgtd's ALL).
-        out.initiator_addresses.push("ALL".into());
-    }
+    // LIO admits by name only: no address ranges to report, and "every initiator" is demo
+    // mode (ACLs generated for whoever logs in).
+    out.allow_all = cfs.read(&format!("{tpg}/attrib/generate_node_acls"))? == "1";
     let chap = cfs.read(&format!("{tpg}/attrib/authentication"))? == "1";
     let mut users = Vec::new();
     let mut mutual = Vec::new();
@@ -126,4 +125,71 @@ fn lun(cfs: &Configfs, dir: &str, n: u64) -> Result<ObservedLun, LioError> {
         out.read_only = layout::parse_iblock_readonly(&info);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iscsi_ha_core::iqn::Iqn;
+    use iscsi_ha_core::target::{Access, TargetSpec};
+    use std::fs;
+    use std::path::Path;
+
+    const IQN: &str = "iqn.2024-01.com.example:disk";
+
+    fn write(path: &Path, text: &str) {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// A TPG as the kernel shows it, with no LUNs or ACLs, in demo mode or not.
+    fn tree(demo_mode: bool) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tpg = dir.path().join(format!("{FABRIC}/{IQN}/{TPGT}"));
+        fs::create_dir_all(dir.path().join("core")).unwrap_or_else(|e| panic!("{e}"));
+        for sub in ["lun", "acls"] {
+            fs::create_dir_all(tpg.join(sub)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        write(&tpg.join("enable"), "1\n");
+        write(
+            &tpg.join("attrib/generate_node_acls"),
+            if demo_mode { "1\n" } else { "0\n" },
+        );
+        write(&tpg.join("attrib/authentication"), "0\n");
+        write(&tpg.join("auth/userid"), "NULL\n");
+        write(&tpg.join("auth/userid_mutual"), "NULL\n");
+        dir
+    }
+
+    fn spec(allow_all: bool) -> TargetSpec {
+        TargetSpec {
+            iqn: Iqn::new(IQN).unwrap_or_else(|e| panic!("{e}")),
+            luns: Vec::new(),
+            access: Access {
+                allow_all,
+                ..Access::default()
+            },
+        }
+    }
+
+    #[test]
+    fn demo_mode_is_reported_as_every_initiator_allowed_and_no_address_range() {
+        let open = tree(true);
+        let seen = |dir: &tempfile::TempDir| {
+            status(&Configfs::new(dir.path())).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let status = seen(&open);
+        assert!(status.targets[0].allow_all, "{status:#?}");
+        assert!(status.targets[0].initiator_addresses.is_empty());
+        assert!(spec(true).is_served_by(&status));
+        assert!(!spec(false).is_served_by(&status));
+
+        let closed = tree(false);
+        let status = seen(&closed);
+        assert!(!status.targets[0].allow_all, "{status:#?}");
+        assert!(spec(false).is_served_by(&status));
+        assert!(!spec(true).is_served_by(&status));
+    }
 }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use iscsi_ha_core::config::KeyPath;
-use iscsi_ha_core::target::TargetSpec;
+use iscsi_ha_core::target::{LunSpec, TargetSpec};
 use serde::Deserialize;
 
 use crate::adapter::LioConfig;
@@ -14,6 +14,11 @@ use crate::layout;
 
 /// The iSCSI port a portal without one listens on.
 pub const ISCSI_PORT: u16 = 3260;
+
+/// Longest unit serial LIO keeps: its buffer is `INQUIRY_VPD_SERIAL_LEN` (254) bytes with the
+/// terminating NUL, and the kernel refuses a longer write with EOVERFLOW
+/// (`target_core_configfs.c` `target_wwn_vpd_unit_serial_store`).
+pub const MAX_UNIT_SERIAL_LEN: usize = 253;
 
 /// `[target.lio]` as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -29,20 +34,10 @@ pub struct LioSection {
     pub configfs: Option<PathBuf>,
 }
 
-/// One thing in the configuration the LIO backend cannot take, at its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingProblem {
-    /// The key, e.g. `target.access.initiators[0]` or `target.lio.portal`.
-    pub at: KeyPath,
-    /// What is wrong and what to write instead.
-    pub message: String,
-}
+pub use iscsi_ha_core::config::SettingProblem;
 
 fn problem(at: KeyPath, message: impl Into<String>) -> SettingProblem {
-    SettingProblem {
-        at,
-        message: message.into(),
-    }
+    SettingProblem::new(at, message)
 }
 
 /// The adapter's settings from `[target.lio]` (absent: every default) with `vip` as the
@@ -112,7 +107,9 @@ fn parse_portal(text: &str) -> Option<SocketAddr> {
 /// configuration never loses an access rule silently: address ranges (LIO admits initiators by
 /// name only), more than one incoming CHAP account (LIO binds one account to the TPG and to
 /// each initiator's ACL, the same one here), a LUN path the iblock or fileio options cannot
-/// carry.
+/// carry, a unit serial longer than the kernel keeps, and an identity with outer spaces (the
+/// kernel strips them, so the LUN would never show what the configuration says). A ',' or
+/// '=' in an identity is fine here: each value is written whole to its own configfs file.
 pub fn unsupported(spec: &TargetSpec) -> Vec<SettingProblem> {
     let access = KeyPath::keys(&["target", "access"]);
     let mut out = Vec::new();
@@ -141,8 +138,41 @@ pub fn unsupported(spec: &TargetSpec) -> Vec<SettingProblem> {
                 ),
             ));
         }
+        identity_problems(lun, &KeyPath::keys(&["target", "lun"]).index(i), &mut out);
     }
     out
+}
+
+/// What of a LUN's identity the kernel would refuse or change when it is written to the
+/// storage object's `wwn` files.
+fn identity_problems(lun: &LunSpec, at: &KeyPath, out: &mut Vec<SettingProblem>) {
+    let serial = &lun.identity.scsi_sn;
+    if serial.len() > MAX_UNIT_SERIAL_LEN {
+        out.push(problem(
+            at.key("scsi_sn"),
+            format!(
+                "{} bytes: LIO keeps a unit serial of at most {MAX_UNIT_SERIAL_LEN} bytes (the kernel's INQUIRY_VPD_SERIAL_LEN, 254 with its NUL); write a shorter scsi_sn",
+                serial.len()
+            ),
+        ));
+    }
+    let fields = [
+        ("scsi_sn", Some(serial)),
+        ("vendor_id", lun.identity.vendor_id.as_ref()),
+        ("product_id", lun.identity.product_id.as_ref()),
+    ];
+    for (field, value) in fields {
+        let Some(value) = value else { continue };
+        if value.trim() != value {
+            out.push(problem(
+                at.key(field),
+                format!(
+                    "{value:?} starts or ends with a space, which the kernel strips from what is written to configfs: LIO would show {:?} and never match the configuration; remove the outer spaces",
+                    value.trim()
+                ),
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -252,5 +282,47 @@ interface = "xenbr1"
         let found = unsupported(&config(&comma).target);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].at.to_string(), "target.lun[0].path");
+    }
+
+    fn identity_problems_of(keys: &str) -> Vec<String> {
+        let text = BASE.replace(
+            "path = \"/dev/drbd1\"",
+            &format!("path = \"/dev/drbd1\"\n{keys}"),
+        );
+        unsupported(&config(&text).target)
+            .into_iter()
+            .map(|p| format!("{}: {}", p.at, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn an_identity_tgtd_cannot_carry_is_taken_and_the_kernels_own_limits_are_named() {
+        // Longer than tgtd's 36 bytes, with the ',' and '=' its requests split on: each value
+        // is written whole to its own configfs file.
+        let serial = format!("SN,{}=1", "x".repeat(40));
+        assert_eq!(
+            identity_problems_of(&format!("scsi_sn = \"{serial}\"\nvendor_id = \"A,B=C\"")),
+            Vec::<String>::new()
+        );
+        let longest = "s".repeat(MAX_UNIT_SERIAL_LEN);
+        assert!(identity_problems_of(&format!("scsi_sn = \"{longest}\"")).is_empty());
+        let found = identity_problems_of(&format!("scsi_sn = \"{longest}s\""));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "target.lun[0].scsi_sn: 254 bytes: LIO keeps a unit serial of at most 253 bytes"
+            ),
+            "{found:?}"
+        );
+        let found = identity_problems_of("scsi_sn = \"SN1 \"\nproduct_id = \" Disk\"");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("target.lun[0].scsi_sn: \"SN1 \" starts or ends with a space, which the kernel strips"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("target.lun[0].product_id: \" Disk\""),
+            "{found:?}"
+        );
     }
 }

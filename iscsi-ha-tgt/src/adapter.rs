@@ -15,7 +15,7 @@ use crate::error::TgtError;
 use crate::exit_watch::ExitWatch;
 use crate::ops::{State, Tgt};
 use crate::plan::{self, fingerprint, Applied, Deferred, LunKey, Step};
-use crate::show::TargetInfo;
+use crate::show::{TargetInfo, ALL};
 use crate::wire::{ReplyCode, Request};
 
 /// The tgt adapter: converges one tgtd on a [`TargetSpec`].
@@ -475,7 +475,8 @@ fn free_tid(targets: &[TargetInfo]) -> i64 {
     tid
 }
 
-/// A target as the port reports it.
+/// A target as the port reports it: tgtd's `ALL` entry becomes `allow_all`, its other address
+/// entries are the ranges as tgtd shows them.
 pub fn observe(t: &TargetInfo) -> ObservedTarget {
     ObservedTarget {
         iqn: t.name.clone(),
@@ -496,7 +497,8 @@ pub fn observe(t: &TargetInfo) -> ObservedTarget {
                 volatile_cache_reported: None,
             })
             .collect(),
-        initiator_addresses: t.acl_addresses(),
+        allow_all: t.acl_addresses().iter().any(|a| a == ALL),
+        initiator_addresses: t.acl_addresses().into_iter().filter(|a| a != ALL).collect(),
         initiator_names: t.acl_names(),
         incoming_users: t.incoming_users.clone(),
         outgoing_user: t.outgoing_user.clone(),

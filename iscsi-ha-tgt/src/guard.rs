@@ -3,11 +3,16 @@
 //! accepted and then misbehave (tid 0, an ACL with host bits, `/0`).
 
 use iscsi_ha_core::subnet::{max_prefix, Subnet};
-use iscsi_ha_core::target::{
-    LunId, MAX_PRODUCT_ID_LEN, MAX_SCSI_ID_LEN, MAX_SCSI_SN_LEN, MAX_VENDOR_ID_LEN,
-};
+use iscsi_ha_core::target::{LunId, MAX_PRODUCT_ID_LEN, MAX_VENDOR_ID_LEN};
 
 use crate::wire::{Mode, Op, Request, WireError, NO_TID};
+
+/// Longest SCSI device identifier tgtd keeps (`SCSI_ID_LEN`, tgt `usr/tgtd.h`); SCSI itself
+/// allows more.
+pub const MAX_SCSI_ID_LEN: usize = 36;
+/// Longest SCSI serial number tgtd keeps (`SCSI_SN_LEN`, tgt `usr/tgtd.h`); SCSI itself
+/// allows more.
+pub const MAX_SCSI_SN_LEN: usize = 36;
 
 /// Longest target name tgtd is given: the configuration's limit (tgtd's 256-byte name buffers).
 pub const MAX_TARGET_NAME_LEN: usize = iscsi_ha_core::iqn::MAX_NAME_LEN;

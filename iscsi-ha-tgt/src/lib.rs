@@ -11,6 +11,7 @@
 //! | [`show`] | total parsers for the `show` replies | reading `tgtadm --op show` |
 //! | [`durability`] | stable writes and the reported write cache: tgt's facts, the mapping | `write-cache`, `--bsoflags` |
 //! | [`plan`] | the pure diff of a target spec against what tgtd holds | — |
+//! | [`settings`] | what of the configuration's `[target]` tgtd cannot take, at its key | — |
 //! | [`daemon`] | tgtd as a supervised child (`tgtd -f -C N`) | `systemctl start tgt` |
 //! | [`exit_watch`] | noticing a tgtd's exit: a pidfd, or a periodic look on kernels before 5.3 | — |
 //! | [`config`] | [`TgtConfig`]: socket, lifecycle, timeouts, backing | `/etc/tgt` |
@@ -38,6 +39,7 @@ pub mod exit_watch;
 pub mod guard;
 pub mod ops;
 pub mod plan;
+pub mod settings;
 pub mod show;
 pub mod targets_conf;
 pub mod wire;

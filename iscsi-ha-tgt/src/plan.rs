@@ -10,7 +10,7 @@ use crate::config::BackingDefaults;
 use crate::durability;
 use crate::guard::{self, GuardError};
 use crate::ops::{LunBacking, LunSettings, State};
-use crate::show::TargetInfo;
+use crate::show::{TargetInfo, ALL};
 use crate::wire::{AccountDirection, Request};
 
 /// One change to apply.
@@ -240,11 +240,28 @@ fn plan_luns(
     }
 }
 
+/// The address entries of tgtd's access list once `spec` is served, as tgtd shows them: each
+/// range as [`Subnet`](iscsi_ha_core::subnet::Subnet) prints it (tgtd shows a single address
+/// without a prefix, and matches it only written so: see [`guard::acl_subnet`]), and
+/// [`ALL`] when every initiator is allowed.
+pub fn acl_addresses(spec: &TargetSpec) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = spec
+        .access
+        .initiator_addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if spec.access.allow_all {
+        out.insert(ALL.to_string());
+    }
+    out
+}
+
 fn plan_acl(spec: &TargetSpec, have: &TargetInfo, steps: &mut Vec<Step>) {
-    let want: BTreeSet<String> = spec.expected_addresses().into_iter().collect();
+    let want = acl_addresses(spec);
     let have_addresses: BTreeSet<String> = have.acl_addresses().into_iter().collect();
     for a in want.difference(&have_addresses) {
-        steps.push(if a == "ALL" {
+        steps.push(if a == ALL {
             Step::BindAll
         } else {
             Step::BindAddress(a.clone())
@@ -685,6 +702,23 @@ mod tests {
             &BackingDefaults::default(),
         );
         assert_eq!(steps, vec![]);
+    }
+
+    #[test]
+    fn the_access_list_is_rendered_as_tgtd_shows_it() {
+        let mut spec = spec();
+        assert_eq!(
+            acl_addresses(&spec),
+            BTreeSet::from(["10.0.0.0/24".to_string()])
+        );
+        spec.access.allow_all = true;
+        spec.access
+            .initiator_addresses
+            .push("10.9.9.9/32".parse().unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(
+            acl_addresses(&spec),
+            BTreeSet::from(["10.0.0.0/24", "10.9.9.9", ALL].map(String::from))
+        );
     }
 
     #[test]

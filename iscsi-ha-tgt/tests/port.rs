@@ -337,6 +337,10 @@ fn allow_all_and_names_round_trip() {
     target.serve(&spec).unwrap_or_else(|e| panic!("serve: {e}"));
     let status = target.status().unwrap_or_else(|e| panic!("{e}"));
     assert!(spec.is_served_by(&status), "{status:#?}");
+    // tgtd's ALL entry is reported as every initiator allowed, not as an address range.
+    let observed = status.find(&spec.iqn).cloned().unwrap_or_default();
+    assert!(observed.allow_all, "{observed:#?}");
+    assert!(observed.initiator_addresses.is_empty(), "{observed:#?}");
     let anyone = run(
         "iscsi-inq",
         &["-i", STRANGER, &bench.url(spec.iqn.as_str(), 1, None)],
@@ -347,6 +351,7 @@ fn allow_all_and_names_round_trip() {
     target.serve(&spec).unwrap_or_else(|e| panic!("serve: {e}"));
     let status = target.status().unwrap_or_else(|e| panic!("{e}"));
     assert!(spec.is_served_by(&status), "{status:#?}");
+    assert!(status.find(&spec.iqn).is_some_and(|t| !t.allow_all));
     let stranger = run(
         "iscsi-inq",
         &["-i", STRANGER, &bench.url(spec.iqn.as_str(), 1, None)],

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::KeyPath;
+
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -34,6 +36,27 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// One thing in a configuration that the chosen target backend cannot take, at the key that
+/// asks for it. The backend's crate finds it (the core knows no backend's limits); the binary
+/// places it in the file and reports it as a [`ConfigError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingProblem {
+    /// The key, e.g. `target.access.initiators[0]` or `target.lun[0].scsi_sn`.
+    pub at: KeyPath,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+impl SettingProblem {
+    /// A problem at `at`.
+    pub fn new(at: KeyPath, message: impl Into<String>) -> Self {
+        Self {
+            at,
+            message: message.into(),
+        }
+    }
+}
 
 /// Every problem found in a configuration; the daemon refuses to start on any.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -14,7 +14,7 @@ pub mod schema;
 mod validate;
 
 pub use duration::{ConfigDuration, DurationError};
-pub use error::{line_column, ConfigError, ConfigErrors};
+pub use error::{line_column, ConfigError, ConfigErrors, SettingProblem};
 pub use fingerprint::{fingerprint, FINGERPRINT_HEX_LEN};
 pub use locate::{key_position, KeyPath, Segment};
 

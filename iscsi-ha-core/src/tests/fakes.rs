@@ -222,7 +222,13 @@ impl World {
                         ..ObservedLun::default()
                     })
                     .collect(),
-                initiator_addresses: spec.expected_addresses(),
+                allow_all: spec.access.allow_all,
+                initiator_addresses: spec
+                    .access
+                    .initiator_addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
                 ..ObservedTarget::default()
             }]
         } else {

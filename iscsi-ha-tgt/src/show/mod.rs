@@ -10,7 +10,7 @@ mod targets;
 pub use lists::{parse_accounts, parse_connections, parse_params, parse_portals, ConnectionInfo};
 pub use system::{parse_system, SystemInfo};
 pub use targets::{
-    is_address_entry, parse_targets, LunInfo, NexusConnection, NexusInfo, TargetInfo,
+    is_address_entry, parse_targets, LunInfo, NexusConnection, NexusInfo, TargetInfo, ALL,
 };
 
 /// A line split into its indentation level (leading spaces / 4) and the rest.

@@ -77,7 +77,7 @@ pub struct LunInfo {
 }
 
 impl TargetInfo {
-    /// Whether the target accepts logins.
+    /// Whether the target accepts logins (tgtd's `state=ready`; `offline` refuses them).
     pub fn is_ready(&self) -> bool {
         self.state.as_deref() == Some("ready")
     }
@@ -107,10 +107,13 @@ impl TargetInfo {
     }
 }
 
+/// The access-list entry that admits every initiator, whatever its address or name.
+pub const ALL: &str = "ALL";
+
 /// Whether an ACL entry is an address rule (`ALL`, an address, `addr/prefix`, `[v6]/prefix`)
 /// rather than an initiator name.
 pub fn is_address_entry(entry: &str) -> bool {
-    if entry == "ALL" {
+    if entry == ALL {
         return true;
     }
     let addr = entry.split_once('/').map_or(entry, |(a, _)| a);
