@@ -820,10 +820,7 @@ fn s8(c: &Cluster<'_>, master: u8) -> u8 {
 }
 
 fn prepare_after_boot(c: &Cluster<'_>, id: u8) {
-    c.lab()
-        .node(id)
-        .run("ip link set eth1 up && echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore")
-        .unwrap();
+    c.lab().node(id).bring_up_spare_nic().unwrap();
 }
 
 fn indent(s: &str) -> String {

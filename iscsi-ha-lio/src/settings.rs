@@ -36,10 +36,6 @@ pub struct LioSection {
 
 pub use iscsi_ha_core::config::SettingProblem;
 
-fn problem(at: KeyPath, message: impl Into<String>) -> SettingProblem {
-    SettingProblem::new(at, message)
-}
-
 /// The adapter's settings from `[target.lio]` (absent: every default) with `vip` as the
 /// default portal address, or every problem found.
 pub fn lio_config(
@@ -57,7 +53,7 @@ pub fn lio_config(
                 .and_then(|m| m.split('`').next())
                 .filter(|k| !k.is_empty());
             let at = key.map_or(at.clone(), |k| at.key(k));
-            vec![problem(
+            vec![SettingProblem::new(
                 at,
                 format!("{message}; [target.lio] takes portal = \"address:port\" and configfs = \"/sys/kernel/config/target\""),
             )]
@@ -69,7 +65,7 @@ pub fn lio_config(
         Some(text) => match parse_portal(text) {
             Some(addr) => addr,
             None => {
-                problems.push(problem(
+                problems.push(SettingProblem::new(
                     at.key("portal"),
                     format!("{text:?} is not address:port: write e.g. \"10.10.10.3:3260\", \"[fd00::3]:3260\" or \"0.0.0.0:3260\" (every address), or remove it to listen on the VIP"),
                 ));
@@ -81,7 +77,7 @@ pub fn lio_config(
         .configfs
         .unwrap_or_else(|| LioConfig::default().root);
     if !root.is_absolute() {
-        problems.push(problem(
+        problems.push(SettingProblem::new(
             at.key("configfs"),
             format!(
                 "{:?} is not an absolute path: write configfs = \"/sys/kernel/config/target\" or remove it",
@@ -114,13 +110,13 @@ pub fn unsupported(spec: &TargetSpec) -> Vec<SettingProblem> {
     let access = KeyPath::keys(&["target", "access"]);
     let mut out = Vec::new();
     for (i, range) in spec.access.initiator_addresses.iter().enumerate() {
-        out.push(problem(
+        out.push(SettingProblem::new(
             access.key("initiators").index(i),
             format!("{range}: LIO admits initiators by name only, not by address; list their names in initiator_names (or set allow_all = true and rely on CHAP), or use backend = \"tgt\""),
         ));
     }
     if spec.access.incoming.len() > 1 {
-        out.push(problem(
+        out.push(SettingProblem::new(
             access.key("incoming").index(1),
             format!(
                 "{} incoming CHAP accounts: LIO checks one account per target; keep one [[target.access.incoming]], or use backend = \"tgt\"",
@@ -130,7 +126,7 @@ pub fn unsupported(spec: &TargetSpec) -> Vec<SettingProblem> {
     }
     for (i, lun) in spec.luns.iter().enumerate() {
         if layout::backstore_control(lun).is_none() {
-            out.push(problem(
+            out.push(SettingProblem::new(
                 KeyPath::keys(&["target", "lun"]).index(i).key("path"),
                 format!(
                     "{:?}: LIO's backstore options cannot carry ',' or a newline; use a path without them (e.g. a udev link)",
@@ -148,7 +144,7 @@ pub fn unsupported(spec: &TargetSpec) -> Vec<SettingProblem> {
 fn identity_problems(lun: &LunSpec, at: &KeyPath, out: &mut Vec<SettingProblem>) {
     let serial = &lun.identity.scsi_sn;
     if serial.len() > MAX_UNIT_SERIAL_LEN {
-        out.push(problem(
+        out.push(SettingProblem::new(
             at.key("scsi_sn"),
             format!(
                 "{} bytes: LIO keeps a unit serial of at most {MAX_UNIT_SERIAL_LEN} bytes (the kernel's INQUIRY_VPD_SERIAL_LEN, 254 with its NUL); write a shorter scsi_sn",
@@ -164,7 +160,7 @@ fn identity_problems(lun: &LunSpec, at: &KeyPath, out: &mut Vec<SettingProblem>)
     for (field, value) in fields {
         let Some(value) = value else { continue };
         if value.trim() != value {
-            out.push(problem(
+            out.push(SettingProblem::new(
                 at.key(field),
                 format!(
                     "{value:?} starts or ends with a space, which the kernel strips from what is written to configfs: LIO would show {:?} and never match the configuration; remove the outer spaces",

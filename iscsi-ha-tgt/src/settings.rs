@@ -115,7 +115,7 @@ mod tests {
         assert!(derived.scsi_sn.len() <= guard::MAX_SCSI_SN_LEN);
     }
 
-    const MAX: usize = 36;
+    const MAX: usize = guard::MAX_SCSI_SN_LEN;
 
     #[test]
     fn a_value_tgtd_would_cut_or_split_is_named_at_its_key() {

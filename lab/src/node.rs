@@ -368,6 +368,13 @@ impl Node {
         net::set_spare_link(self.id, false)
     }
 
+    /// Brings the spare NIC up as a node's boot scripts would, with `arp_ignore = 1` so that
+    /// each NIC answers ARP only for its own addresses (two NICs share the lab's subnet).
+    pub fn bring_up_spare_nic(&self) -> Result<()> {
+        self.run("ip link set eth1 up && echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore")
+            .map(|_| ())
+    }
+
     /// Restores a link cut by [`Node::cut_spare_link`].
     pub fn restore_spare_link(&self) -> Result<()> {
         net::set_spare_link(self.id, true)

@@ -129,7 +129,7 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
     print_breakdown("old master: role seen->released", &old_master);
     // After run i (from 0) node 2 serves when i is even: after `runs` runs, node 2 if odd.
     let serving = if args.runs % 2 == 1 { 2 } else { 1 };
-    let gaps = io_gap_runs(&lab, &c, serving, args.runs, None)?;
+    let gaps = io_gap_runs(&lab, &c, serving, args.runs, false)?;
     print_io_gaps(&format!("planned ({})", args.backend), gaps);
     Ok(ExitCode::SUCCESS)
 }
@@ -139,15 +139,14 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
 fn client_link(args: &FailoverArgs) -> anyhow::Result<ExitCode> {
     let lab = Lab::up(args.cluster.lab_options()).context("bringing the lab up")?;
     for id in [1, 2] {
-        lab.node(id)
-            .run("ip link set eth1 up && echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore")?;
+        lab.node(id).bring_up_spare_nic()?;
     }
     let config = iscsi_ha_lab::cluster::lab_config_on("eth1", &tickle_section(args.tickle));
     let c = Cluster::deploy_with(&lab, &args.cluster.binaries(), &config)
         .context("starting iscsi-ha")?;
     c.set_role(1, "master")?;
     c.wait_serving(1, GAP_TIMEOUT)?;
-    let gaps = io_gap_runs(&lab, &c, 1, args.runs, Some(LinkCut::Spare))?;
+    let gaps = io_gap_runs(&lab, &c, 1, args.runs, true)?;
     println!("accelerator: {}", lab.accel());
     print_io_gaps(
         &format!(
@@ -179,13 +178,6 @@ fn print_io_gaps(what: &str, mut gaps: Vec<Duration>) {
     );
 }
 
-/// What the old master loses just before a switch in [`io_gap_runs`].
-#[derive(Debug, Clone, Copy)]
-enum LinkCut {
-    /// Its spare NIC's link, restored once the run's writes are read back.
-    Spare,
-}
-
 /// Where the io-gap runs write: each in its own 1 MiB region from 1 MiB on (the switches
 /// before them read a pattern from block 0), so at most [`MAX_GAP_RUNS`] fit the 64 MiB disk.
 const GAP_BASE: u64 = 1 << 20;
@@ -197,14 +189,15 @@ const GAP_AFTER: Duration = Duration::from_secs(3);
 const GAP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `runs` planned switches (from node `serving`, alternating) each under its own initiator
-/// session, the old master first losing `cut` if given; per switch the longest write stall.
+/// session, the old master first losing its spare NIC's link if `cut_spare` (restored when the
+/// session stops); per switch the longest write stall.
 /// Fails when an acknowledged write does not read back.
 fn io_gap_runs(
     lab: &Lab,
     c: &Cluster<'_>,
     serving: u8,
     runs: usize,
-    cut: Option<LinkCut>,
+    cut_spare: bool,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut master = serving;
     let mut gaps = Vec::new();
@@ -214,14 +207,14 @@ fn io_gap_runs(
         let tag = u8::try_from(i % 200).unwrap_or(0) + 1;
         let session = Session::start(lab, &c.lun_url(), base, tag, Duration::from_millis(50))?;
         thread::sleep(GAP_STEADY);
-        if let Some(LinkCut::Spare) = cut {
+        if cut_spare {
             lab.node(master).cut_spare_link()?;
         }
         c.switch_roles(master, to)?;
         c.wait_serving(to, GAP_TIMEOUT)?;
         thread::sleep(GAP_AFTER);
         let writes = session.stop()?;
-        if let Some(LinkCut::Spare) = cut {
+        if cut_spare {
             lab.node(master).restore_spare_link()?;
         }
         let gap = io_gap(&writes);
