@@ -12,6 +12,9 @@ use crate::writer::{Block, Op, ReadCheck};
 pub struct ArpRound {
     /// When the request went out (run time).
     pub at: Duration,
+    /// When the round stopped listening: an answer may have left a node at any time up to
+    /// then, so a node back from a pause before this moment may be among those that answered.
+    pub until: Duration,
     /// The nodes that answered (each once).
     pub answered: Vec<u8>,
 }
@@ -21,10 +24,16 @@ pub struct ArpRound {
 pub struct NodeSample {
     /// When the look began (run time).
     pub at: Duration,
+    /// When its answer came back: the state it shows held at some moment in `at..=until`,
+    /// which the command channel's latency makes up to a few hundred ms wide.
+    pub until: Duration,
     /// Node 1 or 2.
     pub node: u8,
     /// DRBD role Primary (the first resource).
     pub primary: bool,
+    /// DRBD's own view of the peer's role, Primary (`ro:…/Primary`): with this node Primary
+    /// too, DRBD itself says two Primaries are connected.
+    pub peer_primary: bool,
     /// The VIP is assigned there.
     pub vip: bool,
     /// tgtd exports a target there.
@@ -231,7 +240,7 @@ pub fn check(h: &History) -> Verdict {
                 // counts from its start.
                 let tolerated = h.faults.iter().any(|f| {
                     f.returned
-                        .is_some_and(|b| b <= r.at + ARP_ROUND && r.at <= b + YIELD_BOUND)
+                        .is_some_and(|b| b <= r.until && r.at <= b + YIELD_BOUND)
                 });
                 if !tolerated {
                     v.dual_vip += 1;
@@ -254,31 +263,12 @@ pub fn check(h: &History) -> Verdict {
         let end = h.arp.last().map_or(start, |r| r.at);
         close(&mut v, start, end, tolerated);
     }
-    // Two Primaries outside a partition: the latest look at each node, both fresh.
-    let mut samples = h.samples.clone();
-    samples.sort_by_key(|s| s.at);
-    let mut last: [Option<&NodeSample>; 2] = [None, None];
-    let mut in_dual = false;
-    for s in &samples {
-        let Some(slot) = s.node.checked_sub(1).map(usize::from).filter(|i| *i < 2) else {
-            continue;
-        };
-        last[slot] = Some(s);
-        let other = last[1 - slot];
-        let dual = s.primary
-            && other.is_some_and(|o| o.primary && s.at.saturating_sub(o.at) <= FRESH)
-            && !h
-                .faults
-                .iter()
-                .any(|f| f.partitions && f.at <= s.at && s.at <= f.until);
-        if dual && !in_dual {
-            v.dual_primary += 1;
-            v.violations.push(format!(
-                "both nodes Primary at +{:.1}s outside any partition",
-                s.at.as_secs_f64()
-            ));
-        }
-        in_dual = dual;
+    for (at, what) in two_primaries(h) {
+        v.dual_primary += 1;
+        v.violations.push(format!(
+            "{what} at +{:.1}s outside any partition",
+            at.as_secs_f64()
+        ));
     }
     // Reads of old data.
     for o in &h.ops {
@@ -310,8 +300,80 @@ pub fn check(h: &History) -> Verdict {
 /// How long one ARP round listens for answers (the monitor asks every round).
 pub const ARP_ROUND: Duration = Duration::from_millis(100);
 
-/// How far apart two looks at the nodes may be and still count as the same moment.
-pub const FRESH: Duration = Duration::from_millis(1500);
+/// Whether a moment falls in the window of a fault that parts the nodes (two Primaries are
+/// then allowed: each side may be promoted by the pool, and DRBD's fencing freezes the stale one).
+fn in_partition(h: &History, at: Duration) -> bool {
+    h.faults
+        .iter()
+        .any(|f| f.partitions && f.at <= at && at <= f.until)
+}
+
+/// The episodes with two Primaries outside a partition, each with its start and how it is known.
+///
+/// Two looks at different nodes are never taken as one moment: each shows its node's state at
+/// some instant inside the look (`at..=until`), and a planned switch takes less time than the
+/// command channel's latency, so the old master's last Primary look and the new master's first
+/// can both be true without overlapping. A node is known Primary between the end of one look and
+/// the start of the next that both show it Primary (the run moves roles only between checks, one
+/// fault at a time, never twice within two looks); two such spans that overlap are two
+/// Primaries. DRBD's own view is the other witness: a look in which a Primary sees its peer
+/// Primary too.
+fn two_primaries(h: &History) -> Vec<(Duration, &'static str)> {
+    let mut spans: [Vec<(Duration, Duration)>; 2] = [vec![], vec![]];
+    let mut seen_by_drbd = Vec::new();
+    for node in [1u8, 2] {
+        let mut looks: Vec<&NodeSample> = h.samples.iter().filter(|s| s.node == node).collect();
+        looks.sort_by_key(|s| s.at);
+        for pair in looks.windows(2) {
+            if pair[0].primary && pair[1].primary && pair[0].until < pair[1].at {
+                spans[usize::from(node - 1)].push((pair[0].until, pair[1].at));
+            }
+        }
+        seen_by_drbd.extend(
+            looks
+                .iter()
+                .filter(|s| s.primary && s.peer_primary)
+                .map(|s| s.at),
+        );
+    }
+    let mut both: Vec<(Duration, Duration)> = Vec::new();
+    for a in &spans[0] {
+        for b in &spans[1] {
+            let (from, to) = (a.0.max(b.0), a.1.min(b.1));
+            if from < to {
+                both.push((from, to));
+            }
+        }
+    }
+    let mut episodes: Vec<(Duration, &'static str)> = Vec::new();
+    let mut found: Vec<(Duration, Duration, &'static str)> = both
+        .into_iter()
+        .map(|(f, t)| (f, t, "both nodes Primary"))
+        .chain(
+            seen_by_drbd
+                .into_iter()
+                .map(|at| (at, at, "DRBD reports both nodes Primary")),
+        )
+        .collect();
+    found.sort_by_key(|e| e.0);
+    let mut last_end: Option<Duration> = None;
+    for (from, to, what) in found {
+        if in_partition(h, from) && in_partition(h, to) {
+            continue;
+        }
+        // One episode per stretch: a finding that starts inside the last one adds nothing.
+        if let Some(end) = last_end.filter(|end| from <= *end + SAMPLE_GAP) {
+            last_end = Some(end.max(to));
+            continue;
+        }
+        last_end = Some(to);
+        episodes.push((from, what));
+    }
+    episodes
+}
+
+/// How close two findings of two Primaries must be to count as one episode.
+const SAMPLE_GAP: Duration = Duration::from_millis(1500);
 
 #[cfg(test)]
 mod tests {
@@ -350,11 +412,14 @@ mod tests {
         }
     }
 
+    /// A look that took 200 ms, as over the lab's command channel.
     fn sample(at: u64, node: u8, primary: bool) -> NodeSample {
         NodeSample {
             at: ms(at),
+            until: ms(at + 200),
             node,
             primary,
+            peer_primary: false,
             vip: primary,
             target: primary,
         }
@@ -370,6 +435,7 @@ mod tests {
             arp: (0..100)
                 .map(|i| ArpRound {
                     at: ms(i * 100),
+                    until: ms(i * 100 + 100),
                     answered: vec![1],
                 })
                 .collect(),
@@ -451,32 +517,85 @@ mod tests {
         // Past the bound it is a violation again.
         h.arp.push(ArpRound {
             at: ms(5050) + YIELD_BOUND + ms(1),
+            until: ms(5150) + YIELD_BOUND + ms(1),
             answered: vec![1, 2],
         });
         assert_eq!(check(&h).dual_vip, 2);
     }
 
     #[test]
+    fn a_round_that_listened_past_a_stale_masters_return_tolerates_its_answer() {
+        // The monitor asked at 5.0 s and, on a busy host, listened until 5.2 s; the paused
+        // master was let go at 5.15 s and answered within the round.
+        let mut h = clean();
+        h.arp[50].answered = vec![1, 2];
+        h.arp[50].until = ms(5200);
+        h.faults[1].returned = Some(ms(5150));
+        assert_eq!(check(&h).dual_vip, 0);
+        // Let go after the round stopped listening: its answer cannot be in the round.
+        h.faults[1].returned = Some(ms(5201));
+        assert_eq!(check(&h).dual_vip, 1);
+    }
+
+    /// Node 2 Primary in looks every 500 ms from `from` to `to` (ms).
+    fn node2_primary(h: &mut History, from: u64, to: u64) {
+        for s in h.samples.iter_mut().filter(|s| s.node == 2) {
+            let at = u64::try_from(s.at.as_millis()).unwrap_or(u64::MAX);
+            if (from..=to).contains(&at) {
+                s.primary = true;
+            }
+        }
+    }
+
+    #[test]
     fn two_primaries_count_outside_a_partition_only() {
+        // Node 1 is Primary throughout `clean()`; node 2's looks are at 100, 600, ... ms.
         let mut h = clean();
         // Inside the partitioning fault's window (5..7 s): allowed.
-        h.samples.push(sample(6100, 2, true));
+        node2_primary(&mut h, 5100, 6600);
         assert_eq!(check(&h).dual_primary, 0);
-        // Outside it (9 s): a violation.
-        h.samples.push(sample(9100, 2, true));
+        // Outside it (8.1..9.1 s): a violation, one for the episode.
+        node2_primary(&mut h, 8100, 9100);
         let v = check(&h);
         assert_eq!(v.dual_primary, 1, "{:?}", v.violations);
+        assert!(v.violations[0].contains("at +8.3s"), "{:?}", v.violations);
         // The same in a fault that does not partition (1..3 s).
-        h.samples.push(sample(2100, 2, true));
+        node2_primary(&mut h, 1600, 2600);
         assert_eq!(check(&h).dual_primary, 2);
-        // Looks too far apart are not the same moment.
-        let fresh = u64::try_from(FRESH.as_millis()).unwrap_or(u64::MAX);
+    }
+
+    #[test]
+    fn a_switch_faster_than_a_look_is_not_two_primaries() {
+        // A planned switch at 3.0 s: node 1's last Primary look began at 2.9 s and node 2's
+        // first at 3.1 s; each look shows a moment somewhere inside it, so they do not prove
+        // that both held the role at once.
         let mut h = clean();
         h.faults.clear();
-        h.samples = vec![sample(1000, 1, true), sample(1001 + fresh, 2, true)];
+        h.samples = vec![
+            sample(2400, 1, true),
+            sample(2900, 1, true),
+            sample(3400, 1, false),
+            sample(2600, 2, false),
+            sample(3100, 2, true),
+            sample(3600, 2, true),
+        ];
         assert_eq!(check(&h).dual_primary, 0);
-        h.samples.push(sample(1002 + fresh, 1, true));
-        assert_eq!(check(&h).dual_primary, 1);
+        // Node 1 seen Primary again after node 2's first Primary look ended: both held it
+        // from 3.3 s (node 2's look ended) to 3.4 s (node 1's next look began).
+        h.samples[2].primary = true;
+        let v = check(&h);
+        assert_eq!(v.dual_primary, 1, "{:?}", v.violations);
+        // One look in which DRBD itself sees its peer Primary is enough.
+        let mut h = clean();
+        h.faults.clear();
+        h.samples[6].peer_primary = true;
+        let v = check(&h);
+        assert_eq!(v.dual_primary, 1, "{:?}", v.violations);
+        assert!(
+            v.violations[0].starts_with("DRBD reports"),
+            "{:?}",
+            v.violations
+        );
     }
 
     #[test]

@@ -527,6 +527,7 @@ impl Runner<'_, '_> {
         // frozen by DRBD's fencing (until its daemon resumes it, ~15 s under TCG): a look that
         // times out is tried again, up to four times, before it fails the run.
         let mut attempts = 0;
+        let began = self.t0.elapsed();
         let out = loop {
             match self
                 .c
@@ -538,7 +539,12 @@ impl Runner<'_, '_> {
                 other => break other.map_err(lab_err)?,
             }
         };
-        Ok(Some(parse_look(self.t0.elapsed(), id, &out.stdout_text())))
+        Ok(Some(parse_look(
+            began,
+            self.t0.elapsed(),
+            id,
+            &out.stdout_text(),
+        )))
     }
 
     fn describe(&self) -> String {

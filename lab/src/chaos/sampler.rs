@@ -164,14 +164,18 @@ pub fn arp_monitor(t0: Instant, stop: &AtomicBool) -> Result<Vec<ArpRound>> {
         }
         if sent > 0 {
             answered.sort_unstable();
-            rounds.push(ArpRound { at, answered });
+            rounds.push(ArpRound {
+                at,
+                until: t0.elapsed(),
+                answered,
+            });
         }
     }
     Ok(rounds)
 }
 
-/// What one look at a node found, from the output of [`LOOK`].
-pub fn parse_look(at: Duration, node: u8, text: &str) -> NodeSample {
+/// What one look at a node found, from the output of [`LOOK`] run between `at` and `until`.
+pub fn parse_look(at: Duration, until: Duration, node: u8, text: &str) -> NodeSample {
     let value = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
@@ -179,13 +183,13 @@ pub fn parse_look(at: Duration, node: u8, text: &str) -> NodeSample {
             .unwrap_or_default()
             .to_string()
     };
-    let primary = parse_proc_drbd(text)
-        .first()
-        .is_some_and(|m| m.role == "Primary");
+    let first = parse_proc_drbd(text).into_iter().next();
     NodeSample {
         at,
+        until,
         node,
-        primary,
+        primary: first.as_ref().is_some_and(|m| m.role == "Primary"),
+        peer_primary: first.as_ref().is_some_and(|m| m.peer_role == "Primary"),
         vip: value("VIP=").parse::<u32>().unwrap_or(0) > 0,
         target: value("TGT=").parse::<u32>().unwrap_or(0) > 0,
     }
@@ -210,7 +214,7 @@ pub fn node_sampler(
         if !away.load(Ordering::Relaxed) {
             let at = t0.elapsed();
             if let Ok(out) = lab.node(id).exec_timeout(LOOK, Duration::from_secs(3)) {
-                samples.push(parse_look(at, id, &out.stdout_text()));
+                samples.push(parse_look(at, t0.elapsed(), id, &out.stdout_text()));
             }
         }
         std::thread::sleep(SAMPLE_EVERY);
@@ -246,9 +250,14 @@ mod tests {
     #[test]
     fn a_look_reads_role_vip_and_target() {
         let text = "version: 8.4.11\n 1: cs:Connected ro:Primary/Secondary ds:UpToDate/UpToDate C r-----\nVIP=1\nTGT=1\n";
-        let s = parse_look(Duration::from_secs(1), 2, text);
-        assert!(s.primary && s.vip && s.target && s.node == 2);
+        let s = parse_look(Duration::from_secs(1), Duration::from_secs(2), 2, text);
+        assert!(s.primary && !s.peer_primary && s.vip && s.target && s.node == 2);
+        assert_eq!(s.until, Duration::from_secs(2));
+        let both =
+            "version: 8.4.11\n 1: cs:Connected ro:Primary/Primary ds:UpToDate/UpToDate C r-----\n";
+        assert!(parse_look(Duration::ZERO, Duration::ZERO, 1, both).peer_primary);
         let s = parse_look(
+            Duration::ZERO,
             Duration::ZERO,
             1,
             " 1: cs:WFConnection ro:Secondary/Unknown ds:UpToDate/DUnknown C r-----\nVIP=0\nTGT=\n",
