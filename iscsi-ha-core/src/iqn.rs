@@ -1,13 +1,18 @@
-//! iSCSI names as tgtd takes them, and how they stray from RFC 3720 §3.2.6 (RFC 3980 for
-//! `naa.`).
+//! iSCSI names as a configuration may write them, and how they stray from RFC 3720 §3.2.6
+//! (RFC 3980 for `naa.`).
 //!
-//! Only what tgtd refuses is an error. A name that tgtd takes but the RFC does not (the noSAN
-//! installer's `iqn.2015.com.halizard:noSAN`) is accepted with a warning: XenServer SRs are
-//! bound to the name they log in with, so renaming the target means recreating the SR.
+//! The rule here is the one every backend takes, so that a configuration keeps its names when
+//! it moves from one target backend to another (XenServer SRs are bound to the name they log in
+//! with: renaming the target means recreating the SR). Its characters are the narrowest set any
+//! backend allows — tgtd's (`tgt_target_create` takes ASCII letters, digits, `:`, `.`, `-`) —
+//! and its length the longest value an iSCSI login's text keys carry (255 bytes, RFC 3720 §5.1).
+//! A backend that keeps less says so at the key (LIO: 223 bytes, `iscsi_ha_lio::settings`).
+//! A name that breaks only the RFC's stricter rules (the noSAN installer's
+//! `iqn.2015.com.halizard:noSAN`) is accepted with a warning.
 //!
-//! The text is kept exactly as written. tgtd finds the target a login names with `strcmp`
-//! (tgt `usr/iscsi/target.c` `target_find_by_name`) and matches initiator-name ACLs the same way
-//! (`iqn_match`), so `...:noSAN` and `...:nosan` are different targets to it.
+//! The text is kept exactly as written: targets compare names byte for byte (tgtd's
+//! `target_find_by_name` and `iqn_match` use `strcmp`), so `...:noSAN` and `...:nosan` are
+//! different targets.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -15,20 +20,20 @@ use std::fmt;
 /// Longest iSCSI name RFC 3720 allows (§3.2.6.2); a longer one only draws a warning.
 pub const MAX_ISCSI_NAME_LEN: usize = 223;
 
-/// Longest name accepted: tgtd keeps the iSCSI names it copies in 256-byte buffers
-/// (`ISCSI_NAME_LEN`, tgt `usr/iscsi/iscsid.h`), so a longer name is cut short there (its iSNS
-/// registration, for one).
+/// Longest name accepted: the longest value a login's text key carries (RFC 3720 §5.1), and
+/// what tgtd's 256-byte name buffers keep whole (`ISCSI_NAME_LEN`, tgt `usr/iscsi/iscsid.h`).
 pub const MAX_NAME_LEN: usize = 255;
 
-/// An iSCSI name tgtd accepts, as written (case kept): ASCII letters, digits, `:`, `.` and
-/// `-`, 1 to [`MAX_NAME_LEN`] bytes. [`Iqn::rfc_deviations`] says where it strays from the RFC.
+/// An iSCSI name every backend takes, as written (case kept): ASCII letters, digits, `:`, `.`
+/// and `-`, 1 to [`MAX_NAME_LEN`] bytes. [`Iqn::rfc_deviations`] says where it strays from the RFC.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Iqn(String);
 
-/// Why a string cannot be an iSCSI name here: tgtd would refuse it, or could not keep it whole.
+/// Why a string cannot be an iSCSI name here: a backend would refuse it, or no login could
+/// carry it whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{name:?} is not an iSCSI name tgtd accepts: {reason} (expected e.g. iqn.2024-01.com.example:storage)")]
+#[error("{name:?} is not an iSCSI name every target backend accepts: {reason} (expected e.g. iqn.2024-01.com.example:storage)")]
 pub struct IqnError {
     /// The refused text.
     pub name: String,
@@ -36,7 +41,7 @@ pub struct IqnError {
     pub reason: &'static str,
 }
 
-/// One RFC rule a name breaks although tgtd accepts it; shown as a warning.
+/// One RFC rule a name breaks although the backends accept it; shown as a warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RfcDeviation {
     /// The rule's place, e.g. `RFC 3720 §3.2.6.3.1`.
@@ -51,23 +56,24 @@ impl fmt::Display for RfcDeviation {
     }
 }
 
-/// The characters tgtd allows in a target name (tgt `usr/target.c` `tgt_target_create`:
-/// `isalnum(*p) || *p == ':' || *p == '.' || *p == '-'`; tgtd never calls `setlocale`, so
-/// `isalnum` is ASCII's). They exclude `,` and `=`, on which tgtd splits its request parameters.
-fn tgt_allows(c: char) -> bool {
+/// The characters every backend allows in a target name: tgtd's, the narrowest (tgt
+/// `usr/target.c` `tgt_target_create`: `isalnum(*p) || *p == ':' || *p == '.' || *p == '-'`;
+/// tgtd never calls `setlocale`, so `isalnum` is ASCII's). They exclude `,` and `=`, on which
+/// tgtd splits its request parameters.
+fn every_backend_allows(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '-')
 }
 
 impl Iqn {
-    /// Takes `name` as written if tgtd accepts it.
+    /// Takes `name` as written if every backend accepts it.
     pub fn new(name: impl Into<String>) -> Result<Self, IqnError> {
         let name = name.into();
         let reason = if name.is_empty() {
-            Some("it is empty; tgtd needs a name (tgt usr/target.c, tgt_target_create)")
+            Some("it is empty; a target needs a name")
         } else if name.len() > MAX_NAME_LEN {
-            Some("longer than 255 bytes; tgtd keeps iSCSI names in 256-byte buffers (ISCSI_NAME_LEN, tgt usr/iscsi/iscsid.h)")
-        } else if !name.chars().all(tgt_allows) {
-            Some("only ASCII letters, digits, ':', '.' and '-', what tgtd allows in a target name (tgt usr/target.c, tgt_target_create)")
+            Some("longer than 255 bytes, the longest value an iSCSI login carries (RFC 3720 §5.1)")
+        } else if !name.chars().all(every_backend_allows) {
+            Some("only ASCII letters, digits, ':', '.' and '-', the characters every target backend takes (tgtd allows no others: tgt usr/target.c, tgt_target_create)")
         } else {
             None
         };
@@ -94,7 +100,7 @@ impl Iqn {
         if self.0.chars().any(|c| c.is_ascii_uppercase()) {
             out.push(RfcDeviation {
                 rule: "RFC 3720 §3.2.6.2",
-                what: "iSCSI names are written in lower case (tgtd and initiators compare the exact text, so write it the same way everywhere)",
+                what: "iSCSI names are written in lower case (targets and initiators compare the exact text, so write it the same way everywhere)",
             });
         }
         // The structure is checked on the lower-case text, so that upper case is reported once.
@@ -125,7 +131,7 @@ impl Iqn {
     }
 }
 
-/// The `iqn.` rules for what follows `iqn.`, already in lower case and in tgtd's characters.
+/// The `iqn.` rules for what follows `iqn.`, already in lower case and in the backends' characters.
 fn iqn_deviations(rest: &str, out: &mut Vec<RfcDeviation>) {
     let bytes = rest.as_bytes();
     let date_ok = bytes.len() >= 8
@@ -275,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn only_what_tgtd_refuses_is_refused_naming_tgts_rule() {
+    fn only_what_a_backend_refuses_is_refused_naming_the_rule() {
         for (name, reason) in [
             ("", "it is empty"),
             ("iqn.2024-01.com.example:a b", "only ASCII letters"),
@@ -298,13 +304,13 @@ mod tests {
     }
 
     #[test]
-    fn error_names_the_text_and_tgts_rule() {
+    fn error_names_the_text_and_the_rule() {
         let err = Iqn::new("iqn.2015-01.com.x:a_b")
             .err()
             .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("\"iqn.2015-01.com.x:a_b\" is not an iSCSI name tgtd accepts: only ASCII letters, digits, ':', '.' and '-', what tgtd allows in a target name (tgt usr/target.c, tgt_target_create) (expected e.g. iqn.2024-01.com.example:storage)")
+            Some("\"iqn.2015-01.com.x:a_b\" is not an iSCSI name every target backend accepts: only ASCII letters, digits, ':', '.' and '-', the characters every target backend takes (tgtd allows no others: tgt usr/target.c, tgt_target_create) (expected e.g. iqn.2024-01.com.example:storage)")
         );
     }
 
@@ -328,14 +334,14 @@ mod tests {
 
     proptest! {
         #[test]
-        fn whatever_tgtd_accepts_is_taken_exactly(name in "[A-Za-z0-9:.-]{1,255}") {
+        fn whatever_every_backend_accepts_is_taken_exactly(name in "[A-Za-z0-9:.-]{1,255}") {
             let iqn = Iqn::new(name.clone());
             prop_assert!(iqn.is_ok(), "{:?}", iqn);
             prop_assert_eq!(iqn.map(String::from).ok(), Some(name));
         }
 
         #[test]
-        fn a_character_tgtd_refuses_is_refused(
+        fn a_character_a_backend_refuses_is_refused(
             head in "[a-z0-9:.-]{0,20}",
             bad in "[^A-Za-z0-9:.-]",
             tail in "[a-z0-9:.-]{0,20}",

@@ -20,6 +20,12 @@ pub const ISCSI_PORT: u16 = 3260;
 /// (`target_core_configfs.c` `target_wwn_vpd_unit_serial_store`).
 pub const MAX_UNIT_SERIAL_LEN: usize = 253;
 
+/// Longest iSCSI name LIO keeps: its target and initiator names live in `ISCSI_IQN_LEN` /
+/// `TRANSPORT_IQN_LEN` (224) byte fields with the NUL; a longer target name is refused
+/// (`iscsit_add_tiqn`: "Target IQN exceeds 224 bytes") and a longer initiator name is cut short
+/// (`target_alloc_node_acl`'s `snprintf`), so its ACL would never match the initiator's login.
+pub const MAX_LIO_NAME_LEN: usize = 223;
+
 /// `[target.lio]` as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,12 +109,33 @@ fn parse_portal(text: &str) -> Option<SocketAddr> {
 /// configuration never loses an access rule silently: address ranges (LIO admits initiators by
 /// name only), more than one incoming CHAP account (LIO binds one account to the TPG and to
 /// each initiator's ACL, the same one here), a LUN path the iblock or fileio options cannot
-/// carry, a unit serial longer than the kernel keeps, and an identity with outer spaces (the
-/// kernel strips them, so the LUN would never show what the configuration says). A ',' or
-/// '=' in an identity is fine here: each value is written whole to its own configfs file.
+/// carry, a unit serial longer than the kernel keeps, an identity with outer spaces (the
+/// kernel strips them, so the LUN would never show what the configuration says), and a target
+/// or initiator name longer than [`MAX_LIO_NAME_LEN`]. A ',' or '=' in an identity is fine
+/// here: each value is written whole to its own configfs file.
 pub fn unsupported(spec: &TargetSpec) -> Vec<SettingProblem> {
     let access = KeyPath::keys(&["target", "access"]);
     let mut out = Vec::new();
+    let too_long = |name: &str| {
+        format!(
+            "{} bytes: LIO keeps an iSCSI name of at most {MAX_LIO_NAME_LEN} bytes (the kernel's ISCSI_IQN_LEN, 224 with its NUL); use a shorter name (RFC 3720 allows 223), or backend = \"tgt\"",
+            name.len()
+        )
+    };
+    if spec.iqn.as_str().len() > MAX_LIO_NAME_LEN {
+        out.push(SettingProblem::new(
+            KeyPath::keys(&["target", "iqn"]),
+            too_long(spec.iqn.as_str()),
+        ));
+    }
+    for (i, name) in spec.access.initiator_names.iter().enumerate() {
+        if name.as_str().len() > MAX_LIO_NAME_LEN {
+            out.push(SettingProblem::new(
+                access.key("initiator_names").index(i),
+                too_long(name.as_str()),
+            ));
+        }
+    }
     for (i, range) in spec.access.initiator_addresses.iter().enumerate() {
         out.push(SettingProblem::new(
             access.key("initiators").index(i),
@@ -278,6 +305,32 @@ interface = "xenbr1"
         let found = unsupported(&config(&comma).target);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].at.to_string(), "target.lun[0].path");
+    }
+
+    #[test]
+    fn a_name_longer_than_lio_keeps_is_named_at_its_key() {
+        let name = |len: usize| format!("iqn.2024-01.com.example:{}", "a".repeat(len - 24));
+        let text = |target: usize, initiator: usize| {
+            BASE.replace("iqn.2024-01.com.example:storage", &name(target))
+                .replace("iqn.1994-05.com.redhat:a", &name(initiator))
+        };
+        let at_limit = text(MAX_LIO_NAME_LEN, MAX_LIO_NAME_LEN);
+        assert!(unsupported(&config(&at_limit).target).is_empty());
+        // 224 and 255 bytes: the core takes both (tgtd keeps 255), LIO neither.
+        let found: Vec<String> = unsupported(&config(&text(224, 255)).target)
+            .into_iter()
+            .map(|p| format!("{}: {}", p.at, p.message))
+            .collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0]
+                .starts_with("target.iqn: 224 bytes: LIO keeps an iSCSI name of at most 223 bytes"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("target.access.initiator_names[0]: 255 bytes"),
+            "{found:?}"
+        );
     }
 
     fn identity_problems_of(keys: &str) -> Vec<String> {

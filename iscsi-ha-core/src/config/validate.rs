@@ -436,14 +436,14 @@ fn check_backend_tables(target: &TargetSection, p: &mut Problems<'_>) -> &'stati
     target.tgt_key().trim_start_matches("target.")
 }
 
-/// One warning per RFC rule an iSCSI name breaks: tgtd takes it, and renaming it would cut
-/// off the initiators (XenServer SRs) bound to it.
+/// One warning per RFC rule an iSCSI name breaks: the backends take it, and renaming it would
+/// cut off the initiators (XenServer SRs) bound to it.
 fn warn_rfc(name: &crate::iqn::Iqn, path: &KeyPath, p: &mut Problems<'_>) {
     for deviation in name.rfc_deviations() {
         p.warn(
             path,
             format!(
-                "{:?} breaks {deviation}; tgtd accepts it, so it is kept exactly as written",
+                "{:?} breaks {deviation}; the target backends accept it, so it is kept exactly as written",
                 name.as_str()
             ),
         );
