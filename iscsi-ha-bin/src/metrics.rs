@@ -28,6 +28,8 @@ struct State {
     wakes: u64,
     actions: BTreeMap<(&'static str, &'static str), u64>,
     takeovers: u64,
+    /// Periodic VIP announcements (`[vip] refresh_interval`): sent, failed.
+    vip_refreshes: [u64; 2],
     published_at: Option<SystemTime>,
 }
 
@@ -50,6 +52,15 @@ pub fn install(metrics: Arc<Metrics>) -> bool {
 pub fn publish(status: Option<&Status>, actions: &[ActionRecord]) {
     if let Some(m) = INSTALLED.get() {
         m.record(status, actions);
+    }
+}
+
+/// Called by the daemon after each periodic VIP announcement it tried: `sent` when the frame
+/// left, `false` when it failed or the VIP was no longer here; does nothing while metrics are
+/// off.
+pub fn vip_refreshed(sent: bool) {
+    if let Some(m) = INSTALLED.get() {
+        m.record_vip_refresh(sent);
     }
 }
 
@@ -100,6 +111,12 @@ impl Metrics {
             }
         }
         state.published_at = Some(SystemTime::now());
+    }
+
+    /// Counts one periodic VIP announcement, sent or failed.
+    pub fn record_vip_refresh(&self, sent: bool) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.vip_refreshes[usize::from(!sent)] += 1;
     }
 
     /// The exposition text.
@@ -238,6 +255,14 @@ fn render(state: &State, alerts: AlertCounts) -> String {
             &[("step", step), ("outcome", outcome)],
             n,
         );
+    }
+    o.family(
+        "iscsi_ha_vip_refreshes_total",
+        "counter",
+        "Periodic VIP announcements while serving ([vip] refresh_interval), by result: sent, or failed (nothing left).",
+    );
+    for (result, n) in ["sent", "failed"].iter().zip(state.vip_refreshes) {
+        o.sample("iscsi_ha_vip_refreshes_total", &[("result", result)], n);
     }
     o.family(
         "iscsi_ha_alerts_total",
@@ -463,6 +488,19 @@ mod tests {
         assert!(text.contains("iscsi_ha_actions_total{step=\"assign_vip\",outcome=\"done\"} 1\n"));
         assert!(!text.contains("outcome=\"deferred\""));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert!(text.contains("iscsi_ha_vip_refreshes_total{result=\"sent\"} 0\n"));
+        m.record_vip_refresh(true);
+        m.record_vip_refresh(true);
+        m.record_vip_refresh(false);
+        let text = m.render();
+        assert!(
+            text.contains("iscsi_ha_vip_refreshes_total{result=\"sent\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("iscsi_ha_vip_refreshes_total{result=\"failed\"} 1\n"),
+            "{text}"
+        );
     }
 
     #[test]

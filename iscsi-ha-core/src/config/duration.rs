@@ -113,7 +113,10 @@ mod tests {
         assert_eq!(on.get(), Some(Duration::from_secs(90)));
         assert_eq!(String::from(on), "1m 30s");
         let bad = PeriodOrOff::try_from("soon".to_string()).unwrap_err();
-        assert!(bad.to_string().contains("\"soon\" is not a duration"), "{bad}");
+        assert!(
+            bad.to_string().contains("\"soon\" is not a duration"),
+            "{bad}"
+        );
         // ConfigDuration keeps refusing zero.
         assert!(ConfigDuration::try_from("0s".to_string()).is_err());
     }

@@ -1,6 +1,7 @@
 //! The periodic VIP announcement (`[vip] refresh_interval`) is made only by a settled server
 //! that nothing calls into question, and only once the interval has passed. The property was
-//! checked to fail with each safety condition of `refresh_due` removed in turn.
+//! checked to fail with each condition of `refresh_due` removed in turn (the intent, VIP and
+//! dispute checks overlap with the settled-plan check, so each was removed together with it).
 
 use super::fakes::{config, split_brain, Fakes};
 use crate::config::Config;
@@ -127,7 +128,10 @@ fn a_host_that_does_not_serve_never_refreshes() {
     let t0 = Instant::now();
     for (role, manual) in [
         (Role::Slave, ManualMode::Off),
-        (Role::Unknown("pool.conf unreadable".into()), ManualMode::Off),
+        (
+            Role::Unknown("pool.conf unreadable".into()),
+            ManualMode::Off,
+        ),
         (Role::Master, ManualMode::BecomeSecondary),
     ] {
         let (obs, p) = look(&cfg, &f, role.clone(), manual);
