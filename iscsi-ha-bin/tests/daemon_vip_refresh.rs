@@ -6,7 +6,8 @@
 //! ([`iscsi_ha_bin::daemon::VipRefresher`]) with the real adapter and the observation a
 //! settled server makes (values, as the DRBD adapter would report them), the way the loop
 //! does after each wake-up: repeated gratuitous ARPs one interval apart while serving, none
-//! with "0s", none within 30 s of another host's claim, none once the address is gone. The
+//! with "0s", none within 30 s of another host's claim, none once the address is gone, none
+//! when found late (the loop or the host was stopped meanwhile). The
 //! loop's waking for it is the timer the daemon arms at [`VipRefresher::due`]; the whole
 //! path with DRBD runs in the lab. Needs root.
 
@@ -327,4 +328,49 @@ fn stay_silent(
         Duration::from_millis(1500),
     );
     capture.finish()
+}
+
+#[test]
+fn a_refresh_found_late_is_skipped_and_the_next_comes_an_interval_later() {
+    require_root();
+    let ns = Netns::new("vl");
+    let on = settled_config("1s");
+    let serving = settled_observation(&on);
+    let p = plan(&on, &serving);
+    let (garps, sent_at, resumed_at) = in_ns(&ns, || {
+        let mut vip = NetFloatingIp::new(iscsi_ha_bin::wiring::net_config(&on)).unwrap();
+        vip.assign(&on.vip).unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let capture = Capture::start(&ns);
+        let mut refresher = VipRefresher::default();
+        refresher.after_wake(&on, &serving, &p, &mut vip, moment());
+        let sent_at = epoch_now();
+        // The loop stopped for 2.5 s: the refresh due after 1 s is found 1.5 s late.
+        std::thread::sleep(Duration::from_millis(2500));
+        let resumed_at = epoch_now();
+        refresher.after_wake(&on, &serving, &p, &mut vip, moment());
+        let next = refresher.due().unwrap();
+        assert!(
+            next > Instant::now() + Duration::from_millis(900),
+            "{next:?}"
+        );
+        run_for(
+            &mut refresher,
+            &on,
+            &serving,
+            &mut vip,
+            Duration::from_millis(1300),
+        );
+        (capture.finish(), sent_at, resumed_at)
+    });
+    assert_eq!(
+        garps.len(),
+        2,
+        "the first refresh and the one after the skip: {garps:?}"
+    );
+    assert!(garps[0] <= sent_at + 0.05, "{garps:?}");
+    assert!(
+        garps[1] >= resumed_at + 0.95,
+        "nothing at the resumption, the next an interval later: {garps:?} (resumed at {resumed_at})"
+    );
 }

@@ -14,7 +14,12 @@ use iscsi_ha_core::reconcile::Report;
 use iscsi_ha_core::refresh::{refresh_due, Refresh};
 use iscsi_ha_core::time::Moment;
 use iscsi_ha_core::vip::VipRefresh;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How late a refresh may be found before it is taken as a sign that the loop, or the whole
+/// host, was stopped meanwhile (SIGSTOP, a paused VM): a host coming back from a pause may be
+/// a stale master whose DRBD has not yet noticed the lost peer, so that refresh is skipped.
+const LATE: Duration = Duration::from_secs(1);
 
 /// The refresh's state between wake-ups. Public so that its integration test can drive it
 /// with the real adapter on a host where the daemon itself cannot serve (no DRBD).
@@ -57,6 +62,11 @@ impl VipRefresher {
     ) {
         let interval = config.file.vip.refresh_interval.get();
         match refresh_due(observation, plan, interval, self.last_announced, now) {
+            Refresh::Due if self.next.is_some_and(|at| now.instant > at + LATE) => {
+                tracing::debug!("VIP refresh skipped: found late, the loop or the host was stopped meanwhile; the next one is an interval away");
+                self.last_announced = Some(now.instant);
+                self.next = interval.map(|i| now.instant + i);
+            }
             Refresh::Due => self.send(config, vip, now.instant),
             Refresh::At(at) => self.next = Some(at),
             Refresh::Withheld(why) => {
