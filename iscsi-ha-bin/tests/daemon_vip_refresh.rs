@@ -7,7 +7,8 @@
 //! settled server makes (values, as the DRBD adapter would report them), the way the loop
 //! does after each wake-up: repeated gratuitous ARPs one interval apart while serving, none
 //! with "0s", none within 30 s of another host's claim, none once the address is gone, none
-//! when found late (the loop or the host was stopped meanwhile). The
+//! when found late (the loop or the host was stopped meanwhile), none while another host
+//! answers the probe before it (its answer handed back as a claim). The
 //! loop's waking for it is the timer the daemon arms at [`VipRefresher::due`]; the whole
 //! path with DRBD runs in the lab. Needs root.
 
@@ -40,10 +41,14 @@ struct Capture {
 
 impl Capture {
     fn start(ns: &Netns) -> Capture {
+        Self::start_in(&ns.name)
+    }
+
+    fn start_in(ns: &str) -> Capture {
         let out = tempfile::NamedTempFile::new().unwrap();
         let err = tempfile::NamedTempFile::new().unwrap();
-        let child = ns
-            .command("tcpdump")
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "tcpdump"])
             .args([
                 "-l",
                 "-n",
@@ -373,4 +378,56 @@ fn a_refresh_found_late_is_skipped_and_the_next_comes_an_interval_later() {
         garps[1] >= resumed_at + 0.95,
         "nothing at the resumption, the next an interval later: {garps:?} (resumed at {resumed_at})"
     );
+}
+
+#[test]
+fn no_refresh_while_another_host_answers_for_the_vip_and_its_answer_is_a_claim() {
+    require_root();
+    let ns = Netns::new("vp");
+    // The veth's far end in a namespace of its own, holding the VIP too: a host that took
+    // over while this one was away.
+    let other = format!("{}o", ns.name);
+    let out = sh(&format!(
+        "set -e; ip netns add {other}; ip -n {ns} link set d0p netns {other}; \
+         ip -n {other} link set lo up; ip -n {other} addr add {VIP}/24 dev d0p; \
+         ip -n {other} link set d0p up",
+        ns = ns.name
+    ));
+    let _other = Cleanup(other.clone());
+    assert!(out.status.success(), "{out:?}");
+    let on = settled_config("1s");
+    let serving = settled_observation(&on);
+    let p = plan(&on, &serving);
+    let (garps, claims) = in_ns(&ns, || {
+        let mut vip = NetFloatingIp::new(iscsi_ha_bin::wiring::net_config(&on)).unwrap();
+        vip.assign(&on.vip).unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let capture = Capture::start_in(&other);
+        let mut refresher = VipRefresher::default();
+        let mut claims = Vec::new();
+        let end = Instant::now() + Duration::from_millis(2500);
+        while Instant::now() < end {
+            claims.extend(refresher.after_wake(&on, &serving, &p, &mut vip, moment()));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (capture.finish(), claims)
+    });
+    assert!(
+        garps.is_empty(),
+        "announced over another host's VIP: {garps:?}"
+    );
+    assert!(
+        (2..=4).contains(&claims.len()),
+        "one probe per interval, each answered: {claims:?}"
+    );
+    assert!(claims.iter().all(|c| c.owner.is_some()), "{claims:?}");
+}
+
+/// Deletes a namespace on drop.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = sh(&format!("ip netns del {}", self.0));
+    }
 }

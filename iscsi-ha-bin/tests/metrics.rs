@@ -99,7 +99,7 @@ fn scraping_shows_role_storage_actions_and_alerts() {
     );
     assert_eq!(value(&m, "iscsi_ha_failovers_total{}"), 0.0);
     // A slave never announces the VIP it does not hold.
-    for result in ["sent", "failed"] {
+    for result in ["sent", "failed", "withheld"] {
         assert_eq!(
             value(
                 &m,

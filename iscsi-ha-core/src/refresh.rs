@@ -11,7 +11,8 @@
 //! announcements ([`crate::plan::Step::AnnounceVip`]); this one never joins a dispute.
 //!
 //! A host that wrongly holds the VIP but hears no rival claim (a quiet mistaken holder) looks
-//! settled from here, and keeps announcing: the refresh does not detect it.
+//! settled from here: the rule cannot detect it. The daemon probes the VIP before each
+//! refresh, which catches such a holder only when the rival answers the probe.
 
 use crate::history::elapsed;
 use crate::observation::Observation;

@@ -19,7 +19,7 @@
 //! | DRBD generic netlink | each request 30 s at most (`iscsi_ha_drbd::client::DEFAULT_TIMEOUT`; DRBD's own timeouts end a role change far sooner), family resolution 5 s; one GET_STATUS dump per resource per pass |
 //! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
 //! | LIO (`backend = "lio"`) | configfs operations, each one system call into the kernel; reads are bounded (16 KiB per attribute, 65,536 entries per directory); disabling the TPG at a stop ends its sessions first, which the kernel bounds by its own connection timeouts (seconds) |
-//! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own; the periodic refresh (`[vip] refresh_interval`) is one address listing and one non-blocking send, its time a deadline of the timer ([`vip_refresh`]) |
+//! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own; the periodic refresh (`[vip] refresh_interval`) is one such probe, one address listing and one non-blocking send, its time a deadline of the timer ([`vip_refresh`]) |
 //! | `[tickle]` | a non-blocking UDP socket read at most 16 datagrams per wake-up; the connection tables read once a second while serving (bounded, [`iscsi_ha_net::connections::MAX_TABLE_BYTES`]); 3 raw non-blocking sends per listed connection at a takeover |
 //! | role file, pool.conf | a bounded read of a regular file (FIFOs and devices are refused) |
 //! | HA-Lizard's files (`[ha_lizard]`) | nothing: handed to a writer thread of their own ([`crate::ha_lizard`]) |
@@ -537,8 +537,18 @@ impl Daemon {
         };
         let mut seen = seen.clone();
         seen.history = self.history.history.clone();
-        self.vip_refresh
-            .after_wake(&self.config, &seen, plan, self.host.vip.as_mut(), moment());
+        let claim = self.vip_refresh.after_wake(
+            &self.config,
+            &seen,
+            plan,
+            self.host.vip.as_mut(),
+            moment(),
+        );
+        if let Some(claim) = claim {
+            // The next pass weighs it as any claim (a conflict, a contest, a yield).
+            self.pending_claim = Some(claim);
+            self.wake_at = Some(Instant::now());
+        }
     }
 
     /// `[tickle]`: while serving, hands the connection list to the peer when due.
