@@ -471,15 +471,18 @@ fn an_ipv6_vip_that_failed_dad_here_is_a_conflict_not_an_assignment() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let capture = Capture::start(&lab.c, "icmp6 and ip6[40] == 136");
-    let result = lab.b.run(|| adapter().assign(&v));
+    let (result, refreshed) = lab.b.run(|| {
+        let mut ip = adapter();
+        (ip.assign(&v), ip.refresh(&v))
+    });
     let lines = capture.finish();
-    assert_eq!(
-        result,
-        Err(FloatingIpError::AddressConflict {
-            address: VIP6.into(),
-            owner: None
-        })
-    );
+    let conflict = FloatingIpError::AddressConflict {
+        address: VIP6.into(),
+        owner: None,
+    };
+    assert_eq!(result, Err(conflict.clone()));
+    // The periodic refresh does not announce it either.
+    assert_eq!(refreshed, Err(conflict));
     let from_b: Vec<_> = lines
         .iter()
         .filter(|l| l.contains(&format!("{} > ", lab.b.mac)))
@@ -672,5 +675,35 @@ fn a_refresh_on_a_missing_interface_sends_nothing_and_says_so() {
     assert_eq!(
         lab.b.run(|| adapter().refresh(&v)).unwrap(),
         VipRefresh::NotHere
+    );
+}
+
+#[test]
+fn an_ipv6_refresh_sends_one_unsolicited_advertisement() {
+    let lab = Lab::new();
+    let v = vip(VIP6, 64);
+    let config = FloatingIpConfig {
+        announce_count: 1,
+        refresh_delay: None,
+        ..FloatingIpConfig::default()
+    };
+    let capture = Capture::start(&lab.c, "icmp6 and ip6[40] == 136");
+    let sent = lab.b.run(|| {
+        let mut ip = NetFloatingIp::new(config).unwrap();
+        ip.assign(&v).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = ip.refresh(&v).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        sent
+    });
+    let lines = capture.finish();
+    assert_eq!(sent, VipRefresh::Sent);
+    let adverts = lines
+        .iter()
+        .filter(|l| l.contains(&format!("{} > ", lab.b.mac)) && l.contains(VIP6))
+        .count();
+    assert_eq!(
+        adverts, 2,
+        "one for the assignment, one for the refresh: {lines:#?}"
     );
 }
