@@ -28,6 +28,8 @@ struct State {
     wakes: u64,
     actions: BTreeMap<(&'static str, &'static str), u64>,
     takeovers: u64,
+    /// Periodic VIP announcements (`[vip] refresh_interval`), by [`RefreshResult`].
+    vip_refreshes: [u64; 3],
     published_at: Option<SystemTime>,
 }
 
@@ -50,6 +52,37 @@ pub fn install(metrics: Arc<Metrics>) -> bool {
 pub fn publish(status: Option<&Status>, actions: &[ActionRecord]) {
     if let Some(m) = INSTALLED.get() {
         m.record(status, actions);
+    }
+}
+
+/// What became of a periodic VIP announcement the daemon tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshResult {
+    /// The frame left.
+    Sent,
+    /// Nothing left: the probe or the send failed, or the VIP was no longer here.
+    Failed,
+    /// Nothing left on purpose: another host answered the probe before it.
+    Withheld,
+}
+
+impl RefreshResult {
+    const ALL: [RefreshResult; 3] = [Self::Sent, Self::Failed, Self::Withheld];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Withheld => "withheld",
+        }
+    }
+}
+
+/// Called by the daemon after each periodic VIP announcement it tried; does nothing while
+/// metrics are off.
+pub fn vip_refreshed(result: RefreshResult) {
+    if let Some(m) = INSTALLED.get() {
+        m.record_vip_refresh(result);
     }
 }
 
@@ -100,6 +133,16 @@ impl Metrics {
             }
         }
         state.published_at = Some(SystemTime::now());
+    }
+
+    /// Counts one periodic VIP announcement by what became of it.
+    pub fn record_vip_refresh(&self, result: RefreshResult) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = RefreshResult::ALL
+            .iter()
+            .position(|r| *r == result)
+            .unwrap_or(0);
+        state.vip_refreshes[i] += 1;
     }
 
     /// The exposition text.
@@ -236,6 +279,18 @@ fn render(state: &State, alerts: AlertCounts) -> String {
         o.sample(
             "iscsi_ha_actions_total",
             &[("step", step), ("outcome", outcome)],
+            n,
+        );
+    }
+    o.family(
+        "iscsi_ha_vip_refreshes_total",
+        "counter",
+        "Periodic VIP announcements while serving ([vip] refresh_interval), by result: sent, failed (nothing left), or withheld (another host answered the probe before it).",
+    );
+    for (result, n) in RefreshResult::ALL.iter().zip(state.vip_refreshes) {
+        o.sample(
+            "iscsi_ha_vip_refreshes_total",
+            &[("result", result.label())],
             n,
         );
     }
@@ -463,6 +518,24 @@ mod tests {
         assert!(text.contains("iscsi_ha_actions_total{step=\"assign_vip\",outcome=\"done\"} 1\n"));
         assert!(!text.contains("outcome=\"deferred\""));
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert!(text.contains("iscsi_ha_vip_refreshes_total{result=\"sent\"} 0\n"));
+        m.record_vip_refresh(RefreshResult::Sent);
+        m.record_vip_refresh(RefreshResult::Sent);
+        m.record_vip_refresh(RefreshResult::Failed);
+        m.record_vip_refresh(RefreshResult::Withheld);
+        let text = m.render();
+        assert!(
+            text.contains("iscsi_ha_vip_refreshes_total{result=\"sent\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("iscsi_ha_vip_refreshes_total{result=\"failed\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("iscsi_ha_vip_refreshes_total{result=\"withheld\"} 1\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -98,6 +98,16 @@ fn scraping_shows_role_storage_actions_and_alerts() {
         0.0
     );
     assert_eq!(value(&m, "iscsi_ha_failovers_total{}"), 0.0);
+    // A slave never announces the VIP it does not hold.
+    for result in ["sent", "failed", "withheld"] {
+        assert_eq!(
+            value(
+                &m,
+                &format!("iscsi_ha_vip_refreshes_total{{result=\"{result}\"}}")
+            ),
+            0.0
+        );
+    }
     assert!(value(&m, "iscsi_ha_alerts_total{severity=\"error\"}") >= 1.0);
     assert_eq!(
         value(&m, "iscsi_ha_alert_mails_total{result=\"sent\"}"),

@@ -17,6 +17,7 @@
 //! | [`observation`], [`plan`] | what was seen, and the pure planner |
 //! | [`fence`] | the answer to the replication layer's question "may this host go on alone?" |
 //! | [`history`], [`standing`] | what the host remembers of serving; who may serve, which split-brain side to keep |
+//! | [`refresh`] | whether the VIP is due for its periodic announcement while this host serves |
 //! | [`operator`] | the operator's requests checked against the observation |
 //! | [`reconcile`], [`budget`] | executing plans through the ports, restart budgets, alert policy |
 //! | [`status`], [`time`] | the status model the CLI prints |
@@ -32,6 +33,7 @@ pub mod operator;
 pub mod plan;
 pub mod ports;
 pub mod reconcile;
+pub mod refresh;
 pub mod resource;
 pub mod role;
 pub mod secret;

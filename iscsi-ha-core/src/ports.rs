@@ -11,7 +11,7 @@ use crate::alert::Alert;
 use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::target::{TargetSpec, TargetStatus};
-use crate::vip::{Vip, VipProbe};
+use crate::vip::{Vip, VipProbe, VipRefresh};
 use crate::volume::{SplitBrain, VolumeStatus};
 
 /// What an adapter said about a failure: its words, and its own error when it has one.
@@ -258,6 +258,10 @@ pub trait FloatingIp {
     fn assign(&mut self, vip: &Vip) -> Result<(), FloatingIpError>;
     /// Announces the VIP again without changing addresses.
     fn announce(&mut self, vip: &Vip) -> Result<(), FloatingIpError>;
+    /// The periodic refresh: sends ONE announcement, and only if the VIP is on its interface
+    /// at the moment of sending; otherwise sends nothing and answers
+    /// [`VipRefresh::NotHere`]. Never assigns, and never starts a burst.
+    fn refresh(&mut self, vip: &Vip) -> Result<VipRefresh, FloatingIpError>;
     /// Removes the VIP. Removing an address that is not here succeeds, and so does removing
     /// it from an interface that no longer exists (the address cannot be there).
     fn release(&mut self, vip: &Vip) -> Result<(), FloatingIpError>;

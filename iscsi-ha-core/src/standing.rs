@@ -176,8 +176,15 @@ fn tie_reached(h: &ServingHistory) -> bool {
 pub fn vip_check_due(observation: &Observation) -> bool {
     intent(observation) == Intent::Serve
         && observation.vip_here == Ok(true)
-        && (suspect_since(&observation.history).is_some()
-            || observation.volumes.iter().any(|v| v.split_brain.is_some()))
+        && may_have_been_unreachable(observation)
+}
+
+/// Whether this host may be a stale master: it lost its peer while Primary and has not taken
+/// over since, or a split brain shows the data went two ways. Such a host keeps serving until
+/// a claim says otherwise, but does nothing that would draw initiators to it.
+pub fn may_have_been_unreachable(observation: &Observation) -> bool {
+    suspect_since(&observation.history).is_some()
+        || observation.volumes.iter().any(|v| v.split_brain.is_some())
 }
 
 /// Which side of a split brain to keep.

@@ -186,6 +186,17 @@ pub enum VipProbe {
     },
 }
 
+/// What a periodic announcement of the VIP ([`crate::ports::FloatingIp::refresh`]) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VipRefresh {
+    /// One announcement left.
+    Sent,
+    /// The VIP is not on its interface (released, removed by hand, the interface gone):
+    /// nothing was sent, since announcing an address this host does not hold would draw
+    /// initiators to nothing.
+    NotHere,
+}
+
 /// Another host claiming the VIP while it is here: an ARP reply, a gratuitous ARP or a
 /// neighbour advertisement for our address from a link-layer address that is not ours, seen
 /// by the ongoing conflict watch (RFC 5227 section 2.4) or by a probe sent while holding it.

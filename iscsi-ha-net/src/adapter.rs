@@ -9,7 +9,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use iscsi_ha_core::ports::{FloatingIp, FloatingIpError};
-use iscsi_ha_core::vip::{Vip, VipProbe};
+use iscsi_ha_core::vip::{Vip, VipProbe, VipRefresh};
 use netlink_packet_route::address::AddressFlags;
 
 use crate::config::{vip_label, FloatingIpConfig};
@@ -298,6 +298,41 @@ impl FloatingIp for NetFloatingIp {
     fn announce(&mut self, vip: &Vip) -> Result<(), FloatingIpError> {
         let link = self.usable_link(vip)?;
         self.announce_now(vip, &link, false)
+    }
+
+    /// One frame on the cached sender, after one address listing: the address must be on
+    /// the interface now (a VIP removed behind the daemon's back is not announced), and an
+    /// IPv6 address that failed duplicate-address detection is a conflict, as in `assign`.
+    /// A burst under way is left alone.
+    fn refresh(&mut self, vip: &Vip) -> Result<VipRefresh, FloatingIpError> {
+        let name = vip.interface().as_str();
+        let Some(link) = self.existing_link(vip)? else {
+            return Ok(VipRefresh::NotHere);
+        };
+        let entry = self
+            .rtnl
+            .addresses(link.index)
+            .map_err(|e| from_netlink(&e, name, "list addresses"))?
+            .into_iter()
+            .find(|a| a.address == vip.address());
+        let Some(entry) = entry else {
+            return Ok(VipRefresh::NotHere);
+        };
+        if entry.flags.contains(AddressFlags::Dadfailed) {
+            return Err(FloatingIpError::AddressConflict {
+                address: vip.address().to_string(),
+                owner: None,
+            });
+        }
+        let link = self.usable_link(vip)?;
+        let announcer = self
+            .announcer(&link, vip.address())
+            .map_err(|e| from_io(&e, name, "open packet socket"))?;
+        if let Err(e) = announcer.send() {
+            self.senders.remove(&(link.index, announcer.ether_type));
+            return Err(from_io(&e, name, "refresh announcement"));
+        }
+        Ok(VipRefresh::Sent)
     }
 
     /// Releasing on an interface that no longer exists succeeds: the address went with it,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{captured_at, epoch_now, vip, vip_on, Capture, Lab, VIP4, VIP6};
 use iscsi_ha_core::ports::{FloatingIp, FloatingIpError};
-use iscsi_ha_core::vip::{VipError, VipProbe};
+use iscsi_ha_core::vip::{VipError, VipProbe, VipRefresh};
 use iscsi_ha_net::{AddressEvent, AddressEvents, FloatingIpConfig, NetFloatingIp};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
@@ -471,15 +471,18 @@ fn an_ipv6_vip_that_failed_dad_here_is_a_conflict_not_an_assignment() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let capture = Capture::start(&lab.c, "icmp6 and ip6[40] == 136");
-    let result = lab.b.run(|| adapter().assign(&v));
+    let (result, refreshed) = lab.b.run(|| {
+        let mut ip = adapter();
+        (ip.assign(&v), ip.refresh(&v))
+    });
     let lines = capture.finish();
-    assert_eq!(
-        result,
-        Err(FloatingIpError::AddressConflict {
-            address: VIP6.into(),
-            owner: None
-        })
-    );
+    let conflict = FloatingIpError::AddressConflict {
+        address: VIP6.into(),
+        owner: None,
+    };
+    assert_eq!(result, Err(conflict.clone()));
+    // The periodic refresh does not announce it either.
+    assert_eq!(refreshed, Err(conflict));
     let from_b: Vec<_> = lines
         .iter()
         .filter(|l| l.contains(&format!("{} > ", lab.b.mac)))
@@ -607,4 +610,100 @@ fn out_of_range_prefix_never_reaches_the_adapter() {
         iscsi_ha_core::vip::InterfaceName::new("eth0").unwrap(),
     );
     assert!(matches!(refused, Err(VipError::Prefix { max: 32, .. })));
+}
+
+#[test]
+fn a_refresh_sends_one_announcement_and_only_while_the_vip_is_here() {
+    let lab = Lab::new();
+    let v = vip(VIP4, 24);
+    let capture = Capture::start(&lab.c, "arp");
+    let (absent, sent, released) = lab.b.run(|| {
+        let mut ip = adapter();
+        let absent = ip.refresh(&v).unwrap();
+        ip.assign(&v).unwrap();
+        // Past the assignment's burst (3 × 150 ms), so the refresh's frame stands alone.
+        std::thread::sleep(Duration::from_millis(600));
+        let before = epoch_now();
+        let sent = ip.refresh(&v).unwrap();
+        let after = epoch_now();
+        std::thread::sleep(Duration::from_millis(300));
+        ip.release(&v).unwrap();
+        let released = ip.refresh(&v).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        (absent, (sent, before, after), released)
+    });
+    let lines = capture.finish();
+    assert_eq!(
+        absent,
+        VipRefresh::NotHere,
+        "refreshed before the assignment"
+    );
+    assert_eq!(released, VipRefresh::NotHere, "refreshed after the release");
+    let (sent, before, after) = sent;
+    assert_eq!(sent, VipRefresh::Sent);
+    let garps: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l.contains(&format!("{} > ff:ff:ff:ff:ff:ff", lab.b.mac))
+                && l.contains(&format!("tell {VIP4}"))
+        })
+        .collect();
+    let from_refresh: Vec<_> = garps
+        .iter()
+        .filter(|l| captured_at(l) >= before - 0.01)
+        .collect();
+    assert_eq!(
+        from_refresh.len(),
+        1,
+        "one gratuitous ARP from the refresh, none once released: {lines:#?}"
+    );
+    assert!(
+        captured_at(from_refresh[0]) < after + 0.05,
+        "{from_refresh:?}"
+    );
+    assert_eq!(
+        garps.len(),
+        4,
+        "3 for the assignment, 1 refresh: {lines:#?}"
+    );
+}
+
+#[test]
+fn a_refresh_on_a_missing_interface_sends_nothing_and_says_so() {
+    let lab = Lab::new();
+    let v = vip_on(VIP4, 24, "nosuch0");
+    assert_eq!(
+        lab.b.run(|| adapter().refresh(&v)).unwrap(),
+        VipRefresh::NotHere
+    );
+}
+
+#[test]
+fn an_ipv6_refresh_sends_one_unsolicited_advertisement() {
+    let lab = Lab::new();
+    let v = vip(VIP6, 64);
+    let config = FloatingIpConfig {
+        announce_count: 1,
+        refresh_delay: None,
+        ..FloatingIpConfig::default()
+    };
+    let capture = Capture::start(&lab.c, "icmp6 and ip6[40] == 136");
+    let sent = lab.b.run(|| {
+        let mut ip = NetFloatingIp::new(config).unwrap();
+        ip.assign(&v).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = ip.refresh(&v).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        sent
+    });
+    let lines = capture.finish();
+    assert_eq!(sent, VipRefresh::Sent);
+    let adverts = lines
+        .iter()
+        .filter(|l| l.contains(&format!("{} > ", lab.b.mac)) && l.contains(VIP6))
+        .count();
+    assert_eq!(
+        adverts, 2,
+        "one for the assignment, one for the refresh: {lines:#?}"
+    );
 }

@@ -13,7 +13,7 @@ use iscsi_ha_core::ports::{
 };
 use iscsi_ha_core::resource::ResourceName;
 use iscsi_ha_core::target::{TargetSpec, TargetStatus};
-use iscsi_ha_core::vip::{Vip, VipProbe};
+use iscsi_ha_core::vip::{Vip, VipProbe, VipRefresh};
 use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
 
 /// A port whose calls are bracketed by keep-alives.
@@ -87,6 +87,9 @@ impl<P: FloatingIp + ?Sized> FloatingIp for Alive<'_, P> {
     }
     fn announce(&mut self, vip: &Vip) -> Result<(), FloatingIpError> {
         self.step(Step::AnnounceVip, |p| p.announce(vip))
+    }
+    fn refresh(&mut self, vip: &Vip) -> Result<VipRefresh, FloatingIpError> {
+        self.call(|p| p.refresh(vip))
     }
     fn release(&mut self, vip: &Vip) -> Result<(), FloatingIpError> {
         self.step(Step::ReleaseVip, |p| p.release(vip))

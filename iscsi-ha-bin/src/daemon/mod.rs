@@ -19,7 +19,7 @@
 //! | DRBD generic netlink | each request 30 s at most (`iscsi_ha_drbd::client::DEFAULT_TIMEOUT`; DRBD's own timeouts end a role change far sooner), family resolution 5 s; one GET_STATUS dump per resource per pass |
 //! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
 //! | LIO (`backend = "lio"`) | configfs operations, each one system call into the kernel; reads are bounded (16 KiB per attribute, 65,536 entries per directory); disabling the TPG at a stop ends its sessions first, which the kernel bounds by its own connection timeouts (seconds) |
-//! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own |
+//! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own; the periodic refresh (`[vip] refresh_interval`) is one such probe, one address listing and one non-blocking send, its time a deadline of the timer ([`vip_refresh`]) |
 //! | `[tickle]` | a non-blocking UDP socket read at most 16 datagrams per wake-up; the connection tables read once a second while serving (bounded, [`iscsi_ha_net::connections::MAX_TABLE_BYTES`]); 3 raw non-blocking sends per listed connection at a takeover |
 //! | role file, pool.conf | a bounded read of a regular file (FIFOs and devices are refused) |
 //! | HA-Lizard's files (`[ha_lizard]`) | nothing: handed to a writer thread of their own ([`crate::ha_lizard`]) |
@@ -32,10 +32,12 @@ mod os;
 mod phase;
 mod publish;
 mod replug;
+mod vip_refresh;
 
 use alive::Alive;
 pub use host::{ClaimWatch, EventSource, Host, Volumes};
 pub use os::{block_signals, Notifier, SignalRequest, Signals, WakeTimer};
+pub use vip_refresh::VipRefresher;
 
 use crate::config_file;
 use crate::control::{ControlServer, PeerRequest};
@@ -122,6 +124,8 @@ pub struct Daemon {
     stamped_reached: Option<iscsi_ha_core::plan::Intent>,
     /// `[tickle]`: the connection lists exchanged with the peer, the tickles at a takeover.
     handover: Option<handover::Handover>,
+    /// `[vip] refresh_interval`: when the VIP was last announced, when it is next due.
+    vip_refresh: vip_refresh::VipRefresher,
 }
 
 /// Which descriptor woke the loop.
@@ -182,6 +186,7 @@ impl Daemon {
             publisher: publish::Publisher::default(),
             stamped_role: None,
             stamped_reached: None,
+            vip_refresh: vip_refresh::VipRefresher::default(),
         })
     }
 
@@ -245,6 +250,10 @@ impl Daemon {
                             self.poll_publish();
                         }
                         self.push_connections(now);
+                        // A pass first, so the refresh is decided on a fresh observation.
+                        if self.vip_refresh.due().is_some_and(|at| at <= now) {
+                            reasons.push("VIP refresh due");
+                        }
                         // The timer also fires for a keep-alive or a control connection's
                         // deadline, which need no pass.
                         if self.pass_due(now) {
@@ -388,6 +397,7 @@ impl Daemon {
             self.control.next_deadline(),
             self.ha_lizard.due(),
             self.handover.as_ref().and_then(|h| h.due(self.serving())),
+            self.vip_refresh.due(),
         ]
         .into_iter()
         .flatten()
@@ -409,6 +419,7 @@ impl Daemon {
             self.host.role.refresh();
         }
         let mut done = Vec::new();
+        let mut last_plan = None;
         for pass in 0..MAX_PASSES {
             let started = Instant::now();
             let observation = self.observe();
@@ -420,6 +431,7 @@ impl Daemon {
             let report = self.act(&observation, now);
             self.stamp_reached(&report);
             self.tickle_after_takeover(&report);
+            self.vip_refresh.note(&report, Instant::now());
             if !report.actions.is_empty() {
                 tracing::info!(
                     reason,
@@ -461,6 +473,7 @@ impl Daemon {
             self.status = Some(status);
             self.observation = Some(observation);
             done.extend(report.actions.iter().cloned());
+            last_plan = Some(report.plan);
             self.notifier.keepalive();
             // Any step done may unblock the next (a VIP seen gone lets frozen I/O resume, a
             // stopped target lets a demotion through): observe again, up to MAX_PASSES.
@@ -471,6 +484,7 @@ impl Daemon {
         }
         self.follow_replug();
         self.push_connections(Instant::now());
+        self.refresh_vip(last_plan.as_ref());
         crate::metrics::publish(self.status.as_ref(), &done);
         self.ha_lizard.publish(self.status.as_ref(), Instant::now());
         self.notifier.alive(&self.one_line_status());
@@ -513,6 +527,28 @@ impl Daemon {
     /// Whether this host serves: the last plan to serve found nothing left to do.
     fn serving(&self) -> bool {
         self.stamped_reached == Some(iscsi_ha_core::plan::Intent::Serve)
+    }
+
+    /// `[vip] refresh_interval`: after a wake-up, asks the rule with its last observation and
+    /// plan, and the record as that pass left it (a claim or a lost peer it noted counts now).
+    fn refresh_vip(&mut self, plan: Option<&iscsi_ha_core::plan::Plan>) {
+        let (Some(plan), Some(seen)) = (plan, self.observation.as_ref()) else {
+            return;
+        };
+        let mut seen = seen.clone();
+        seen.history = self.history.history.clone();
+        let claim = self.vip_refresh.after_wake(
+            &self.config,
+            &seen,
+            plan,
+            self.host.vip.as_mut(),
+            moment(),
+        );
+        if let Some(claim) = claim {
+            // The next pass weighs it as any claim (a conflict, a contest, a yield).
+            self.pending_claim = Some(claim);
+            self.wake_at = Some(Instant::now());
+        }
     }
 
     /// `[tickle]`: while serving, hands the connection list to the peer when due.

@@ -192,6 +192,10 @@ interface = "xenbr1"
                 "interface = \"xenbr1\"",
                 "interface = \"xenbr1\"\nannounce_count = 5",
             ),
+            (
+                "interface = \"xenbr1\"",
+                "interface = \"xenbr1\"\nrefresh_interval = \"0s\"",
+            ),
         ] {
             assert_eq!(fp(&edited(from, to)), base, "{from} -> {to}");
         }

@@ -13,7 +13,7 @@ mod locate;
 pub mod schema;
 mod validate;
 
-pub use duration::{ConfigDuration, DurationError};
+pub use duration::{ConfigDuration, DurationError, PeriodOrOff};
 pub use error::{line_column, ConfigError, ConfigErrors, SettingProblem};
 pub use fingerprint::{fingerprint, FINGERPRINT_HEX_LEN};
 pub use locate::{key_position, KeyPath, Segment};

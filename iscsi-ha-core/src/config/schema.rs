@@ -3,7 +3,7 @@
 //! Unknown keys are errors: a typo must not silently disable a safety feature. Sections that
 //! have sensible defaults may be left out; see `fixtures/config/example.toml` for every key.
 
-use super::duration::ConfigDuration;
+use super::duration::{ConfigDuration, PeriodOrOff};
 use crate::iqn::Iqn;
 use crate::resource::ResourceName;
 use crate::secret::Secret;
@@ -303,6 +303,12 @@ pub struct VipSection {
     /// Send a second burst this long after taking the address (for initiators that missed the first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_after: Option<ConfigDuration>,
+    /// While this host serves, announce the address again this often (one gratuitous ARP /
+    /// unsolicited NA), so that a switch or initiator whose entry aged out or went astray
+    /// learns it again; only while nothing contests it (see `iscsi_ha_core::refresh`).
+    /// `"0s"` turns it off; at least 1 s otherwise.
+    #[serde(default = "default_refresh_interval")]
+    pub refresh_interval: PeriodOrOff,
     /// How long to wait for an answer to the probe sent before taking the address.
     #[serde(default = "default_probe_timeout")]
     pub probe_timeout: ConfigDuration,
@@ -317,6 +323,13 @@ fn default_announce_count() -> u32 {
 
 fn default_announce_interval() -> ConfigDuration {
     ConfigDuration::new(Duration::from_millis(200))
+}
+
+fn default_refresh_interval() -> PeriodOrOff {
+    // keepalived's `garp_master_refresh` and IPaddr2's `arp_count_refresh` serve the same
+    // end; a minute is well inside the common switch MAC ageing (300 s), and one frame a
+    // minute costs nothing.
+    PeriodOrOff::new(Duration::from_secs(60))
 }
 
 fn default_probe_timeout() -> ConfigDuration {

@@ -92,6 +92,8 @@ pub(super) fn check_values(source: Source<'_>) -> Vec<ConfigError> {
     }
     check(KeyPath::keys(&["target", "iqn"]), &mut p, &iqn);
     check(KeyPath::keys(&["vip", "interface"]), &mut p, &interface);
+    let period = |t: &str| why(super::PeriodOrOff::try_from(t.to_string()));
+    check(KeyPath::keys(&["vip", "refresh_interval"]), &mut p, &period);
     for keys in [
         ["role", "timeout"],
         ["vip", "announce_interval"],
@@ -499,11 +501,26 @@ fn chap_credentials(
     }
 }
 
+/// The shortest `[vip] refresh_interval`: more often only adds broadcast traffic, and a
+/// sub-second period would have the loop waking for it all the time.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
 fn build_vip(file: &ConfigFile, p: &mut Problems<'_>) -> Option<Vip> {
     let at = KeyPath::keys(&["vip"]);
     let vip = &file.vip;
     if vip.announce_count == 0 || vip.announce_count > 100 {
         p.add(&at.key("announce_count"), "must be 1..=100");
+    }
+    if let Some(period) = vip.refresh_interval.get() {
+        if period < MIN_REFRESH_INTERVAL {
+            p.add(
+                &at.key("refresh_interval"),
+                format!(
+                    "{} is too short: write at least \"1s\" (\"60s\" is the default), or \"0s\" to turn the periodic announcement off",
+                    humantime::format_duration(period)
+                ),
+            );
+        }
     }
     let Some((addr, prefix)) = vip.address.split_once('/') else {
         p.add(

@@ -15,7 +15,7 @@ use crate::reconcile::Ports;
 use crate::resource::ResourceName;
 use crate::role::Role;
 use crate::target::{ObservedLun, ObservedTarget, TargetSpec, TargetStatus};
-use crate::vip::{Vip, VipClaim, VipProbe};
+use crate::vip::{Vip, VipClaim, VipProbe, VipRefresh};
 use crate::volume::{Connection, DiskState, SplitBrain, SplitBrainSide, VolumeRole, VolumeStatus};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -81,6 +81,8 @@ pub enum Call {
     Probe,
     Assign,
     Announce,
+    /// A periodic refresh that sent its announcement.
+    Refresh,
     Release,
     /// A reconnect, and whether it discarded local data.
     Connect(String, bool),
@@ -471,6 +473,15 @@ impl FloatingIp for Handle {
             w.violations.push("VIP announced while not here".into());
         }
         Ok(())
+    }
+
+    fn refresh(&mut self, _: &Vip) -> Result<VipRefresh, FloatingIpError> {
+        let mut w = self.0.borrow_mut();
+        if !w.vip_here {
+            return Ok(VipRefresh::NotHere);
+        }
+        w.calls.push(Call::Refresh);
+        Ok(VipRefresh::Sent)
     }
 
     fn release(&mut self, _: &Vip) -> Result<(), FloatingIpError> {

@@ -6,3 +6,4 @@ mod operator;
 mod plan_order;
 mod properties;
 mod reconnect;
+mod refresh;
