@@ -71,6 +71,7 @@ fn parse_line(line: &str) -> Option<Advert> {
 pub struct AdvertWatch {
     child: Child,
     stdout: Option<JoinHandle<String>>,
+    ended: bool,
 }
 
 impl AdvertWatch {
@@ -123,6 +124,7 @@ impl AdvertWatch {
         let mut watch = Self {
             child,
             stdout: Some(stdout),
+            ended: false,
         };
         match rx.recv_timeout(START_TIMEOUT) {
             Ok(Ok(())) => Ok(watch),
@@ -153,8 +155,12 @@ impl AdvertWatch {
         Ok((parse_adverts(&text), text))
     }
 
-    /// SIGTERM (tcpdump flushes what it printed), then reaps it.
+    /// SIGTERM (tcpdump flushes what it printed), then reaps it; once only, so a reaped
+    /// process id that the system may reuse is never signalled.
     fn end(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         if let Ok(pid) = i32::try_from(self.child.id()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
         }
@@ -164,9 +170,7 @@ impl AdvertWatch {
 
 impl Drop for AdvertWatch {
     fn drop(&mut self) {
-        if self.stdout.is_some() {
-            self.end();
-        }
+        self.end();
     }
 }
 
