@@ -112,7 +112,9 @@ impl AdvertWatch {
             let mut said = String::new();
             for line in stderr.into_iter().flat_map(|e| BufReader::new(e).lines()) {
                 let Ok(line) = line else { break };
-                let listening = line.starts_with("listening on");
+                // "tcpdump: listening on eth0, link-type EN10MB ..." (with -v; without it,
+                // older versions leave out the "tcpdump: ").
+                let listening = line.contains("listening on ");
                 said.push_str(&line);
                 said.push('\n');
                 if listening {
