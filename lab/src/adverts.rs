@@ -180,8 +180,10 @@ impl Drop for AdvertWatch {
 mod tests {
     use super::*;
 
-    /// The first line of each packet as tcpdump 4.99 (`-e -t -n -vv`) printed it in the
-    /// initiator namespace; the option lines under it are not advertisements.
+    /// Packets as tcpdump 4.99 (`-e -t -n -vv`) prints them: the layout is that of a capture
+    /// of a kernel's own unsolicited advertisement (`ndisc_notify`) between two namespaces,
+    /// with the lab's addresses put in; the option lines under the first are not
+    /// advertisements.
     const SEEN: &str = "\
 52:54:00:99:00:02 > 33:33:00:00:00:01, ethertype IPv6 (0x86dd), length 86: (hlim 255, next-header ICMPv6 (58) payload length: 32) fd99::100 > ff02::1: [icmp6 sum ok] ICMP6, neighbor advertisement, length 32, tgt is fd99::100, Flags [override]
 \t  destination link-address option (2), length 8 (1): 52:54:00:99:00:02
