@@ -54,6 +54,24 @@ fn the_shipped_example_passes_check_config() {
     assert!(text(&out.stdout).contains("valid; effective configuration follows"));
 }
 
+/// The lab's IPv6 configurations (lab_failover step 10, `iha-lab bench failover --vip ipv6`)
+/// are valid as written: a VIP of fd99::100/64 and an IPv6 access list under tgt, the VIP as
+/// LIO's portal.
+#[test]
+fn the_labs_ipv6_configurations_pass_check_config() {
+    use iscsi_ha_lab::cluster::lab_config_for_family;
+    use iscsi_ha_lab::net::VipFamily;
+    let dir = tempfile::tempdir().unwrap();
+    for backend in ["tgt", "lio"] {
+        let file = dir.path().join(format!("{backend}.toml"));
+        fs::write(&file, lab_config_for_family(backend, 1, VipFamily::V6, "")).unwrap();
+        let out = iscsi_ha(&["check-config", file.to_str().unwrap()]);
+        let effective = text(&out.stdout);
+        assert!(out.status.success(), "{backend}: {}", text(&out.stderr));
+        assert!(effective.contains("fd99::100/64"), "{backend}: {effective}");
+    }
+}
+
 #[test]
 fn check_config_reports_every_error_at_once() {
     let file = fixtures().join("config/bad/several-errors.toml");

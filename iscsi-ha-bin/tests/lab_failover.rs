@@ -2,14 +2,17 @@
 //! the VIP moved by our daemon, and an initiator outside both VMs (qemu-io over iSCSI in the
 //! lab's initiator namespace) reading and writing through the VIP while roles flip and hosts
 //! die. One lab boot runs the scenarios of issue 7 in order, then step 9 with the kernel's LIO
-//! target instead of tgtd (issue 15); each prints what it measured.
+//! target instead of tgtd (issue 15), then step 10 with tgtd again and an IPv6 VIP (issue 16);
+//! each prints what it measured.
 //! Needs root and the lab's prerequisites; fails with the lab's message when they are missing.
 
 #![allow(clippy::unwrap_used)]
 
 mod bare_root;
 
+use iscsi_ha_lab::adverts::AdvertWatch;
 use iscsi_ha_lab::cluster::{Binaries, Cluster};
+use iscsi_ha_lab::net::{node_ip6, VipFamily, VIP6};
 use iscsi_ha_lab::Lab;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -103,7 +106,7 @@ fn failover_end_to_end_in_the_lab() {
         .unwrap_or_else(|e| panic!("the lab did not come up: {e}"));
     step("0. the .rpm's binaries run in a root of their own (glibc 2.17 build)");
     bare_root::packaged_binaries_run_in_a_bare_root(&lab, 1);
-    let c = Cluster::deploy(
+    let mut c = Cluster::deploy(
         &lab,
         &binaries(),
         "\n[monitor]\nmax_starts = 3\nretry_delay = \"500ms\"\n",
@@ -464,6 +467,92 @@ fn failover_end_to_end_in_the_lab() {
     );
     assert_blocks(&c, 0x0f, "after switching back through LIO");
     assert_eq!(c.status(2).unwrap()["resources"][0]["role"], "Secondary");
+
+    step("10. an IPv6 VIP (fd99::100/64, tgtd): planned switches both ways, announced by unsolicited NA");
+    let t10 = Instant::now();
+    // The guests' own IPv6 addresses are final (not tentative) from boot, and DAD is back on
+    // for what comes after (the daemon's VIP is added with IFA_F_NODAD by itself).
+    for id in [1, 2] {
+        let own = lab
+            .node(id)
+            .run("grep ' eth0$' /proc/net/if_inet6; cat /proc/sys/net/ipv6/conf/eth0/accept_dad")
+            .unwrap();
+        let want = format!("{:032x}", u128::from(node_ip6(id)));
+        let line = own
+            .lines()
+            .find(|l| l.starts_with(&want))
+            .unwrap_or_else(|| panic!("node{id}: no {} on eth0: {own}", node_ip6(id)));
+        let flags = u32::from_str_radix(line.split_whitespace().nth(4).unwrap(), 16).unwrap();
+        assert_eq!(
+            flags & 0x40,
+            0,
+            "node{id}: {} tentative: {line}",
+            node_ip6(id)
+        );
+        assert_eq!(own.lines().last(), Some("1"), "node{id}: accept_dad: {own}");
+    }
+    // The VIP changes, so both daemons restart (reload refuses a new VIP) while nobody
+    // serves; LIO's target goes with node1's release.
+    c.set_role(1, "slave").unwrap();
+    c.wait(1, "released", SERVE_TIMEOUT, |c| {
+        let s = c.status(1)?;
+        Ok(s["target"]["running"] == false && s["vip"]["here"] == false)
+    })
+    .unwrap();
+    for id in [1, 2] {
+        c.stop_daemon(id).unwrap();
+    }
+    c.write_config(&iscsi_ha_lab::cluster::lab_config_for_family(
+        "tgt",
+        1,
+        VipFamily::V6,
+        "\n[monitor]\nmax_starts = 3\nretry_delay = \"500ms\"\n",
+    ))
+    .unwrap();
+    c.use_vip(VipFamily::V6);
+    for id in [1, 2] {
+        c.start_daemon(id).unwrap();
+    }
+    c.set_role(1, "master").unwrap();
+    c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    assert!(c.lun_url().starts_with("iscsi://[fd99::100]/"));
+    // Written through LIO over IPv4, read through tgtd over IPv6 (an IPv6-only access list).
+    assert!(c
+        .read_pattern(0x11 ^ 0x0f, 0, BLOCK, Duration::from_secs(30))
+        .unwrap());
+    let vip_on = |id: u8| -> bool {
+        lab.node(id)
+            .run("ip -6 addr show dev eth0")
+            .unwrap()
+            .contains(&format!("inet6 {VIP6}/64"))
+    };
+    for (from, to) in [(1, 2), (2, 1)] {
+        let watch = AdvertWatch::start(&lab).unwrap();
+        let f = c.failover(from, to, 0x11 ^ 0x0f, SERVE_TIMEOUT).unwrap();
+        eprintln!(
+            "IPv6 planned switch {from}->{to}: {:?} ({} reads)",
+            f.role_change_to_serving, f.attempts
+        );
+        let (adverts, seen) = watch.stop().unwrap();
+        let to_mac = format!("52:54:00:99:00:{to:02x}");
+        assert!(
+            adverts.iter().any(|a| a.src_mac == to_mac
+                && a.target == VIP6
+                && a.override_flag
+                && !a.solicited
+                && a.dst_mac == "33:33:00:00:00:01"),
+            "no unsolicited NA for {VIP6} with Override from node{to} ({to_mac}) to all nodes; the initiator saw:\n{seen}"
+        );
+        assert_eq!(
+            c.initiator_vip_mac().unwrap().as_deref(),
+            Some(to_mac.as_str()),
+            "the initiator's neighbour entry for {VIP6}"
+        );
+        assert!(!vip_on(from), "node{from} still holds {VIP6}");
+        assert!(vip_on(to), "node{to} does not hold {VIP6}");
+        assert_eq!(c.status(from).unwrap()["resources"][0]["role"], "Secondary");
+    }
+    eprintln!("IPv6 VIP step took {:?}", t10.elapsed());
 
     eprintln!("\nall scenarios passed in {:?}", started.elapsed());
 }

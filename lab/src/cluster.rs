@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::drbd::{DrbdFencing, ResourceSpec};
 use crate::error::{LabError, Result};
 use crate::lab::{Lab, LabOptions};
-use crate::net::{INITIATOR_IP, VIP};
+use crate::net::{VipFamily, INITIATOR_IP};
 
 /// The target the lab's daemons export.
 pub const IQN: &str = "iqn.2024-01.lab.iscsi-ha:disk";
@@ -111,6 +111,18 @@ pub fn lab_config_on(interface: &str, extra: &str) -> String {
 /// The lab's configuration with `resources` resources (as [`lab_options_for`] makes them),
 /// each exported as the LUN of its minor's number, and the VIP on `interface`.
 pub fn lab_config_with(interface: &str, resources: usize, extra: &str) -> String {
+    lab_config_family(interface, resources, VipFamily::V4, extra)
+}
+
+/// [`lab_config_with`] with the VIP of `family`, and tgtd's access list admitting the lab
+/// subnet of that family only (so that a login through an IPv6 VIP proves the IPv6 range
+/// works). tgtd is not given a portal: by default it listens on every IPv4 and IPv6 address.
+pub fn lab_config_family(
+    interface: &str,
+    resources: usize,
+    family: VipFamily,
+    extra: &str,
+) -> String {
     let names: Vec<String> = (0..resources)
         .map(|i| format!("\"{}\"", resource_name(i)))
         .collect();
@@ -135,10 +147,10 @@ resources = [{names}]
 iqn = "{IQN}"
 
 {luns}[target.access]
-initiators = ["10.99.0.0/24"]
+initiators = ["{subnet}"]
 
 [vip]
-address = "{VIP}/24"
+address = "{vip}"
 interface = "{interface}"
 
 # The initiator's namespace stands for the gateway: a master whose link is cut hears it no more.
@@ -148,7 +160,9 @@ witnesses = ["{INITIATOR_IP}"]
 [logging]
 to = "stderr"
 {extra}"#,
-        names = names.join(", ")
+        names = names.join(", "),
+        subnet = family.subnet(),
+        vip = family.vip_cidr(),
     )
 }
 
@@ -161,7 +175,18 @@ pub fn lab_config_for(backend: &str, extra: &str) -> String {
 
 /// [`lab_config_for`] with `resources` resources ([`lab_config_with`]).
 pub fn lab_config_for_resources(backend: &str, resources: usize, extra: &str) -> String {
-    let text = lab_config_with("eth0", resources, extra);
+    lab_config_for_family(backend, resources, VipFamily::V4, extra)
+}
+
+/// [`lab_config_for_resources`] with the VIP of `family` ([`lab_config_family`]); under LIO
+/// the portal is the VIP, `[fd99::100]:3260` for IPv6.
+pub fn lab_config_for_family(
+    backend: &str,
+    resources: usize,
+    family: VipFamily,
+    extra: &str,
+) -> String {
+    let text = lab_config_family("eth0", resources, family, extra);
     if backend == "tgt" {
         return text;
     }
@@ -170,7 +195,11 @@ pub fn lab_config_for_resources(backend: &str, resources: usize, extra: &str) ->
         &format!("iqn = \"{IQN}\"\nbackend = \"{backend}\"\n"),
         1,
     )
-    .replacen("initiators = [\"10.99.0.0/24\"]", "allow_all = true", 1)
+    .replacen(
+        &format!("initiators = [\"{}\"]", family.subnet()),
+        "allow_all = true",
+        1,
+    )
 }
 
 /// iscsi-ha running on both nodes of a lab.
@@ -179,6 +208,7 @@ pub struct Cluster<'a> {
     lab: &'a Lab,
     iscsi_ha: String,
     iscsi_cfg: String,
+    vip: VipFamily,
 }
 
 /// One measured failover.
@@ -200,7 +230,33 @@ impl<'a> Cluster<'a> {
         Self::deploy_with(lab, binaries, &lab_config(extra))
     }
 
-    /// [`Cluster::deploy`] with a whole configuration of the caller's.
+    /// [`Cluster::deploy_with`] for a configuration whose VIP is of `family` (e.g. from
+    /// [`lab_config_for_family`]): the initiator's reads and checks go through that VIP.
+    pub fn deploy_with_vip(
+        lab: &'a Lab,
+        binaries: &Binaries,
+        family: VipFamily,
+        config_text: &str,
+    ) -> Result<Self> {
+        // Written by deploy_with before the daemons start; the family only steers the
+        // initiator's side, so setting it after is the same.
+        let mut cluster = Self::deploy_with(lab, binaries, config_text)?;
+        cluster.use_vip(family);
+        Ok(cluster)
+    }
+
+    /// From now on the initiator reaches the target through the VIP of `family`: call it with
+    /// [`Cluster::write_config`] of a configuration naming that VIP, before the daemons restart.
+    pub fn use_vip(&mut self, family: VipFamily) {
+        self.vip = family;
+    }
+
+    /// The VIP the initiator uses.
+    pub fn vip(&self) -> VipFamily {
+        self.vip
+    }
+
+    /// [`Cluster::deploy`] with a whole configuration of the caller's (its VIP the IPv4 one).
     pub fn deploy_with(lab: &'a Lab, binaries: &Binaries, config_text: &str) -> Result<Self> {
         for b in [&binaries.iscsi_ha, &binaries.iscsi_cfg] {
             if !b.exists() {
@@ -216,6 +272,7 @@ impl<'a> Cluster<'a> {
             lab,
             iscsi_ha,
             iscsi_cfg,
+            vip: VipFamily::V4,
         };
         cluster.write_config(config_text)?;
         for id in [1, 2] {
@@ -243,9 +300,9 @@ impl<'a> Cluster<'a> {
         self.lab
     }
 
-    /// The iSCSI URL of LUN 1 through the VIP.
+    /// The iSCSI URL of LUN 1 through the VIP (`iscsi://[fd99::100]/...` for IPv6).
     pub fn lun_url(&self) -> String {
-        format!("iscsi://{VIP}/{IQN}/1")
+        format!("iscsi://{}/{IQN}/1", self.vip.url_host())
     }
 
     /// Writes the role file of node `id` atomically (a new file renamed over the old one).
@@ -430,7 +487,9 @@ impl<'a> Cluster<'a> {
 
     /// The link-layer address the initiator has for the VIP, if any.
     pub fn initiator_vip_mac(&self) -> Result<Option<String>> {
-        let out = self.lab.initiator(&format!("ip neigh show {VIP}"))?;
+        let out = self
+            .lab
+            .initiator(&format!("ip neigh show {}", self.vip.vip()))?;
         Ok(out
             .stdout_text()
             .split_whitespace()
@@ -538,6 +597,18 @@ mod tests {
         let lio = lab_config_for("lio", "");
         assert!(lio.contains(&format!("iqn = \"{IQN}\"\nbackend = \"lio\"\n")));
         assert!(lio.contains("allow_all = true") && !lio.contains("initiators ="));
+    }
+
+    #[test]
+    fn an_ipv6_lab_config_floats_fd99_100_and_admits_the_ipv6_subnet_only() {
+        let text = lab_config_for_family("tgt", 1, VipFamily::V6, "");
+        assert!(text.contains("address = \"fd99::100/64\""), "{text}");
+        assert!(text.contains("initiators = [\"fd99::/64\"]"), "{text}");
+        assert!(!text.contains("10.99.0.100") && !text.contains("10.99.0.0/24"));
+        let lio = lab_config_for_family("lio", 1, VipFamily::V6, "");
+        assert!(lio.contains("allow_all = true") && !lio.contains("initiators ="));
+        assert_eq!(VipFamily::V6.url_host(), "[fd99::100]");
+        assert_eq!(VipFamily::V4.url_host(), "10.99.0.100");
     }
 
     #[test]

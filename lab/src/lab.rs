@@ -133,7 +133,7 @@ impl Lab {
     /// [`Lab::up`] with an explicit lab directory.
     pub fn up_in(dirs: LabDirs, options: LabOptions) -> Result<Self> {
         host::check_privileges()?;
-        host::require_programs(&["ip", "timeout"])?;
+        host::require_programs(&["ip", "timeout", "sysctl"])?;
         if options.resources.is_empty() {
             return Err(LabError::Invalid(
                 "a lab needs at least one resource".into(),

@@ -12,6 +12,8 @@
 //!   [`Node::reboot`].
 //! - [`Lab::initiator`] runs host tools in the initiator namespace; [`Lab::copy_in`] puts a host
 //!   binary where both guests see it (`/host/bin/...`, 9p) without rebuilding anything.
+//! - [`adverts`] watches, from the initiator namespace, the neighbour advertisements that move
+//!   an IPv6 floating address.
 //! - [`capture`] records DRBD's generic-netlink traffic inside a VM (the fixtures of
 //!   iscsi-ha-drbd, `iha-lab capture-drbd`).
 //! - [`writer`] is the checking writer through the VIP; [`chaos`] runs seeded faults in a row
@@ -20,6 +22,7 @@
 //!   run left.
 
 pub mod accel;
+pub mod adverts;
 pub mod capture;
 mod channel;
 pub mod chaos;

@@ -16,7 +16,9 @@ use crate::drbd::{parse_proc_drbd, MinorState, ResourceSpec};
 use crate::error::{LabError, Result};
 use crate::host::tail;
 use crate::image::Image;
-use crate::net::{self, node_ip, spare_tap_name, tap_name, PREFIX_LEN, SPARE_MAC_PREFIX};
+use crate::net::{
+    self, node_ip, node_ip6, spare_tap_name, tap_name, PREFIX_LEN, PREFIX_LEN6, SPARE_MAC_PREFIX,
+};
 use crate::qmp;
 use crate::vm::{self, Spawner, Tether, VmSpec};
 
@@ -124,7 +126,12 @@ impl Node {
 
     fn spec(&self) -> VmSpec {
         VmSpec {
-            kernel_args: format!("lab.name={} lab.ip={}/{PREFIX_LEN}", self.name(), self.ip()),
+            kernel_args: format!(
+                "lab.name={} lab.ip={}/{PREFIX_LEN} lab.ip6={}/{PREFIX_LEN6}",
+                self.name(),
+                self.ip(),
+                node_ip6(self.id)
+            ),
             memory_mib: self.ctx.memory_mib,
             disks: (0..self.ctx.resources.len())
                 .map(|i| self.disk_path(i))

@@ -6,7 +6,8 @@
 //! switches again under a long-lived initiator session writing through the VIP
 //! (`iscsi_ha_lab::session`): the I/O gap an initiator feels in a planned switch, with every
 //! acknowledged write read back. `--scenario client-link` measures that gap when the old
-//! master has lost only its client-facing link first.
+//! master has lost only its client-facing link first. `--vip ipv6` runs the planned scenario
+//! through the IPv6 VIP (fd99::100, moved by unsolicited neighbour advertisements).
 
 use std::process::ExitCode;
 use std::thread;
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use iscsi_ha_lab::cluster::{percentile_ms, Cluster};
-use iscsi_ha_lab::net::node_ip;
+use iscsi_ha_lab::net::{node_ip, VipFamily};
 use iscsi_ha_lab::phases::{self, Breakdown};
 use iscsi_ha_lab::session::{io_gap, not_read_back, Session};
 use iscsi_ha_lab::Lab;
@@ -41,6 +42,25 @@ pub enum Scenario {
     ClientLink,
 }
 
+/// The floating address's family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Vip {
+    /// 10.99.0.100/24, announced with gratuitous ARP.
+    Ipv4,
+    /// fd99::100/64, announced with unsolicited neighbour advertisements; the initiator reads
+    /// through `iscsi://[fd99::100]/...`.
+    Ipv6,
+}
+
+impl Vip {
+    fn family(self) -> VipFamily {
+        match self {
+            Vip::Ipv4 => VipFamily::V4,
+            Vip::Ipv6 => VipFamily::V6,
+        }
+    }
+}
+
 /// Options of `bench failover`.
 #[derive(Debug, clap::Args)]
 pub struct FailoverArgs {
@@ -53,6 +73,9 @@ pub struct FailoverArgs {
     /// Which failover.
     #[arg(long, value_enum, default_value_t = Scenario::Planned)]
     scenario: Scenario,
+    /// The VIP's address family (the planned scenario).
+    #[arg(long, value_enum, default_value_t = Vip::Ipv4)]
+    vip: Vip,
     /// `[tickle]` on or off (the hard and client-link scenarios' comparison).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     tickle: bool,
@@ -68,6 +91,11 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
     let BenchWhat::Failover(args) = what;
     anyhow::ensure!(args.runs > 0, "--runs must be at least 1");
     if args.scenario != Scenario::Planned {
+        anyhow::ensure!(
+            args.vip == Vip::Ipv4,
+            "--scenario {:?} runs with the IPv4 VIP only; measure --vip ipv6 with --scenario planned",
+            args.scenario
+        );
         anyhow::ensure!(
             args.backend == "tgt",
             "--scenario {:?} runs with tgt only; measure --backend {} with --scenario planned",
@@ -90,8 +118,9 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
     let resources = usize::from(args.resources);
     let lab = Lab::up(args.cluster.lab_options_for(resources)).context("bringing the lab up")?;
     let accel = lab.accel();
-    let config = iscsi_ha_lab::cluster::lab_config_for_resources(&args.backend, resources, "");
-    let c = Cluster::deploy_with(&lab, &args.cluster.binaries(), &config)
+    let family = args.vip.family();
+    let config = iscsi_ha_lab::cluster::lab_config_for_family(&args.backend, resources, family, "");
+    let c = Cluster::deploy_with_vip(&lab, &args.cluster.binaries(), family, &config)
         .context("starting iscsi-ha")?;
     let bench = c.bench_failover(args.runs, |i, f| {
         println!(
@@ -103,8 +132,9 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
         );
     })?;
     println!(
-        "accelerator: {accel}, backend: {}, resources: {resources}",
-        args.backend
+        "accelerator: {accel}, backend: {}, resources: {resources}, vip: {}",
+        args.backend,
+        family.vip()
     );
     println!("{}", bench.summary());
     // Run i goes 1->2 when i is even: node 2 becomes master ceil(runs/2) times, node 1
@@ -130,7 +160,11 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<ExitCode> {
     // After run i (from 0) node 2 serves when i is even: after `runs` runs, node 2 if odd.
     let serving = if args.runs % 2 == 1 { 2 } else { 1 };
     let gaps = io_gap_runs(&lab, &c, serving, args.runs, false)?;
-    print_io_gaps(&format!("planned ({})", args.backend), gaps);
+    let what = match args.vip {
+        Vip::Ipv4 => format!("planned ({})", args.backend),
+        Vip::Ipv6 => format!("planned ({}, IPv6 VIP)", args.backend),
+    };
+    print_io_gaps(&what, gaps);
     Ok(ExitCode::SUCCESS)
 }
 
