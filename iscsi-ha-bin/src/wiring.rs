@@ -2,7 +2,7 @@
 //! (tgtd over its socket, or LIO through configfs), the VIP over rtnetlink and raw sockets, and
 //! the event sources that wake the daemon.
 
-use crate::daemon::{ClaimWatch, EventSource, Host, Volumes};
+use iscsi_ha_core::engine::{ClaimWatch, EventSource, Host, Volumes};
 use crate::role;
 use anyhow::Context;
 use iscsi_ha_core::config::schema::TargetBackend;

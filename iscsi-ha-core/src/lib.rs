@@ -20,11 +20,13 @@
 //! | [`refresh`] | whether the VIP is due for its periodic announcement while this host serves |
 //! | [`operator`] | the operator's requests checked against the observation |
 //! | [`reconcile`], [`budget`] | executing plans through the ports, restart budgets, alert policy |
+//! | [`engine`] | one wake-up: observe, plan and act, repeated while steps succeed; the host's ports and what wakes the loop |
 //! | [`status`], [`time`] | the status model the CLI prints |
 
 pub mod alert;
 pub mod budget;
 pub mod config;
+pub mod engine;
 pub mod fence;
 pub mod history;
 pub mod iqn;

@@ -209,6 +209,11 @@ pub trait IscsiTarget {
     /// Stops exporting `spec`: refuses new logins, drops sessions, removes the target (and stops
     /// a daemon this adapter manages).
     fn stop(&mut self, spec: &TargetSpec) -> Result<(), TargetError>;
+    /// What tells the loop the target changed on its own (a managed daemon exiting), if
+    /// anything: an in-kernel target has nothing to watch.
+    fn events(&mut self) -> Option<&mut dyn crate::engine::EventSource> {
+        None
+    }
 }
 
 /// Why a target request failed.

@@ -24,9 +24,8 @@
 //! | role file, pool.conf | a bounded read of a regular file (FIFOs and devices are refused) |
 //! | HA-Lizard's files (`[ha_lizard]`) | nothing: handed to a writer thread of their own ([`crate::ha_lizard`]) |
 
-mod alive;
 mod handover;
-mod host;
+mod hooks;
 mod operator;
 mod os;
 mod phase;
@@ -34,8 +33,7 @@ mod publish;
 mod replug;
 mod vip_refresh;
 
-use alive::Alive;
-pub use host::{ClaimWatch, EventSource, Host, Volumes};
+use hooks::{moment, Surroundings};
 pub use os::{block_signals, Notifier, SignalRequest, Signals, WakeTimer};
 pub use vip_refresh::VipRefresher;
 
@@ -45,28 +43,15 @@ use crate::ha_lizard::HaLizardFiles;
 use crate::manual_state::ManualState;
 use crate::serving_history::HistoryFile;
 use iscsi_ha_core::config::Config;
-use iscsi_ha_core::history::ServingHistory;
-use iscsi_ha_core::observation::{ManualMode, Observation, VolumeObservation};
-use iscsi_ha_core::reconcile::{ActionRecord, Outcome, Ports, Reconciler, Report};
-use iscsi_ha_core::standing::vip_check_due;
-use iscsi_ha_core::status::Status;
-use iscsi_ha_core::time::{Moment, Timestamp};
-use iscsi_ha_core::vip::{VipClaim, VipProbe};
+use iscsi_ha_core::engine::{Engine, Host, Wake};
+use iscsi_ha_core::observation::ManualMode;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// The wake-up reason of a role source's answer (or its timeout).
 const ROLE_ANSWER: &str = "role source";
-
-/// How many passes one wake-up may run while steps keep succeeding (each pass re-observes).
-const MAX_PASSES: usize = 4;
-
-/// How often a serving host that may have been unreachable probes the VIP it holds, at first.
-const VIP_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// ... and after the first minute.
-const VIP_CHECK_LATER: Duration = Duration::from_secs(5);
 
 /// Everything the daemon needs to start.
 #[allow(missing_debug_implementations)]
@@ -87,45 +72,29 @@ pub struct DaemonParts {
     pub history: HistoryFile,
 }
 
-/// The running daemon's state.
+/// The running daemon's state: the engine, the ports it drives, and what the binary keeps
+/// around it (descriptors, files, the control socket, XenServer's `xe` runs).
 #[allow(missing_debug_implementations)]
 pub struct Daemon {
     config: Config,
     config_path: PathBuf,
     host_name: String,
     host: Host,
+    engine: Engine,
+    /// The engine's clocks, watchdog, log and history file.
+    around: Surroundings,
     control: ControlServer,
     manual_state: ManualState,
     manual: ManualMode,
-    history: HistoryFile,
     /// The original's files HA-Lizard reads.
     ha_lizard: HaLizardFiles,
-    /// Another host's claim on the VIP seen since the last observation.
-    pending_claim: Option<VipClaim>,
-    /// When the VIP was last probed while held here (stale-master check), to space probes.
-    last_vip_check: Option<Instant>,
-    /// Steps whose failure was logged as an error, with that error (logged once).
-    failing: std::collections::HashMap<iscsi_ha_core::plan::Step, String>,
-    reconciler: Reconciler,
     signals: Signals,
     timer: WakeTimer,
-    notifier: Notifier,
-    observation: Option<Observation>,
-    status: Option<Status>,
-    wake_at: Option<Instant>,
     last_scan: Instant,
     /// XenServer's PBD re-plug once this host serves (`[xapi] replug_pbds`).
     replug: crate::xapi::Replugger,
     /// The fingerprint published in the pool database (`[role] source = "xapi"`).
     publisher: publish::Publisher,
-    /// The role last stamped `role seen` ([`phase`]).
-    stamped_role: Option<&'static str>,
-    /// The intent last stamped as reached (`serving`, `released`), so each is stamped once.
-    stamped_reached: Option<iscsi_ha_core::plan::Intent>,
-    /// `[tickle]`: the connection lists exchanged with the peer, the tickles at a takeover.
-    handover: Option<handover::Handover>,
-    /// `[vip] refresh_interval`: when the VIP was last announced, when it is next due.
-    vip_refresh: vip_refresh::VipRefresher,
 }
 
 /// Which descriptor woke the loop.
@@ -161,9 +130,9 @@ impl Daemon {
         );
         let handover = handover::Handover::start(&parts.config, parts.history.state_dir());
         Ok(Self {
-            handover,
+            engine: Engine::new(&parts.config, parts.history.history.clone()),
+            around: Surroundings::new(Notifier::new(), parts.history, handover),
             ha_lizard,
-            reconciler: Reconciler::new(&parts.config),
             config: parts.config,
             config_path: parts.config_path,
             host_name: parts.host_name,
@@ -171,22 +140,11 @@ impl Daemon {
             control: parts.control,
             manual_state: parts.manual,
             manual,
-            history: parts.history,
-            pending_claim: None,
-            last_vip_check: None,
-            failing: std::collections::HashMap::new(),
             signals: Signals::new()?,
             timer: WakeTimer::new()?,
-            notifier: Notifier::new(),
-            observation: None,
-            status: None,
-            wake_at: None,
             last_scan: Instant::now(),
             replug: crate::xapi::Replugger::new(),
             publisher: publish::Publisher::default(),
-            stamped_role: None,
-            stamped_reached: None,
-            vip_refresh: vip_refresh::VipRefresher::default(),
         })
     }
 
@@ -200,7 +158,7 @@ impl Daemon {
         } else {
             let _ = self.wake("start", phase::Stamp::now());
         }
-        self.notifier.ready(&self.one_line_status());
+        self.around.notifier.ready(&self.one_line_status());
         self.publish_fingerprint();
         loop {
             self.arm_timer();
@@ -218,7 +176,7 @@ impl Daemon {
                                     tracing::info!(
                                         "stopping on signal; the storage is left as it is"
                                     );
-                                    self.notifier.stopping();
+                                    self.around.notifier.stopping();
                                     return Ok(());
                                 }
                                 SignalRequest::Reload => {
@@ -251,7 +209,7 @@ impl Daemon {
                         }
                         self.push_connections(now);
                         // A pass first, so the refresh is decided on a fresh observation.
-                        if self.vip_refresh.due().is_some_and(|at| at <= now) {
+                        if self.around.vip_refresh.due().is_some_and(|at| at <= now) {
                             reasons.push("VIP refresh due");
                         }
                         // The timer also fires for a keep-alive or a control connection's
@@ -270,17 +228,17 @@ impl Daemon {
                     Token::Replug => self.poll_replug(),
                     Token::Publish => self.poll_publish(),
                     Token::Handover => {
-                        if let Some(h) = self.handover.as_mut() {
+                        if let Some(h) = self.around.handover.as_mut() {
                             h.receive();
                         }
                     }
                     Token::Claims => {
-                        if self.take_claims() {
+                        if self.engine.take_claims(&mut self.host, &mut self.around) {
                             reasons.push("VIP claimed by another host");
                         }
                     }
                     Token::Event(i) => {
-                        if let Some(source) = self.host.events.get_mut(i) {
+                        if let Some(source) = self.host.event_sources().into_iter().nth(i) {
                             match source.drain() {
                                 Ok(false) => {}
                                 Ok(true) => reasons.push("event"),
@@ -293,10 +251,10 @@ impl Daemon {
                     }
                 }
             }
-            self.notifier.keepalive();
+            self.around.notifier.keepalive();
             // Between passes too: HA-Lizard's status file is refreshed while the loop runs,
             // and only then.
-            self.ha_lizard.publish(self.status.as_ref(), Instant::now());
+            self.ha_lizard.publish(self.engine.status(), Instant::now());
             // Also run when nothing is ready: it closes connections past their deadline.
             for peer in self.control.service(listener_ready, &peers_ready) {
                 self.answer(peer);
@@ -330,10 +288,6 @@ impl Daemon {
             tokens.push(Token::Peer(id));
             fds.push(PollFd::new(fd, flags));
         }
-        if let Some(fd) = self.host.role.change_fd() {
-            tokens.push(Token::Role);
-            fds.push(PollFd::new(fd, PollFlags::POLLIN));
-        }
         if let Some(fd) = self.replug.fd() {
             tokens.push(Token::Replug);
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
@@ -342,22 +296,21 @@ impl Daemon {
             tokens.push(Token::Publish);
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
-        if let Some(h) = self.handover.as_ref() {
+        if let Some(h) = self.around.handover.as_ref() {
             tokens.push(Token::Handover);
             fds.push(PollFd::new(h.fd(), PollFlags::POLLIN));
         }
-        if let Some(claims) = self.host.claims.as_mut() {
-            claims.refresh();
+        let host = self.host.descriptors();
+        if let Some(fd) = host.role {
+            tokens.push(Token::Role);
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
-        if let Some(fd) = self.host.claims.as_ref().and_then(|c| c.fd()) {
+        if let Some(fd) = host.claims {
             tokens.push(Token::Claims);
             fds.push(PollFd::new(fd, PollFlags::POLLIN));
         }
-        for source in self.host.events.iter_mut() {
-            source.refresh();
-        }
-        for (i, source) in self.host.events.iter().enumerate() {
-            if let Some(fd) = source.fd() {
+        for (i, fd) in host.events.into_iter().enumerate() {
+            if let Some(fd) = fd {
                 tokens.push(Token::Event(i));
                 fds.push(PollFd::new(fd, PollFlags::POLLIN));
             }
@@ -381,7 +334,7 @@ impl Daemon {
     /// Whether the scan or a wake-up the last pass asked for is due.
     fn pass_due(&self, now: Instant) -> bool {
         let scan = self.config.file.monitor.scan_interval.get();
-        now >= self.last_scan + scan || self.wake_at.is_some_and(|at| at <= now)
+        now >= self.last_scan + scan || self.engine.wake_at().is_some_and(|at| at <= now)
     }
 
     fn arm_timer(&mut self) {
@@ -389,15 +342,18 @@ impl Daemon {
         let scan = self.config.file.monitor.scan_interval.get();
         let mut next = (self.last_scan + scan).saturating_duration_since(now);
         for at in [
-            self.wake_at,
-            self.notifier.keepalive_due(),
+            self.engine.wake_at(),
+            self.around.notifier.keepalive_due(),
             self.host.role.due(),
             self.replug.due(),
             self.publisher.run.as_ref().map(|r| r.due()),
             self.control.next_deadline(),
             self.ha_lizard.due(),
-            self.handover.as_ref().and_then(|h| h.due(self.serving())),
-            self.vip_refresh.due(),
+            self.around
+                .handover
+                .as_ref()
+                .and_then(|h| h.due(self.engine.serving())),
+            self.around.vip_refresh.due(),
         ]
         .into_iter()
         .flatten()
@@ -409,135 +365,43 @@ impl Daemon {
         }
     }
 
-    /// Observe → plan → act, repeated while steps succeed, then publish status. Returns what
-    /// was done. `woke` is when the loop woke for it (the stamp of a role seen).
-    fn wake(&mut self, reason: &str, woke: phase::Stamp) -> Vec<ActionRecord> {
+    /// Runs the engine for one wake-up (observe → plan → act, repeated while steps succeed),
+    /// then what follows it here: the PBD re-plug, the connection lists, the VIP refresh,
+    /// metrics, HA-Lizard's files and systemd. `woke` is when the loop woke for it (the stamp
+    /// of a role seen).
+    fn wake(&mut self, reason: &str, woke: phase::Stamp) -> Wake {
         self.last_scan = Instant::now();
-        self.wake_at = None;
         if reason != ROLE_ANSWER {
             // Asked now, answered later: the answer wakes the loop (ROLE_ANSWER).
             self.host.role.refresh();
         }
-        let mut done = Vec::new();
-        let mut last_plan = None;
-        for pass in 0..MAX_PASSES {
-            let started = Instant::now();
-            let observation = self.observe();
-            let observed = started.elapsed();
-            if pass == 0 {
-                self.stamp_role(&observation, woke);
-            }
-            let now = moment();
-            let report = self.act(&observation, now);
-            self.stamp_reached(&report);
-            self.tickle_after_takeover(&report);
-            self.vip_refresh.note(&report, Instant::now());
-            if !report.actions.is_empty() {
-                tracing::info!(
-                    reason,
-                    pass,
-                    observe_ms = observed.as_millis(),
-                    act_ms = started.elapsed().saturating_sub(observed).as_millis(),
-                    "pass: {}",
-                    report
-                        .plan
-                        .steps
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            self.log_report(reason, pass, &report);
-            self.wake_at = report.wake_at;
-            if self
-                .history
-                .history
-                .note(&observation, &report.plan, now.wall)
-            {
-                self.history.save();
-            }
-            if vip_check_due(&observation) {
-                // A host that may have been unreachable checks again soon, not only at the scan.
-                let next = Instant::now() + vip_check_period(&self.history.history, now.wall);
-                self.wake_at = Some(self.wake_at.map_or(next, |w| w.min(next)));
-            }
-            let status = Status::build(
-                &self.host_name,
-                &self.config,
-                &observation,
-                &report.plan,
-                &self.reconciler,
-                now,
-            );
-            self.status = Some(status);
-            self.observation = Some(observation);
-            done.extend(report.actions.iter().cloned());
-            last_plan = Some(report.plan);
-            self.notifier.keepalive();
-            // Any step done may unblock the next (a VIP seen gone lets frozen I/O resume, a
-            // stopped target lets a demotion through): observe again, up to MAX_PASSES.
-            let progressed = report.actions.iter().any(|a| a.outcome == Outcome::Done);
-            if !progressed {
-                break;
-            }
-        }
+        self.around.woke = woke;
+        let wake = self.engine.wake(
+            &self.config,
+            &self.host_name,
+            &mut self.host,
+            self.manual,
+            reason,
+            &mut self.around,
+        );
         self.follow_replug();
         self.push_connections(Instant::now());
-        self.refresh_vip(last_plan.as_ref());
-        crate::metrics::publish(self.status.as_ref(), &done);
-        self.ha_lizard.publish(self.status.as_ref(), Instant::now());
-        self.notifier.alive(&self.one_line_status());
-        done
-    }
-
-    /// Stamps `role seen` when the role differs from the one last stamped.
-    fn stamp_role(&mut self, observation: &Observation, woke: phase::Stamp) {
-        let role = observation.role.name();
-        if self.stamped_role != Some(role) {
-            self.stamped_role = Some(role);
-            self.stamped_reached = None;
-            phase::at("role seen", woke, Some(role));
-        }
-    }
-
-    /// Stamps `serving` or `released` the first time a plan for that intent, with nothing
-    /// held, ran every step successfully or found nothing to do: right after the last step
-    /// that reached it, not one observation later (by invariant 13, a plan that worked leaves
-    /// nothing to do).
-    fn stamp_reached(&mut self, report: &Report) {
-        use iscsi_ha_core::plan::Intent;
-        let plan = &report.plan;
-        let all_done = report.actions.len() == plan.steps.len()
-            && report.actions.iter().all(|a| a.outcome.is_done());
-        if !all_done || !plan.holds.is_empty() {
-            return;
-        }
-        let name = match plan.intent {
-            Intent::Serve => "serving",
-            Intent::Release => "released",
-            Intent::Hold(_) => return,
-        };
-        if self.stamped_reached.as_ref() != Some(&plan.intent) {
-            self.stamped_reached = Some(plan.intent.clone());
-            phase::at(name, phase::Stamp::now(), None);
-        }
-    }
-
-    /// Whether this host serves: the last plan to serve found nothing left to do.
-    fn serving(&self) -> bool {
-        self.stamped_reached == Some(iscsi_ha_core::plan::Intent::Serve)
+        self.refresh_vip(&wake);
+        crate::metrics::publish(self.engine.status(), &wake.actions);
+        self.ha_lizard.publish(self.engine.status(), Instant::now());
+        self.around.notifier.alive(&self.one_line_status());
+        wake
     }
 
     /// `[vip] refresh_interval`: after a wake-up, asks the rule with its last observation and
     /// plan, and the record as that pass left it (a claim or a lost peer it noted counts now).
-    fn refresh_vip(&mut self, plan: Option<&iscsi_ha_core::plan::Plan>) {
-        let (Some(plan), Some(seen)) = (plan, self.observation.as_ref()) else {
+    fn refresh_vip(&mut self, wake: &Wake) {
+        let (Some(plan), Some(seen)) = (wake.plan.as_ref(), self.engine.observation()) else {
             return;
         };
         let mut seen = seen.clone();
-        seen.history = self.history.history.clone();
-        let claim = self.vip_refresh.after_wake(
+        seen.history = self.engine.history().clone();
+        let claim = self.around.vip_refresh.after_wake(
             &self.config,
             &seen,
             plan,
@@ -546,184 +410,20 @@ impl Daemon {
         );
         if let Some(claim) = claim {
             // The next pass weighs it as any claim (a conflict, a contest, a yield).
-            self.pending_claim = Some(claim);
-            self.wake_at = Some(Instant::now());
+            self.engine.claim_found(claim, Instant::now());
         }
     }
 
     /// `[tickle]`: while serving, hands the connection list to the peer when due.
     fn push_connections(&mut self, now: Instant) {
-        let serving = self.serving();
-        if let Some(h) = self.handover.as_mut() {
+        let serving = self.engine.serving();
+        if let Some(h) = self.around.handover.as_mut() {
             h.push(serving, now);
         }
     }
 
-    /// `[tickle]`: once this pass assigned the VIP (the assignment sends the first
-    /// announcement before it returns, and the target was started before it), the peer's
-    /// initiators are tickled so they log in here at once.
-    fn tickle_after_takeover(&mut self, report: &Report) {
-        let assigned = report
-            .actions
-            .iter()
-            .any(|a| a.step == iscsi_ha_core::plan::Step::AssignVip && a.outcome.is_done());
-        if let (true, Some(h)) = (assigned, self.handover.as_mut()) {
-            h.tickle();
-        }
-    }
-
-    fn act(&mut self, observation: &Observation, now: Moment) -> Report {
-        let host = &mut self.host;
-        let notifier = &self.notifier;
-        let mut volumes = Alive {
-            inner: host.volumes.port(),
-            notifier,
-        };
-        let mut target = Alive {
-            inner: host.target.as_mut(),
-            notifier,
-        };
-        let mut vip = Alive {
-            inner: host.vip.as_mut(),
-            notifier,
-        };
-        let mut ports = Ports {
-            volumes: &mut volumes,
-            target: &mut target,
-            vip: &mut vip,
-            alerts: host.alerts.as_mut(),
-        };
-        self.reconciler
-            .reconcile(&self.config, observation, &mut ports, now)
-    }
-
-    fn observe(&mut self) -> Observation {
-        let role = self.host.role.current();
-        let volumes = self
-            .config
-            .resources
-            .iter()
-            .map(|name| {
-                let (status, split_brain) = self.host.volumes.observe(name);
-                let observed = VolumeObservation {
-                    name: name.clone(),
-                    status: status.map_err(|e| e.to_string()),
-                    split_brain: split_brain.unwrap_or_else(|e| {
-                        tracing::debug!("{name}: cannot tell whether it is in split brain: {e}");
-                        None
-                    }),
-                };
-                self.notifier.keepalive();
-                observed
-            })
-            .collect();
-        let mut observation = Observation {
-            role,
-            manual: self.manual,
-            volumes,
-            target: self.host.target.status().map_err(|e| e.to_string()),
-            vip_here: self
-                .host
-                .vip
-                .is_assigned(&self.config.vip)
-                .map_err(|e| e.to_string()),
-            vip_claim: {
-                // Also drained here: a watch whose link went away wakes nothing.
-                self.take_claims();
-                self.pending_claim.take()
-            },
-            history: self.history.history.clone(),
-        };
-        if observation.vip_claim.is_none() && vip_check_due(&observation) {
-            observation.vip_claim = self.check_vip_held_here();
-        }
-        observation
-    }
-
-    /// Takes the claims the watch has; returns whether there was one. Only a claim while the
-    /// VIP is here (or may be) matters; the planner decides what it means.
-    fn take_claims(&mut self) -> bool {
-        let Some(watch) = self.host.claims.as_mut() else {
-            return false;
-        };
-        let claims = watch.drain();
-        let Some(last) = claims.last().cloned() else {
-            return false;
-        };
-        tracing::warn!(claims = claims.len(), "another host claims the VIP: {last}");
-        self.pending_claim = Some(last);
-        true
-    }
-
-    /// Probes the VIP while holding it: a host that may have been unreachable asks whether
-    /// another host answers for it too. At most once per [`VIP_CHECK_EVERY`].
-    fn check_vip_held_here(&mut self) -> Option<VipClaim> {
-        let now = Instant::now();
-        if self
-            .last_vip_check
-            .is_some_and(|at| now.saturating_duration_since(at) < VIP_CHECK_EVERY)
-        {
-            return None;
-        }
-        self.last_vip_check = Some(now);
-        match self.host.vip.probe(&self.config.vip) {
-            Ok(VipProbe::LiveElsewhere { owner }) => {
-                tracing::warn!(
-                    owner = owner.as_deref().unwrap_or("unknown"),
-                    "another host answers for the VIP that this host holds"
-                );
-                Some(VipClaim {
-                    owner,
-                    how: "reply to our probe while holding the VIP".into(),
-                })
-            }
-            Ok(VipProbe::Free) => None,
-            Err(e) => {
-                tracing::warn!("cannot probe the VIP held here: {e}");
-                None
-            }
-        }
-    }
-
-    /// Logs what a pass did. A step that keeps failing with the same error is logged as an
-    /// error once (then at debug level) and once more when it works again, so a component that
-    /// cannot work does not fill the log; status says when it is retried.
-    fn log_report(&mut self, reason: &str, pass: usize, report: &Report) {
-        if report.actions.is_empty() {
-            tracing::debug!(reason, pass, intent = ?report.plan.intent, holds = report.plan.holds.len(), "nothing to do");
-        }
-        for a in &report.actions {
-            match &a.outcome {
-                Outcome::Done => {
-                    if self.failing.remove(&a.step).is_some() {
-                        tracing::info!(reason, "{}: done, it works again", a.step);
-                    } else {
-                        tracing::info!(reason, "{}: done", a.step);
-                    }
-                }
-                Outcome::Failed { error, .. } => {
-                    if self.failing.get(&a.step) == Some(error) {
-                        tracing::debug!(reason, "{}: still failing: {error}", a.step);
-                    } else {
-                        tracing::error!(reason, "{}: failed: {error}", a.step);
-                        self.failing.insert(a.step.clone(), error.clone());
-                    }
-                }
-                Outcome::Deferred { retry_in_ms } => {
-                    tracing::debug!("{}: deferred {retry_in_ms} ms", a.step)
-                }
-                Outcome::BudgetExhausted { retry_in_ms } => {
-                    tracing::debug!("{}: budget exhausted for {retry_in_ms} ms more", a.step)
-                }
-            }
-        }
-        for hold in &report.plan.holds {
-            tracing::debug!("hold: {hold}");
-        }
-    }
-
     fn one_line_status(&self) -> String {
-        match &self.status {
+        match self.engine.status() {
             Some(s) => format!(
                 "role {} intent {:?}; target {}; VIP {}",
                 s.host_role,
@@ -743,7 +443,6 @@ impl Daemon {
         }
     }
 
-    /// Re-reads the configuration file; a bad one is refused and the running one kept.
     /// Re-reads the configuration file. A bad file is refused and the running one kept. A
     /// changed VIP or resource list is refused too, naming them: the running daemon would go
     /// on holding the old address or Primary role with nothing left to release it. A changed
@@ -816,7 +515,7 @@ impl Daemon {
         if old.tickle != new.tickle {
             at_restart.push("[tickle]");
         }
-        self.reconciler.reconfigure(&fresh);
+        self.engine.reconfigure(&fresh);
         self.config = fresh;
         // Only when what would be published changed (or the last attempt failed).
         self.publish_fingerprint();
@@ -852,10 +551,6 @@ impl Daemon {
     }
 }
 
-/// How often a serving host that may have been unreachable probes the VIP it holds: every
-/// second in the first minute after it lost its peer (when a stale master comes back), then
-/// every five seconds for as long as it is not connected again, so that a link restored much
-/// later is still noticed within seconds at the cost of one ARP probe per period.
 /// At a first start (no manual mode recorded here yet) takes over the original's manual mode,
 /// so that migrating a host the operator had put in manual mode does not hand it back to the
 /// pool role behind their back; records whatever was found so this happens only once.
@@ -877,49 +572,5 @@ fn adopt_original_manual_mode(parts: &DaemonParts) -> anyhow::Result<ManualMode>
     Ok(mode)
 }
 
-fn vip_check_period(history: &ServingHistory, now: Timestamp) -> Duration {
-    let recent = history
-        .lost_peer_at
-        .is_none_or(|at| iscsi_ha_core::history::elapsed(at, now) < 60_000);
-    if recent {
-        VIP_CHECK_EVERY
-    } else {
-        VIP_CHECK_LATER
-    }
-}
-
-fn moment() -> Moment {
-    Moment {
-        instant: Instant::now(),
-        wall: Timestamp::from_system_time(SystemTime::now()),
-    }
-}
-
 /// How long operator commands wait for the daemon by default.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_suspect_host_checks_its_vip_every_second_for_a_minute_then_every_five() {
-        let t = Timestamp::from_unix_millis;
-        let lost = ServingHistory {
-            lost_peer_at: Some(t(100_000)),
-            ..ServingHistory::default()
-        };
-        assert_eq!(vip_check_period(&lost, t(100_000)), Duration::from_secs(1));
-        assert_eq!(vip_check_period(&lost, t(159_999)), Duration::from_secs(1));
-        assert_eq!(vip_check_period(&lost, t(160_000)), Duration::from_secs(5));
-        assert_eq!(
-            vip_check_period(&lost, t(3_600_000)),
-            Duration::from_secs(5)
-        );
-        // A split brain without a lost peer on record: the one-second period.
-        assert_eq!(
-            vip_check_period(&ServingHistory::default(), t(0)),
-            Duration::from_secs(1)
-        );
-    }
-}

@@ -9,13 +9,12 @@ use iscsi_ha_core::operator::{
     check_manual_mode_disable, check_manual_mode_enable, check_split_brain_resolve,
     split_brain_reconnect_targets, ManualModeChange,
 };
-use iscsi_ha_core::reconcile::Outcome;
 
 impl Daemon {
     pub(super) fn handle(&mut self, request: Request) -> Response {
         tracing::info!(?request, "operator request");
         match request {
-            Request::Status => match &self.status {
+            Request::Status => match self.engine.status() {
                 Some(s) => Response::Status {
                     status: Box::new(s.clone()),
                 },
@@ -33,7 +32,7 @@ impl Daemon {
                 },
             },
             Request::Reset => {
-                self.reconciler.reset_budgets();
+                self.engine.reset_budgets();
                 let _ = self.wake("operator reset", phase::Stamp::now());
                 Response::Ok {
                     message: "restart budgets and retry delays forgotten".into(),
@@ -52,9 +51,8 @@ impl Daemon {
     }
 
     fn fresh_observation(&mut self) -> Observation {
-        let o = self.observe();
-        self.observation = Some(o.clone());
-        o
+        self.engine
+            .observe(&self.config, &mut self.host, self.manual, &mut self.around)
     }
 
     fn manual_mode_enable(&mut self) -> Response {
@@ -71,7 +69,7 @@ impl Daemon {
         if let Err(e) = self.set_manual(mode) {
             return Response::Error { message: e };
         }
-        self.reconciler.reset_budgets();
+        self.engine.reset_budgets();
         let _ = self.wake("manual mode enabled", phase::Stamp::now());
         Response::Ok {
             message: format!(
@@ -96,7 +94,7 @@ impl Daemon {
         if let Err(e) = self.set_manual(ManualMode::Off) {
             return Response::Error { message: e };
         }
-        self.reconciler.reset_budgets();
+        self.engine.reset_budgets();
         let _ = self.wake("manual mode disabled", phase::Stamp::now());
         Response::Ok {
             message: format!(
@@ -123,12 +121,7 @@ impl Daemon {
         }
         if force {
             // The operator decided this host serves: it took over, whatever it yielded to.
-            self.history
-                .history
-                .operator_forced(iscsi_ha_core::time::Timestamp::from_system_time(
-                    std::time::SystemTime::now(),
-                ));
-            self.history.save();
+            self.engine.operator_forced(&mut self.around);
         }
         self.switch(ManualMode::BecomePrimary)
     }
@@ -209,18 +202,11 @@ impl Daemon {
         if let Err(e) = self.set_manual(mode) {
             return Response::Error { message: e };
         }
-        self.reconciler.reset_budgets();
-        let failed: Vec<String> = self
-            .wake("operator", phase::Stamp::now())
-            .iter()
-            .filter_map(|a| match &a.outcome {
-                Outcome::Failed { error, .. } => Some(format!("{}: {error}", a.step)),
-                _ => None,
-            })
-            .collect();
+        self.engine.reset_budgets();
+        let failed = self.wake("operator", phase::Stamp::now()).failures();
         let holds = self
-            .status
-            .as_ref()
+            .engine
+            .status()
             .map(|s| s.holds.clone())
             .unwrap_or_default();
         if failed.is_empty() && holds.is_empty() {

@@ -70,26 +70,42 @@ pub(crate) fn at(phase: &str, stamp: Stamp, role: Option<&str>) {
     }
 }
 
+/// Which edge of a step a stamp marks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Edge {
+    /// The step is about to run.
+    Start,
+    /// It ended; `ok` when it worked.
+    End { ok: bool },
+}
+
+/// Stamps an edge of the step `phase`, now.
+pub(crate) fn edge(phase: &str, edge: Edge) {
+    let now = Stamp::now();
+    match edge {
+        Edge::Start => tracing::info!(
+            phase,
+            edge = "start",
+            mono_us = now.mono_us,
+            wall_us = now.wall_us,
+            "phase"
+        ),
+        Edge::End { ok } => tracing::info!(
+            phase,
+            edge = "end",
+            mono_us = now.mono_us,
+            wall_us = now.wall_us,
+            ok,
+            "phase"
+        ),
+    }
+}
+
 /// Runs `f` as the step `phase`, stamped at its start and end; `ok` tells whether it worked.
 pub(crate) fn step<T>(phase: &str, ok: impl FnOnce(&T) -> bool, f: impl FnOnce() -> T) -> T {
-    let start = Stamp::now();
-    tracing::info!(
-        phase,
-        edge = "start",
-        mono_us = start.mono_us,
-        wall_us = start.wall_us,
-        "phase"
-    );
+    edge(phase, Edge::Start);
     let result = f();
-    let end = Stamp::now();
-    tracing::info!(
-        phase,
-        edge = "end",
-        mono_us = end.mono_us,
-        wall_us = end.wall_us,
-        ok = ok(&result),
-        "phase"
-    );
+    edge(phase, Edge::End { ok: ok(&result) });
     result
 }
 

@@ -19,7 +19,7 @@ impl Daemon {
     /// Follows the pass just made: starts the wait for a re-plug once this host serves,
     /// cancels it when it stops.
     pub(super) fn follow_replug(&mut self) {
-        let serving = self.status.as_ref().is_some_and(serving);
+        let serving = self.engine.status().is_some_and(serving);
         let xapi = &self.config.file.xapi;
         let event = self.replug.observe(
             serving,
@@ -46,9 +46,7 @@ impl Daemon {
             self.replug_event(&event);
         }
         let last = self.replug.last().map(str::to_string);
-        if let Some(status) = self.status.as_mut() {
-            status.pbd_replug = last;
-        }
+        self.engine.set_pbd_replug(last);
     }
 
     fn replug_event(&mut self, event: &ReplugEvent) {
@@ -57,13 +55,10 @@ impl Daemon {
             return;
         };
         if let Some(record) =
-            self.reconciler
+            self.engine
                 .raise(alert, self.manual, self.host.alerts.as_mut(), moment())
         {
             tracing::debug!(delivery = ?record.delivery, "PBD re-plug alert");
-        }
-        if let Some(status) = self.status.as_mut() {
-            status.alerts = self.reconciler.recent_alerts().cloned().collect();
         }
     }
 }

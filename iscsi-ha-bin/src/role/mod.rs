@@ -1,5 +1,5 @@
 //! Role sources: where this host's pool role comes from. Each implements the core's
-//! [`PoolRole`] port; file-based sources also give the daemon a descriptor that becomes readable
+//! [`RoleSource`] port; file-based sources also give the daemon a descriptor that becomes readable
 //! when the role may have changed, so a change is seen at once instead of at the next scan.
 
 mod child;
@@ -18,62 +18,14 @@ pub use pool_conf::{parse_pool_conf, PoolConfRole};
 pub use watch::FileWatch;
 pub use xapi::{installation_uuid, XapiCheck};
 
+pub use iscsi_ha_core::engine::{FixedRole, RoleSource};
+
 use crate::xapi::Xe;
 use iscsi_ha_core::config::schema::{RoleSection, RoleSourceKind, StaticRole, XapiSection};
 use iscsi_ha_core::config::DEFAULT_POOL_CONF;
-use iscsi_ha_core::ports::{PoolRole, RoleError};
 use iscsi_ha_core::role::Role;
-use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-/// A role source the daemon can poll without blocking. [`PoolRole::role`] asks and waits
-/// (bounded; for one-shot commands); the daemon uses [`RoleSource::refresh`] to ask,
-/// [`RoleSource::current`] to read, and polls [`RoleSource::change_fd`] for the answer, so a
-/// slow source (a command, XAPI's `xe`) never holds its loop.
-pub trait RoleSource: PoolRole + std::fmt::Debug {
-    /// A descriptor that becomes readable when the role may have changed (a file changed, a
-    /// running program wrote or ended), if the source has one now.
-    fn change_fd(&self) -> Option<BorrowedFd<'_>>;
-    /// Consumes what is pending on `change_fd` (or is [`RoleSource::due`]), without blocking;
-    /// `true` when the role may have changed.
-    fn drain_changes(&mut self) -> bool;
-    /// Asks again without waiting: a slow source starts its program unless one is running.
-    fn refresh(&mut self) {}
-    /// The role to act on now, without blocking: a fast source reads it, a slow one gives its
-    /// last answer (unknown once it has gone unanswered for [`KEPT_FOR_TIMEOUTS`] timeouts).
-    fn current(&mut self) -> Role {
-        self.role().unwrap_or_else(|e| Role::Unknown(e.to_string()))
-    }
-    /// When [`RoleSource::drain_changes`] must be called even if nothing is readable (a
-    /// running program's timeout).
-    fn due(&self) -> Option<Instant> {
-        None
-    }
-    /// Whether the source's first answer is still awaited (the daemon acts on none before).
-    fn starting(&self) -> bool {
-        false
-    }
-}
-
-/// A role fixed in the configuration.
-#[derive(Debug, Clone)]
-pub struct FixedRole(pub Role);
-
-impl PoolRole for FixedRole {
-    fn role(&mut self) -> Result<Role, RoleError> {
-        Ok(self.0.clone())
-    }
-}
-
-impl RoleSource for FixedRole {
-    fn change_fd(&self) -> Option<BorrowedFd<'_>> {
-        None
-    }
-    fn drain_changes(&mut self) -> bool {
-        false
-    }
-}
+use std::time::Duration;
 
 /// Default time a command or `xe` gets to answer (the original's XE_TIMEOUT).
 pub const DEFAULT_ROLE_TIMEOUT: Duration = Duration::from_secs(13);

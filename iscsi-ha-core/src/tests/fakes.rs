@@ -210,7 +210,7 @@ impl World {
         }
     }
 
-    fn target_status(&self, spec: &TargetSpec) -> TargetStatus {
+    pub fn target_status(&self, spec: &TargetSpec) -> TargetStatus {
         let targets = if self.target_served {
             vec![ObservedTarget {
                 iqn: spec.iqn.to_string(),

@@ -1,6 +1,6 @@
 //! Planner and reconciler tests with in-memory fake ports (the only place fakes live).
 
-mod fakes;
+pub(crate) mod fakes;
 mod faults;
 mod operator;
 mod plan_order;

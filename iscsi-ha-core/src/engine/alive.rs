@@ -1,38 +1,41 @@
-//! The ports as the reconciler drives them, each call preceded and followed by a watchdog
-//! keep-alive: a wake-up that runs several bounded steps (a demotion, a target stop, a VIP
-//! release) keeps telling systemd the loop is alive between them, so WatchdogSec needs to
-//! exceed the longest single step, not their sum.
+//! The ports as the engine drives them, each call preceded and followed by a keep-alive: a
+//! wake-up that runs several bounded steps (a demotion, a target stop, a VIP release) keeps
+//! telling the service manager the loop is alive between them, so its watchdog needs to exceed
+//! the longest single step, not their sum.
 //!
-//! Every call that changes something is also a step of the plan, stamped at its start and end
-//! ([`super::phase`]) under the name the plan gives it.
+//! Every call that changes something is also a step of the plan, reported to the
+//! [`Hooks`] at its start and end under the name the plan gives it.
 
-use super::{phase, Notifier};
-use iscsi_ha_core::plan::Step;
-use iscsi_ha_core::ports::{
+use super::Hooks;
+use crate::plan::Step;
+use crate::ports::{
     FloatingIp, FloatingIpError, IscsiTarget, ReplicatedVolume, TargetError, VolumeError,
 };
-use iscsi_ha_core::resource::ResourceName;
-use iscsi_ha_core::target::{TargetSpec, TargetStatus};
-use iscsi_ha_core::vip::{Vip, VipProbe, VipRefresh};
-use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
+use crate::resource::ResourceName;
+use crate::target::{TargetSpec, TargetStatus};
+use crate::vip::{Vip, VipProbe, VipRefresh};
+use crate::volume::{SplitBrain, VolumeStatus};
 
 /// A port whose calls are bracketed by keep-alives.
 pub(super) struct Alive<'a, P: ?Sized> {
     pub(super) inner: &'a mut P,
-    pub(super) notifier: &'a Notifier,
+    pub(super) hooks: &'a dyn Hooks,
 }
 
 impl<P: ?Sized> Alive<'_, P> {
     fn call<T>(&mut self, f: impl FnOnce(&mut P) -> T) -> T {
-        self.notifier.keepalive();
+        self.hooks.keepalive();
         let result = f(self.inner);
-        self.notifier.keepalive();
+        self.hooks.keepalive();
         result
     }
 
-    /// [`Self::call`], stamped as the plan's step `step`.
+    /// [`Self::call`], reported as the plan's step `step`.
     fn step<T, E>(&mut self, step: Step, f: impl FnOnce(&mut P) -> Result<T, E>) -> Result<T, E> {
-        phase::step(&step.to_string(), Result::is_ok, || self.call(f))
+        self.hooks.step_started(&step);
+        let result = self.call(f);
+        self.hooks.step_ended(&step, result.is_ok());
+        result
     }
 }
 
@@ -99,15 +102,35 @@ impl<P: FloatingIp + ?Sized> FloatingIp for Alive<'_, P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::net::UnixDatagram;
-    use std::time::{Duration, Instant};
+    use crate::time::Moment;
+    use std::cell::RefCell;
 
-    /// A volume port whose demotion takes `step`.
-    struct Slow {
-        step: Duration,
+    /// Records what the engine told it, in order.
+    #[derive(Default)]
+    struct Told(RefCell<Vec<String>>);
+
+    impl Hooks for Told {
+        fn now(&self) -> Moment {
+            Moment {
+                instant: std::time::Instant::now(),
+                wall: crate::time::Timestamp::from_unix_millis(0),
+            }
+        }
+        fn keepalive(&self) {
+            self.0.borrow_mut().push("alive".into());
+        }
+        fn step_started(&self, step: &Step) {
+            self.0.borrow_mut().push(format!("start {step}"));
+        }
+        fn step_ended(&self, step: &Step, ok: bool) {
+            self.0.borrow_mut().push(format!("end {step} {ok}"));
+        }
     }
 
-    impl ReplicatedVolume for Slow {
+    /// A volume port whose demotion fails.
+    struct Failing;
+
+    impl ReplicatedVolume for Failing {
         fn status(&mut self, _: &ResourceName) -> Result<VolumeStatus, VolumeError> {
             Err(VolumeError::Unavailable("not here".into()))
         }
@@ -115,44 +138,36 @@ mod tests {
             Ok(())
         }
         fn demote(&mut self, _: &ResourceName) -> Result<(), VolumeError> {
-            std::thread::sleep(self.step);
-            Ok(())
+            Err(VolumeError::Unavailable("busy".into()))
         }
     }
 
     #[test]
-    fn keep_alives_go_out_between_the_steps_of_one_wake_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify");
-        let systemd = UnixDatagram::bind(&path).unwrap();
-        systemd.set_nonblocking(true).unwrap();
-        // Only this test sets it, before the first notification of this process.
-        std::env::set_var("NOTIFY_SOCKET", &path);
-        // systemd's WatchdogSec=1s: a keep-alive is due every 500 ms; three demotions of
-        // 400 ms each (1.2 s) would trip it if nothing went out between them.
-        let notifier = Notifier::with_watchdog(Some(Duration::from_secs(1)));
-        let mut port = Slow {
-            step: Duration::from_millis(400),
-        };
+    fn every_port_call_is_bracketed_by_keepalives_and_a_step_by_its_edges() {
+        let told = Told::default();
+        let mut port = Failing;
         let mut volumes = Alive {
             inner: &mut port,
-            notifier: &notifier,
+            hooks: &told,
         };
         let r0 = ResourceName::new("r0".to_string()).unwrap();
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            volumes.demote(&r0).unwrap();
-        }
-        let mut keepalives = 0;
-        let mut buf = [0u8; 256];
-        while let Ok(n) = systemd.recv(&mut buf) {
-            assert_eq!(&buf[..n], b"WATCHDOG=1\n");
-            keepalives += 1;
-        }
-        assert!(t0.elapsed() >= Duration::from_millis(1200));
+        let _ = volumes.status(&r0);
+        volumes.promote(&r0, false).unwrap();
+        assert!(volumes.demote(&r0).is_err());
         assert_eq!(
-            keepalives, 4,
-            "one before the first step and one after each"
+            told.0.into_inner(),
+            [
+                "alive",
+                "alive",
+                "start promote r0",
+                "alive",
+                "alive",
+                "end promote r0 true",
+                "start demote r0",
+                "alive",
+                "alive",
+                "end demote r0 false",
+            ]
         );
     }
 }
