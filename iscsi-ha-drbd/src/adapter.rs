@@ -21,6 +21,7 @@ use crate::status::{DrbdResource, DrbdVolume, ResyncPause, ResyncProgress, Suspe
 use crate::wire::DrbdMessage;
 
 mod observe;
+mod wake;
 use observe::facts_in;
 pub use observe::Observed;
 
@@ -41,6 +42,8 @@ pub struct DrbdVolumes {
     net_config_dir: Option<PathBuf>,
     /// GET_STATUS requests attempted (see [`DrbdVolumes::status_requests`]).
     status_requests: u64,
+    /// Whether a failed subscription was logged (once, until one works).
+    events_warned: bool,
 }
 
 impl Default for DrbdVolumes {
@@ -70,6 +73,7 @@ impl DrbdVolumes {
             net_configs: HashMap::new(),
             net_config_dir: None,
             status_requests: 0,
+            events_warned: false,
         }
     }
 

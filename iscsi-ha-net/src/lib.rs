@@ -50,6 +50,7 @@ mod probe;
 pub mod rtnl;
 pub mod tickle;
 mod wait;
+pub mod wake;
 pub mod witness;
 
 mod adapter;
@@ -62,6 +63,7 @@ pub use events::{AddressEvent, AddressEvents};
 pub use handover::{ConnectionList, HandoverError, HandoverSocket};
 pub use mac::MacAddr;
 pub use tickle::{TickleError, TickleSender};
+pub use wake::{ReopeningClaimWatch, VipAddressEvents};
 
 #[cfg(test)]
 mod tests {

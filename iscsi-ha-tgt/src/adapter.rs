@@ -31,6 +31,8 @@ pub struct TgtTarget {
     /// seen at once (a pidfd) or within the fallback's period, as a child's is.
     adopted_watch: Option<(u32, ExitWatch)>,
     applied: Applied,
+    /// When tgtd was last started again after an exit ([`crate::restart`]).
+    pub(crate) pacing: crate::restart::RestartPacing,
 }
 
 impl TgtTarget {
@@ -45,6 +47,7 @@ impl TgtTarget {
             adopted: false,
             adopted_watch: None,
             applied: Applied::default(),
+            pacing: crate::restart::RestartPacing::default(),
         }
     }
 
@@ -517,5 +520,22 @@ impl IscsiTarget for TgtTarget {
 
     fn stop(&mut self, spec: &TargetSpec) -> Result<(), TargetError> {
         self.stop_spec(spec).map_err(Into::into)
+    }
+
+    /// The watched tgtd's exit ([`crate::restart`]); its descriptor is there while a tgtd is
+    /// watched (our child, or an adopted one whose pid could be learnt).
+    fn events(&mut self) -> Option<&mut dyn iscsi_ha_core::engine::EventSource> {
+        Some(self)
+    }
+}
+
+/// Dropping the adapter with [`TgtConfig::leave_running_on_drop`] (the daemon's exit, however
+/// it ends) detaches a managed tgtd instead of killing it: the storage is left as it is, and
+/// the next instance adopts that tgtd.
+impl Drop for TgtTarget {
+    fn drop(&mut self) {
+        if self.config.leave_running_on_drop {
+            self.detach();
+        }
     }
 }

@@ -29,6 +29,10 @@ pub struct TgtConfig {
     /// not wait for it to start: a faster failover back. Off: `stop` stops it, as the
     /// original add-on stopped the tgtd service on the slave.
     pub keep_daemon_running: bool,
+    /// Leave a managed tgtd running, with its targets, when the adapter is dropped (a
+    /// daemon's exit is not a failover; the next instance adopts it). Off: dropping the
+    /// adapter stops the tgtd it started, as tests and one-shot tools want.
+    pub leave_running_on_drop: bool,
 }
 
 /// Whether tgtd is the adapter's child or someone else's.
@@ -110,6 +114,7 @@ impl TgtConfig {
             stop_retry_interval: Duration::from_millis(100),
             backing: BackingDefaults::default(),
             keep_daemon_running: false,
+            leave_running_on_drop: false,
         }
     }
 

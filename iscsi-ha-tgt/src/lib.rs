@@ -39,6 +39,7 @@ pub mod exit_watch;
 pub mod guard;
 pub mod ops;
 pub mod plan;
+pub mod restart;
 pub mod settings;
 pub mod show;
 pub mod targets_conf;

@@ -19,10 +19,10 @@ pub use stale_check::stale_check_period;
 
 use crate::alert::Alert;
 use crate::config::Config;
-use crate::ports::Alerts;
 use crate::history::ServingHistory;
 use crate::observation::{ManualMode, Observation, VolumeObservation};
 use crate::plan::{Intent, Plan, Step};
+use crate::ports::Alerts;
 use crate::reconcile::{ActionRecord, AlertRecord, Outcome, Ports, Reconciler, Report};
 use crate::standing::vip_check_due;
 use crate::status::Status;
@@ -268,9 +268,9 @@ impl Engine {
         };
         if observation.vip_claim.is_none() && vip_check_due(&observation) {
             let now = hooks.now().instant;
-            observation.vip_claim = self
-                .stale_check
-                .probe(&config.vip, host.vip.as_mut(), now, hooks);
+            observation.vip_claim =
+                self.stale_check
+                    .probe(&config.vip, host.vip.as_mut(), now, hooks);
         }
         self.observation = Some(observation.clone());
         observation

@@ -88,9 +88,6 @@ mod tests {
         assert_eq!(stale_check_period(&lost, t(160_000)), LATER);
         assert_eq!(stale_check_period(&lost, t(3_600_000)), LATER);
         // A split brain without a lost peer on record: the one-second period.
-        assert_eq!(
-            stale_check_period(&ServingHistory::default(), t(0)),
-            EVERY
-        );
+        assert_eq!(stale_check_period(&ServingHistory::default(), t(0)), EVERY);
     }
 }

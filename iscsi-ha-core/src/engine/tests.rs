@@ -148,7 +148,9 @@ impl Hooks for Recorder {
         let e = self.elapsed.get();
         Moment {
             instant: self.t0.expect("Recorder::new") + e,
-            wall: Timestamp::from_unix_millis(1_800_000_000_000 + e.as_millis() as u64),
+            wall: Timestamp::from_unix_millis(
+                1_800_000_000_000 + u64::try_from(e.as_millis()).unwrap_or(u64::MAX),
+            ),
         }
     }
     fn keepalive(&self) {
@@ -183,9 +185,7 @@ struct Rig {
 fn rig(role: Role) -> Rig {
     let config = config(&["r0"]);
     let mut world = World::default();
-    world
-        .roles
-        .insert("r0".to_string(), VolumeRole::Secondary);
+    world.roles.insert("r0".to_string(), VolumeRole::Secondary);
     let world = Rc::new(RefCell::new(world));
     let role = Rc::new(RefCell::new(role));
     let claims = QueuedClaims::default();
