@@ -98,6 +98,7 @@ fn step_name(step: &Step) -> &'static str {
         Step::AnnounceVip => "announce_vip",
         Step::ResumeIo(_) => "resume_io",
         Step::Reconnect(_) => "reconnect",
+        Step::DiscardAndReconnect(_) => "discard_and_reconnect",
     }
 }
 

@@ -68,6 +68,10 @@ pub enum Step {
     /// handshake decides the direction (a resync, or a split brain with its helper call).
     /// Planned only where the link went down by losing the peer (see [`reconnect_due`]).
     Reconnect(ResourceName),
+    /// Connect a resource to its peer again discarding this host's changes since the split
+    /// brain: an operator's `split-brain resolve` on the side they chose to lose, never
+    /// planned (the reconciler refuses it).
+    DiscardAndReconnect(ResourceName),
 }
 
 impl Step {
@@ -75,7 +79,7 @@ impl Step {
     pub fn component(&self) -> Component {
         match self {
             Step::Promote(r) | Step::Demote(r) | Step::ResumeIo(r) => Component::Volume(r.clone()),
-            Step::Reconnect(r) => Component::Replication(r.clone()),
+            Step::Reconnect(r) | Step::DiscardAndReconnect(r) => Component::Replication(r.clone()),
             Step::ServeTarget | Step::StopTarget => Component::Target,
             Step::ProbeVip | Step::AssignVip | Step::AnnounceVip | Step::ReleaseVip => {
                 Component::Vip
@@ -107,6 +111,9 @@ impl fmt::Display for Step {
             Step::ResumeIo(r) => write!(f, "resume frozen I/O on {r}"),
             Step::Demote(r) => write!(f, "demote {r}"),
             Step::Reconnect(r) => write!(f, "reconnect {r} to its peer"),
+            Step::DiscardAndReconnect(r) => {
+                write!(f, "reconnect {r} discarding this host's changes")
+            }
         }
     }
 }

@@ -164,6 +164,12 @@ impl Reconciler {
         self.budgets.reset();
     }
 
+    /// Keeps an action taken outside a pass (an operator's forced promotion or split-brain
+    /// recovery) in the record status shows.
+    pub fn record(&mut self, action: ActionRecord) {
+        push_bounded(&mut self.actions, action);
+    }
+
     /// The last actions, oldest first.
     pub fn recent_actions(&self) -> impl Iterator<Item = &ActionRecord> {
         self.actions.iter()
@@ -432,7 +438,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-struct Failure {
+pub(crate) struct Failure {
     message: String,
     retry_can_help: bool,
     vip_elsewhere: Option<Option<String>>,
@@ -477,6 +483,7 @@ fn continues_after_failure(step: &Step, yielding: bool) -> bool {
         Step::ReleaseVip => yielding,
         // Reconnecting comes last and touches nothing the other steps need.
         Step::StopTarget | Step::ResumeIo(_) | Step::Demote(_) | Step::Reconnect(_) => true,
+        Step::DiscardAndReconnect(_) => false,
         Step::ProbeVip
         | Step::Promote(_)
         | Step::ServeTarget
@@ -495,7 +502,7 @@ fn vip_elsewhere(config: &Config, owner: Option<String>) -> Failure {
     f
 }
 
-fn execute(
+pub(crate) fn execute(
     step: &Step,
     config: &Config,
     ports: &mut Ports<'_>,
@@ -525,6 +532,12 @@ fn execute(
             .volumes
             .connect(r, false)
             .map_err(|e| Failure::from(&e)),
+        // Only an operator discards data, through the engine's own call, never a plan.
+        Step::DiscardAndReconnect(r) => Err(Failure {
+            message: format!("{r}: discarding data is an operator's decision (iscsi-cfg split-brain resolve), never a plan's"),
+            retry_can_help: false,
+            vip_elsewhere: None,
+        }),
         Step::ServeTarget => ports
             .target
             .serve(&config.target)
@@ -563,6 +576,9 @@ fn success_alert(step: &Step, config: &Config) -> Option<Alert> {
             format!("{r}: frozen I/O resumed on this host only (it no longer serves)")
         }
         Step::Reconnect(r) => format!("{r}: connecting to its peer again"),
+        Step::DiscardAndReconnect(r) => {
+            format!("{r}: reconnecting, this host's changes since the split brain discarded")
+        }
         Step::ProbeVip | Step::AnnounceVip => return None,
         Step::ReleaseVip => format!("{} released", config.vip),
     };

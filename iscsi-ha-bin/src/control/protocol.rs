@@ -75,3 +75,14 @@ impl From<iscsi_ha_core::operator::Refusal> for Response {
         }
     }
 }
+
+impl From<iscsi_ha_core::engine::OperatorError> for Response {
+    fn from(e: iscsi_ha_core::engine::OperatorError) -> Self {
+        match e {
+            iscsi_ha_core::engine::OperatorError::Refused(r) => r.into(),
+            other => Response::Error {
+                message: other.to_string(),
+            },
+        }
+    }
+}

@@ -1,14 +1,15 @@
-//! Operator requests from the control socket: a fresh observation, the core's check
-//! (`iscsi_ha_core::operator`, which holds every refusal), then the action through the ports.
+//! Operator requests from the control socket, answered: the engine observes, checks
+//! (`iscsi_ha_core::operator`, which holds every refusal) and acts through the ports
+//! (`iscsi_ha_core::engine`); this module switches manual mode, wakes the loop and words the
+//! answer.
 
 use super::{phase, Daemon};
 use crate::control::{Request, Response};
 use iscsi_ha_core::observation::{ManualMode, Observation};
 use iscsi_ha_core::operator::{
-    become_primary_needs_probe, check_become_primary, check_become_secondary,
-    check_manual_mode_disable, check_manual_mode_enable, check_split_brain_resolve,
-    split_brain_reconnect_targets, ManualModeChange,
+    check_become_secondary, check_manual_mode_disable, check_manual_mode_enable, ManualModeChange,
 };
+use iscsi_ha_core::resource::ResourceName;
 
 impl Daemon {
     pub(super) fn handle(&mut self, request: Request) -> Response {
@@ -105,88 +106,62 @@ impl Daemon {
     }
 
     fn become_primary(&mut self, force: bool) -> Response {
-        let o = self.fresh_observation();
-        let probe = become_primary_needs_probe(&o).then(|| self.host.vip.probe(&self.config.vip));
-        let allowed = match check_become_primary(&o, force, &self.config.vip, probe) {
-            Ok(allowed) => allowed,
-            Err(r) => return r.into(),
-        };
-        for name in &allowed.forced {
-            tracing::warn!(resource = %name, "operator forces promotion");
-            if let Err(e) = self.host.volumes.port().promote(name, true) {
-                return Response::Error {
-                    message: format!("forced promotion of {name} failed: {e}"),
-                };
-            }
-        }
-        if force {
-            // The operator decided this host serves: it took over, whatever it yielded to.
-            self.engine.operator_forced(&mut self.around);
+        let done = self.engine.become_primary(
+            &self.config,
+            &mut self.host,
+            self.manual,
+            force,
+            &mut self.around,
+        );
+        if let Err(e) = done {
+            return e.into();
         }
         self.switch(ManualMode::BecomePrimary)
     }
 
     fn split_brain_resolve(&mut self, discard_local_data: bool, yes: bool) -> Response {
-        let o = self.fresh_observation();
-        let victims = match check_split_brain_resolve(&self.config, &o, discard_local_data, yes) {
-            Ok(v) => v,
-            Err(r) => return r.into(),
+        let done = self.engine.resolve_split_brain(
+            &self.config,
+            &mut self.host,
+            self.manual,
+            discard_local_data,
+            yes,
+            &mut self.around,
+        );
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => return e.into(),
         };
-        let mut done = Vec::new();
-        for name in victims {
-            tracing::warn!(resource = %name, "split-brain recovery: demoting and reconnecting, discarding this host's changes");
-            if let Err(e) = self.host.volumes.port().demote(&name) {
-                return Response::Error {
-                    message: format!(
-                        "{name}: demote failed: {e} (done so far: {})",
-                        done.join(", ")
-                    ),
-                };
-            }
-            if let Err(e) = self.host.volumes.port().connect(&name, true) {
-                return Response::Error {
-                    message: format!(
-                        "{name}: reconnect discarding local data failed: {e} (done so far: {})",
-                        done.join(", ")
-                    ),
-                };
-            }
-            done.push(name.to_string());
-        }
         let _ = self.wake("split-brain resolve", phase::Stamp::now());
         Response::Ok {
             message: format!(
                 "{}: Secondary, reconnecting with this host's changes discarded. Now on the surviving host run: iscsi-cfg split-brain reconnect",
-                done.join(", ")
+                names(&done)
             ),
         }
     }
 
     fn split_brain_reconnect(&mut self) -> Response {
-        let o = self.fresh_observation();
-        let names = split_brain_reconnect_targets(&o);
-        if names.is_empty() {
-            return Response::Ok {
-                message: "nothing to reconnect: no resource is StandAlone".into(),
-            };
-        }
-        for name in &names {
-            tracing::warn!(resource = %name, "split-brain recovery: reconnecting, keeping this host's data");
-            if let Err(e) = self.host.volumes.port().connect(name, false) {
-                return Response::Error {
-                    message: format!("{name}: reconnect failed: {e}"),
-                };
+        let done = self.engine.reconnect_split_brain(
+            &self.config,
+            &mut self.host,
+            self.manual,
+            &mut self.around,
+        );
+        let reconnected = match done {
+            Ok(names) if names.is_empty() => {
+                return Response::Ok {
+                    message: "nothing to reconnect: no resource is StandAlone".into(),
+                }
             }
-        }
+            Ok(names) => names,
+            Err(e) => return e.into(),
+        };
         let _ = self.wake("split-brain reconnect", phase::Stamp::now());
         Response::Ok {
             message: format!(
                 "{}: reconnecting, keeping this host's data; the peer resynchronises from here",
-                names
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names(&reconnected)
             ),
         }
     }
@@ -233,4 +208,12 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Resource names for a message, comma-separated.
+fn names(list: &[ResourceName]) -> String {
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

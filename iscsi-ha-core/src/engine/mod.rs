@@ -8,6 +8,7 @@
 mod alive;
 mod host;
 mod notice;
+mod operator;
 mod stale_check;
 
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod tests;
 
 pub use host::{ClaimWatch, Descriptors, EventSource, FixedRole, Host, RoleSource, Volumes};
 pub use notice::Notice;
+pub use operator::OperatorError;
 pub use stale_check::stale_check_period;
 
 use crate::alert::Alert;

@@ -21,6 +21,13 @@ pub enum Notice {
     },
     /// The VIP this host holds could not be probed; the check is tried again later.
     VipProbeFailed(String),
+    /// The operator forces the promotion of a resource (`become-primary --force`).
+    OperatorForcesPromotion(ResourceName),
+    /// The operator's split-brain recovery demotes a resource and reconnects it discarding
+    /// this host's changes.
+    OperatorDiscards(ResourceName),
+    /// The operator's split-brain recovery reconnects a resource keeping this host's data.
+    OperatorReconnects(ResourceName),
     /// Whether a resource is in split brain could not be told; it is taken as not.
     SplitBrainUnknown {
         /// The resource.
@@ -49,6 +56,15 @@ impl std::fmt::Display for Notice {
                 owner.as_deref().unwrap_or("unknown")
             ),
             Notice::VipProbeFailed(e) => write!(f, "cannot probe the VIP held here: {e}"),
+            Notice::OperatorForcesPromotion(r) => write!(f, "{r}: operator forces promotion"),
+            Notice::OperatorDiscards(r) => write!(
+                f,
+                "{r}: split-brain recovery: demoting and reconnecting, discarding this host's changes"
+            ),
+            Notice::OperatorReconnects(r) => write!(
+                f,
+                "{r}: split-brain recovery: reconnecting, keeping this host's data"
+            ),
             Notice::SplitBrainUnknown { resource, error } => write!(
                 f,
                 "{resource}: cannot tell whether it is in split brain: {error}"

@@ -414,3 +414,169 @@ fn a_forced_promotion_is_remembered_as_taking_over_and_handed_over_to_be_kept() 
     assert_eq!(saved.yielded_at, None);
     assert_eq!(saved.promoted_alone_at, Some(hooks.now().wall));
 }
+
+fn calls(rig: &Rig) -> Vec<Call> {
+    rig.world.borrow().calls.clone()
+}
+
+fn last_action(engine: &Engine) -> (String, Outcome) {
+    let a = engine
+        .reconciler()
+        .recent_actions()
+        .last()
+        .expect("an action was recorded")
+        .clone();
+    (a.step.to_string(), a.outcome)
+}
+
+#[test]
+fn a_forced_become_primary_promotes_with_force_once_checked_and_keeps_it_in_the_record() {
+    let mut rig = rig(Role::Slave);
+    let mut engine = Engine::new(&rig.config, ServingHistory::default());
+    let mut hooks = Recorder::new();
+    // Outside manual mode the check refuses and nothing is touched.
+    let refused = engine.become_primary(
+        &rig.config,
+        &mut rig.host,
+        ManualMode::Off,
+        true,
+        &mut hooks,
+    );
+    assert!(
+        matches!(refused, Err(OperatorError::Refused(_))),
+        "{refused:?}"
+    );
+    assert!(calls(&rig).is_empty());
+    assert!(hooks.saved.is_empty());
+
+    let done = engine.become_primary(
+        &rig.config,
+        &mut rig.host,
+        ManualMode::BecomeSecondary,
+        true,
+        &mut hooks,
+    );
+    assert_eq!(done, Ok(()));
+    // The VIP is probed before anything is promoted.
+    assert_eq!(calls(&rig), [Call::Probe, Call::Promote("r0".into())]);
+    assert_eq!(last_action(&engine), ("promote r0".into(), Outcome::Done));
+    assert!(hooks.notices.contains(&Notice::OperatorForcesPromotion(
+        ResourceName::new("r0").unwrap()
+    )));
+    let saved = hooks.saved.last().expect("the history is kept");
+    assert_eq!(saved.promoted_alone_at, Some(hooks.now().wall));
+}
+
+#[test]
+fn a_forced_promotion_that_fails_says_so_is_recorded_as_failed_and_changes_no_history() {
+    let mut rig = rig(Role::Slave);
+    rig.world.borrow_mut().faults.promote = true;
+    let mut engine = Engine::new(&rig.config, ServingHistory::default());
+    let mut hooks = Recorder::new();
+    let failed = engine.become_primary(
+        &rig.config,
+        &mut rig.host,
+        ManualMode::BecomeSecondary,
+        true,
+        &mut hooks,
+    );
+    let Err(OperatorError::Failed(message)) = failed else {
+        panic!("{failed:?}");
+    };
+    assert!(
+        message.contains("forced promotion of r0 failed"),
+        "{message}"
+    );
+    let (step, outcome) = last_action(&engine);
+    assert_eq!(step, "promote r0");
+    assert!(matches!(outcome, Outcome::Failed { .. }), "{outcome:?}");
+    assert!(hooks.saved.is_empty());
+}
+
+#[test]
+fn split_brain_resolve_demotes_then_reconnects_discarding_and_refuses_without_both_flags() {
+    let mut rig = rig(Role::Slave);
+    {
+        let mut w = rig.world.borrow_mut();
+        w.split_brain
+            .insert("r0".into(), crate::tests::fakes::split_brain());
+        w.disconnected.insert("r0".into(), true);
+        w.standalone.insert("r0".into(), true);
+    }
+    let mut engine = Engine::new(&rig.config, ServingHistory::default());
+    let mut hooks = Recorder::new();
+    let refused = engine.resolve_split_brain(
+        &rig.config,
+        &mut rig.host,
+        ManualMode::Off,
+        true,
+        false,
+        &mut hooks,
+    );
+    assert!(
+        matches!(refused, Err(OperatorError::Refused(_))),
+        "{refused:?}"
+    );
+    assert!(calls(&rig).is_empty());
+
+    let done = engine.resolve_split_brain(
+        &rig.config,
+        &mut rig.host,
+        ManualMode::Off,
+        true,
+        true,
+        &mut hooks,
+    );
+    let r0 = ResourceName::new("r0").unwrap();
+    assert_eq!(done, Ok(vec![r0.clone()]));
+    assert_eq!(
+        calls(&rig),
+        [Call::Demote("r0".into()), Call::Connect("r0".into(), true)]
+    );
+    let steps: Vec<String> = engine
+        .reconciler()
+        .recent_actions()
+        .map(|a| a.step.to_string())
+        .collect();
+    assert_eq!(
+        steps,
+        ["demote r0", "reconnect r0 discarding this host's changes"]
+    );
+    assert!(hooks.notices.contains(&Notice::OperatorDiscards(r0)));
+}
+
+#[test]
+fn split_brain_reconnect_keeps_this_hosts_data_and_finds_nothing_when_connected() {
+    let mut rig = rig(Role::Master);
+    let mut engine = Engine::new(&rig.config, ServingHistory::default());
+    let mut hooks = Recorder::new();
+    let none =
+        engine.reconnect_split_brain(&rig.config, &mut rig.host, ManualMode::Off, &mut hooks);
+    assert_eq!(none, Ok(Vec::new()));
+    {
+        let mut w = rig.world.borrow_mut();
+        w.disconnected.insert("r0".into(), true);
+        w.standalone.insert("r0".into(), true);
+    }
+    let done =
+        engine.reconnect_split_brain(&rig.config, &mut rig.host, ManualMode::Off, &mut hooks);
+    assert_eq!(done, Ok(vec![ResourceName::new("r0").unwrap()]));
+    assert_eq!(calls(&rig), [Call::Connect("r0".into(), false)]);
+    assert_eq!(
+        last_action(&engine),
+        ("reconnect r0 to its peer".into(), Outcome::Done)
+    );
+}
+
+#[test]
+fn a_planned_discard_is_refused_by_the_reconciler() {
+    // The variant exists for the operator's record only; were a plan ever to carry it, the
+    // reconciler refuses instead of discarding.
+    let rig = rig(Role::Master);
+    let step = Step::DiscardAndReconnect(ResourceName::new("r0").unwrap());
+    assert!(!step.is_start());
+    let mut fakes = crate::tests::fakes::Fakes::new(&["r0"]);
+    let refused = crate::reconcile::execute(&step, &rig.config, &mut fakes.ports(), false);
+    assert!(refused.is_err());
+    assert!(fakes.world.borrow().calls.is_empty());
+}

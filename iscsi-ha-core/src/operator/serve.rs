@@ -14,7 +14,7 @@ use crate::volume::VolumeRole;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BecomePrimary {
     /// With `--force`: the resources to promote at once with DRBD's force flag, outside the
-    /// planner (which never forces), its restart budgets and its action records: every
+    /// planner (which never forces) and its restart budgets, kept in the action record: every
     /// resource not seen Primary here, unreadable ones included. Empty without `--force`.
     pub forced: Vec<ResourceName>,
 }
