@@ -3,7 +3,7 @@
 //! This kernel has no DRBD, so the real daemon never becomes a settled server here: the first
 //! test shows the daemon holding the VIP as master without DRBD seen Primary, and sending no
 //! refresh however short the interval. The second drives the daemon's own refresher
-//! ([`iscsi_ha_bin::daemon::VipRefresher`]) with the real adapter and the observation a
+//! ([`iscsi_ha_core::engine::VipRefresher`]) with the real adapter and the observation a
 //! settled server makes (values, as the DRBD adapter would report them), the way the loop
 //! does after each wake-up: repeated gratuitous ARPs one interval apart while serving, none
 //! with "0s", none within 30 s of another host's claim, none once the address is gone, none
@@ -16,8 +16,8 @@
 
 mod support;
 
-use iscsi_ha_bin::daemon::VipRefresher;
 use iscsi_ha_core::config::{Config, Source};
+use iscsi_ha_core::engine::{Hooks, VipRefresher};
 use iscsi_ha_core::history::ServingHistory;
 use iscsi_ha_core::observation::{ManualMode, Observation, VolumeObservation};
 use iscsi_ha_core::plan::plan;
@@ -185,6 +185,15 @@ fn settled_observation(config: &Config) -> Observation {
     }
 }
 
+/// The engine's hooks as the refresher needs them: the real clocks, nothing told.
+struct RealClock;
+
+impl Hooks for RealClock {
+    fn now(&self) -> Moment {
+        moment()
+    }
+}
+
 fn moment() -> Moment {
     Moment {
         instant: Instant::now(),
@@ -204,7 +213,7 @@ fn run_for(
     let end = Instant::now() + length;
     let p = plan(config, observation);
     while Instant::now() < end {
-        refresher.after_wake(config, observation, &p, vip, moment());
+        refresher.after_wake(config, observation, &p, vip, &mut RealClock);
         let next = refresher
             .due()
             .unwrap_or(end)
@@ -348,12 +357,12 @@ fn a_refresh_found_late_is_skipped_and_the_next_comes_an_interval_later() {
         std::thread::sleep(Duration::from_millis(700));
         let capture = Capture::start(&ns);
         let mut refresher = VipRefresher::default();
-        refresher.after_wake(&on, &serving, &p, &mut vip, moment());
+        refresher.after_wake(&on, &serving, &p, &mut vip, &mut RealClock);
         let sent_at = epoch_now();
         // The loop stopped for 2.5 s: the refresh due after 1 s is found 1.5 s late.
         std::thread::sleep(Duration::from_millis(2500));
         let resumed_at = epoch_now();
-        refresher.after_wake(&on, &serving, &p, &mut vip, moment());
+        refresher.after_wake(&on, &serving, &p, &mut vip, &mut RealClock);
         let next = refresher.due().unwrap();
         assert!(
             next > Instant::now() + Duration::from_millis(900),
@@ -407,7 +416,7 @@ fn no_refresh_while_another_host_answers_for_the_vip_and_its_answer_is_a_claim()
         let mut claims = Vec::new();
         let end = Instant::now() + Duration::from_millis(2500);
         while Instant::now() < end {
-            claims.extend(refresher.after_wake(&on, &serving, &p, &mut vip, moment()));
+            claims.extend(refresher.after_wake(&on, &serving, &p, &mut vip, &mut RealClock));
             std::thread::sleep(Duration::from_millis(100));
         }
         (capture.finish(), claims)

@@ -1,10 +1,11 @@
 //! The engine's surroundings in the daemon ([`Hooks`]): the clocks, systemd's watchdog, the
 //! phase stamps and the log, the serving-history file, and what follows a pass that took over
-//! (the `[tickle]` hand-over, the VIP refresh's record of the last announcement).
+//! (the `[tickle]` hand-over), the metrics of what the engine tells.
 
-use super::{handover::Handover, phase, vip_refresh::VipRefresher, Notifier};
+use super::{handover::Handover, phase, Notifier};
+use crate::metrics::RefreshResult;
 use crate::serving_history::HistoryFile;
-use iscsi_ha_core::engine::{Hooks, Notice, Pass};
+use iscsi_ha_core::engine::{Hooks, Notice, Pass, RefreshNotice};
 use iscsi_ha_core::history::ServingHistory;
 use iscsi_ha_core::plan::{Intent, Step};
 use iscsi_ha_core::reconcile::{Outcome, Report};
@@ -20,8 +21,6 @@ pub(super) struct Surroundings {
     pub(super) history: HistoryFile,
     /// `[tickle]`: the connection lists exchanged with the peer, the tickles at a takeover.
     pub(super) handover: Option<Handover>,
-    /// `[vip] refresh_interval`: when the VIP was last announced, when it is next due.
-    pub(super) vip_refresh: VipRefresher,
     /// When the loop woke for the wake-up under way (the stamp of a role seen).
     pub(super) woke: phase::Stamp,
     /// Steps whose failure was logged as an error, with that error (logged once).
@@ -38,7 +37,6 @@ impl Surroundings {
             notifier,
             history,
             handover,
-            vip_refresh: VipRefresher::default(),
             woke: phase::Stamp::now(),
             failing: HashMap::new(),
         }
@@ -149,7 +147,6 @@ impl Hooks for Surroundings {
         if let (true, Some(h)) = (assigned, self.handover.as_mut()) {
             h.tickle();
         }
-        self.vip_refresh.note(report, Instant::now());
     }
 
     fn history_changed(&mut self, history: &ServingHistory) {
@@ -158,6 +155,17 @@ impl Hooks for Surroundings {
     }
 
     fn notice(&mut self, notice: Notice) {
+        if let Notice::VipRefresh(refresh) = &notice {
+            let result = match refresh {
+                RefreshNotice::Sent => Some(RefreshResult::Sent),
+                RefreshNotice::Withheld { .. } => Some(RefreshResult::Withheld),
+                RefreshNotice::Failed(_) => Some(RefreshResult::Failed),
+                _ => None,
+            };
+            if let Some(result) = result {
+                crate::metrics::vip_refreshed(result);
+            }
+        }
         if notice.is_warning() {
             tracing::warn!("{notice}");
         } else {

@@ -6,8 +6,8 @@
 //!
 //! Anything that can take long either runs beside the loop, its descriptor in the poll set,
 //! or is bounded; the watchdog keep-alive (`WATCHDOG=1`, which says the loop is alive) goes out
-//! between passes, after each resource observed and around every port call of a step
-//! ([`alive`]), so systemd's `WatchdogSec` (30 s in the shipped unit) must exceed the longest
+//! between passes, after each resource observed and around every port call of a step (the
+//! engine calls [`iscsi_ha_core::engine::Hooks::keepalive`]), so systemd's `WatchdogSec` (30 s in the shipped unit) must exceed the longest
 //! single bound below, not a whole wake-up.
 //!
 //! | what | how long it can hold the loop |
@@ -19,7 +19,7 @@
 //! | DRBD generic netlink | each request 30 s at most (`iscsi_ha_drbd::client::DEFAULT_TIMEOUT`; DRBD's own timeouts end a role change far sooner), family resolution 5 s; one GET_STATUS dump per resource per pass |
 //! | tgtd | each management request 5 s (`TgtConfig` `request_timeout`); a managed tgtd's start and stop 5 s each |
 //! | LIO (`backend = "lio"`) | configfs operations, each one system call into the kernel; reads are bounded (16 KiB per attribute, 65,536 entries per directory); disabling the TPG at a stop ends its sessions first, which the kernel bounds by its own connection timeouts (seconds) |
-//! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own; the periodic refresh (`[vip] refresh_interval`) is one such probe, one address listing and one non-blocking send, its time a deadline of the timer ([`vip_refresh`]) |
+//! | VIP | ARP probe `[vip] probe_timeout` (100 ms by default), ICMP check 200 ms; announcements are sent by a thread of their own; the periodic refresh (`[vip] refresh_interval`) is one such probe, one address listing and one non-blocking send, its time a deadline of the timer (`iscsi_ha_core::engine::VipRefresher`) |
 //! | `[tickle]` | a non-blocking UDP socket read at most 16 datagrams per wake-up; the connection tables read once a second while serving (bounded, [`iscsi_ha_net::connections::MAX_TABLE_BYTES`]); 3 raw non-blocking sends per listed connection at a takeover |
 //! | role file, pool.conf | a bounded read of a regular file (FIFOs and devices are refused) |
 //! | HA-Lizard's files (`[ha_lizard]`) | nothing: handed to a writer thread of their own ([`crate::ha_lizard`]) |
@@ -31,11 +31,9 @@ mod os;
 mod phase;
 mod publish;
 mod replug;
-mod vip_refresh;
 
 use hooks::{moment, Surroundings};
 pub use os::{block_signals, Notifier, SignalRequest, Signals, WakeTimer};
-pub use vip_refresh::VipRefresher;
 
 use crate::config_file;
 use crate::control::{ControlServer, PeerRequest};
@@ -209,7 +207,7 @@ impl Daemon {
                         }
                         self.push_connections(now);
                         // A pass first, so the refresh is decided on a fresh observation.
-                        if self.around.vip_refresh.due().is_some_and(|at| at <= now) {
+                        if self.engine.refresh_due().is_some_and(|at| at <= now) {
                             reasons.push("VIP refresh due");
                         }
                         // The timer also fires for a keep-alive or a control connection's
@@ -353,7 +351,7 @@ impl Daemon {
                 .handover
                 .as_ref()
                 .and_then(|h| h.due(self.engine.serving())),
-            self.around.vip_refresh.due(),
+            self.engine.refresh_due(),
         ]
         .into_iter()
         .flatten()
@@ -386,32 +384,10 @@ impl Daemon {
         );
         self.follow_replug();
         self.push_connections(Instant::now());
-        self.refresh_vip(&wake);
         crate::metrics::publish(self.engine.status(), &wake.actions);
         self.ha_lizard.publish(self.engine.status(), Instant::now());
         self.around.notifier.alive(&self.one_line_status());
         wake
-    }
-
-    /// `[vip] refresh_interval`: after a wake-up, asks the rule with its last observation and
-    /// plan, and the record as that pass left it (a claim or a lost peer it noted counts now).
-    fn refresh_vip(&mut self, wake: &Wake) {
-        let (Some(plan), Some(seen)) = (wake.plan.as_ref(), self.engine.observation()) else {
-            return;
-        };
-        let mut seen = seen.clone();
-        seen.history = self.engine.history().clone();
-        let claim = self.around.vip_refresh.after_wake(
-            &self.config,
-            &seen,
-            plan,
-            self.host.vip.as_mut(),
-            moment(),
-        );
-        if let Some(claim) = claim {
-            // The next pass weighs it as any claim (a conflict, a contest, a yield).
-            self.engine.claim_found(claim, Instant::now());
-        }
     }
 
     /// `[tickle]`: while serving, hands the connection list to the peer when due.

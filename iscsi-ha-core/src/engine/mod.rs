@@ -10,6 +10,7 @@ mod host;
 mod notice;
 mod operator;
 mod stale_check;
+mod vip_refresh;
 
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ pub use host::{ClaimWatch, Descriptors, EventSource, FixedRole, Host, RoleSource
 pub use notice::Notice;
 pub use operator::OperatorError;
 pub use stale_check::stale_check_period;
+pub use vip_refresh::{RefreshNotice, VipRefresher};
 
 use crate::alert::Alert;
 use crate::config::Config;
@@ -115,6 +117,8 @@ pub struct Engine {
     observation: Option<Observation>,
     status: Option<Status>,
     wake_at: Option<Instant>,
+    /// `[vip] refresh_interval`: when the VIP was last announced, when it is next due.
+    refresher: VipRefresher,
 }
 
 impl Engine {
@@ -130,6 +134,7 @@ impl Engine {
             observation: None,
             status: None,
             wake_at: None,
+            refresher: VipRefresher::default(),
         }
     }
 
@@ -197,6 +202,12 @@ impl Engine {
     /// When the last wake-up asked to be woken again (a retry delay, a stale-master check).
     pub fn wake_at(&self) -> Option<Instant> {
         self.wake_at
+    }
+
+    /// When the loop must wake for the next periodic VIP refresh (it runs a pass first, so
+    /// the refresh is decided on a fresh observation).
+    pub fn refresh_due(&self) -> Option<Instant> {
+        self.refresher.due()
     }
 
     /// Whether this host serves: the last plan to serve found nothing left to do.
@@ -281,7 +292,8 @@ impl Engine {
     /// Observe → plan → act, repeated while steps succeed (each step done may unblock the
     /// next: a VIP seen gone lets frozen I/O resume, a stopped target lets a demotion
     /// through), up to [`MAX_PASSES`]; keeps the status of the last pass and the history each
-    /// pass noted. `reason` is why the loop woke, for the hooks.
+    /// pass noted; then the periodic VIP refresh when the rule says it is due (invariant 30).
+    /// `reason` is why the loop woke, for the hooks.
     pub fn wake(
         &mut self,
         config: &Config,
@@ -304,6 +316,7 @@ impl Engine {
             let now = hooks.now();
             let report = self.act(config, host, &observation, now, hooks);
             self.note_reached(&report, hooks);
+            self.refresher.note(&report, hooks.now().instant);
             let acted = hooks
                 .now()
                 .instant
@@ -343,9 +356,37 @@ impl Engine {
                 break;
             }
         }
+        if let Some(plan) = last_plan.as_ref() {
+            self.refresh_vip(config, host, plan, hooks);
+        }
         Wake {
             actions,
             plan: last_plan,
+        }
+    }
+
+    /// Asks the refresh rule with the last pass's observation and plan, and the record as
+    /// that pass left it (a claim or a lost peer it noted counts now); an answer to the probe
+    /// before a refresh is a claim for the next pass, which is due at once.
+    fn refresh_vip(
+        &mut self,
+        config: &Config,
+        host: &mut Host,
+        plan: &Plan,
+        hooks: &mut dyn Hooks,
+    ) {
+        let Some(seen) = self.observation.as_ref() else {
+            return;
+        };
+        let mut seen = seen.clone();
+        seen.history = self.history.clone();
+        hooks.keepalive();
+        let claim = self
+            .refresher
+            .after_wake(config, &seen, plan, host.vip.as_mut(), hooks);
+        hooks.keepalive();
+        if let Some(claim) = claim {
+            self.claim_found(claim, hooks.now().instant);
         }
     }
 

@@ -1,5 +1,6 @@
 //! What the engine tells an operator through the log: the binary decides how loud.
 
+use super::RefreshNotice;
 use crate::resource::ResourceName;
 use crate::vip::VipClaim;
 
@@ -28,6 +29,8 @@ pub enum Notice {
     OperatorDiscards(ResourceName),
     /// The operator's split-brain recovery reconnects a resource keeping this host's data.
     OperatorReconnects(ResourceName),
+    /// What the periodic VIP refresh did (`[vip] refresh_interval`).
+    VipRefresh(RefreshNotice),
     /// Whether a resource is in split brain could not be told; it is taken as not.
     SplitBrainUnknown {
         /// The resource.
@@ -40,7 +43,11 @@ pub enum Notice {
 impl Notice {
     /// Whether it is worth a warning (otherwise it is detail, for debugging).
     pub fn is_warning(&self) -> bool {
-        !matches!(self, Notice::SplitBrainUnknown { .. })
+        match self {
+            Notice::SplitBrainUnknown { .. } => false,
+            Notice::VipRefresh(r) => r.is_warning(),
+            _ => true,
+        }
     }
 }
 
@@ -56,6 +63,7 @@ impl std::fmt::Display for Notice {
                 owner.as_deref().unwrap_or("unknown")
             ),
             Notice::VipProbeFailed(e) => write!(f, "cannot probe the VIP held here: {e}"),
+            Notice::VipRefresh(r) => r.fmt(f),
             Notice::OperatorForcesPromotion(r) => write!(f, "{r}: operator forces promotion"),
             Notice::OperatorDiscards(r) => write!(
                 f,

@@ -580,3 +580,39 @@ fn a_planned_discard_is_refused_by_the_reconciler() {
     assert!(refused.is_err());
     assert!(fakes.world.borrow().calls.is_empty());
 }
+
+#[test]
+fn a_settled_server_refreshes_the_vip_after_a_wake_up_once_the_interval_passed() {
+    let mut rig = rig(Role::Master);
+    let mut engine = Engine::new(&rig.config, ServingHistory::default());
+    let mut hooks = Recorder::new();
+    let refreshes = |rig: &Rig| calls(rig).iter().filter(|c| **c == Call::Refresh).count();
+    rig.wake(&mut engine, &mut hooks);
+    // The assignment was the announcement: the next refresh is one interval (60 s) after it.
+    let due = engine.refresh_due().expect("a refresh is scheduled");
+    assert_eq!(due, hooks.now().instant + Duration::from_secs(60));
+    hooks.advance(Duration::from_secs(30));
+    rig.wake(&mut engine, &mut hooks);
+    assert_eq!(refreshes(&rig), 0);
+
+    hooks.advance(Duration::from_millis(30_500));
+    rig.wake(&mut engine, &mut hooks);
+    assert_eq!(refreshes(&rig), 1);
+    assert!(hooks
+        .notices
+        .contains(&Notice::VipRefresh(RefreshNotice::Sent)));
+
+    // Another host answers the probe before the next one: nothing is sent, and its answer is
+    // the claim of a pass due at once.
+    rig.world.borrow_mut().vip_elsewhere = true;
+    hooks.advance(Duration::from_secs(60));
+    rig.wake(&mut engine, &mut hooks);
+    assert_eq!(refreshes(&rig), 1);
+    assert_eq!(engine.wake_at(), Some(hooks.now().instant));
+    assert!(hooks
+        .notices
+        .iter()
+        .any(|n| matches!(n, Notice::VipRefresh(RefreshNotice::Withheld { .. }))));
+    let seen = engine.observe(&rig.config, &mut rig.host, ManualMode::Off, &mut hooks);
+    assert!(seen.vip_claim.is_some());
+}
