@@ -40,6 +40,7 @@ use crate::control::{ControlServer, PeerRequest};
 use crate::ha_lizard::HaLizardFiles;
 use crate::manual_state::ManualState;
 use crate::serving_history::HistoryFile;
+use iscsi_ha_core::config::reload::Reload;
 use iscsi_ha_core::config::Config;
 use iscsi_ha_core::engine::{Engine, Host, Wake};
 use iscsi_ha_core::observation::ManualMode;
@@ -419,78 +420,28 @@ impl Daemon {
         }
     }
 
-    /// Re-reads the configuration file. A bad file is refused and the running one kept. A
-    /// changed VIP or resource list is refused too, naming them: the running daemon would go
-    /// on holding the old address or Primary role with nothing left to release it. A changed
-    /// `[role]` rebuilds the role source; the target, monitor and alert-screen settings apply
-    /// at the next pass; the sections that wait for a restart are named when they changed.
+    /// Re-reads the configuration file. A bad file is refused and the running one kept; what a
+    /// good one may change is the core's rule ([`Reload::between`]): a changed VIP, resource
+    /// list or backend is refused, naming them; a changed `[role]` rebuilds the role source;
+    /// the target, monitor and alert-screen settings apply at the next pass; the sections that
+    /// wait for a restart are named when they changed.
     fn reload(&mut self) -> Result<String, String> {
         let fresh = config_file::load(&self.config_path).map_err(|e| e.to_string())?;
-        let (old, new) = (&self.config.file, &fresh.file);
-        let mut refused = Vec::new();
-        if self.config.vip != fresh.vip {
-            refused.push("[vip] address, prefix or interface");
-        }
-        if self.config.resources != fresh.resources {
-            refused.push("[replication] resources");
-        }
-        if self.config.file.target.backend != fresh.file.target.backend {
-            // The new backend would not know the old one's target, which would stay exported.
-            refused.push("[target] backend");
-        }
-        if !refused.is_empty() {
+        let change = Reload::between(&self.config, &fresh);
+        if !change.refused.is_empty() {
             return Err(format!(
                 "{} changed in {}; a reload would leave the old ones held here with nothing to release them. Move the pool role away from this host (it then releases them), restart the daemon (systemctl restart iscsi-ha), then move the role back; or put the old values back",
-                refused.join(" and "),
+                change.refused.join(" and "),
                 self.config_path.display()
             ));
         }
-        // pool.conf's cross-check runs `[xapi] xe` and reads `[xapi] inventory`.
-        if old.role != new.role
-            || old.xapi.xe != new.xapi.xe
-            || old.xapi.inventory != new.xapi.inventory
-        {
+        if change.role_source {
+            let new = &fresh.file;
             self.host.role = crate::role::from_config(&new.role, &new.xapi).map_err(|e| {
                 format!("the new [role] cannot be used ({e}); the running configuration is kept")
             })?;
         }
-        let mut at_restart = Vec::new();
-        if old.target.tgt_daemon() != new.target.tgt_daemon() {
-            at_restart.push("[target.tgt]");
-        }
-        if old.target.lio != new.target.lio {
-            at_restart.push("[target.lio]");
-        }
-        if (
-            old.vip.announce_count,
-            old.vip.announce_interval,
-            old.vip.refresh_after,
-            old.vip.probe_timeout,
-            old.vip.icmp_check,
-        ) != (
-            new.vip.announce_count,
-            new.vip.announce_interval,
-            new.vip.refresh_after,
-            new.vip.probe_timeout,
-            new.vip.icmp_check,
-        ) {
-            at_restart.push("[vip] timings");
-        }
-        if old.alerts.mail != new.alerts.mail {
-            at_restart.push("[alerts.mail]");
-        }
-        if old.logging != new.logging {
-            at_restart.push("[logging]");
-        }
-        if old.metrics != new.metrics {
-            at_restart.push("[metrics]");
-        }
-        if old.ha_lizard != new.ha_lizard {
-            at_restart.push("[ha_lizard]");
-        }
-        if old.tickle != new.tickle {
-            at_restart.push("[tickle]");
-        }
+        let at_restart = change.at_restart;
         self.engine.reconfigure(&fresh);
         self.config = fresh;
         // Only when what would be published changed (or the last attempt failed).

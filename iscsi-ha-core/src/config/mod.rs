@@ -10,6 +10,7 @@ mod error;
 pub mod fingerprint;
 pub mod legacy;
 mod locate;
+pub mod reload;
 pub mod schema;
 mod validate;
 
