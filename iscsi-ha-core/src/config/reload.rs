@@ -77,23 +77,10 @@ mod tests {
     use super::*;
     use crate::config::Source;
 
-    const BASE: &str = r#"
-[role]
-source = "static"
-role = "master"
-[replication]
-resources = ["r0"]
-[target]
-iqn = "iqn.2024-01.com.example:t"
-[[target.lun]]
-lun = 1
-path = "/dev/drbd1"
-[target.access]
-initiators = ["10.0.0.0/24"]
-[vip]
-address = "10.0.0.100/24"
-interface = "eth0"
-"#;
+    /// A static master with one resource, one LUN and a VIP.
+    fn base() -> String {
+        crate::tests::fakes::config_text(&["r0"])
+    }
 
     fn parse(text: &str) -> Config {
         Config::parse(
@@ -106,23 +93,24 @@ interface = "eth0"
         .unwrap()
     }
 
-    /// The base file with `from` replaced by `to` (which must be there), or `extra` appended.
+    /// The base file with `from` (which must be there) replaced by `to`.
     fn changed(from: &str, to: &str) -> Config {
-        assert!(BASE.contains(from), "{from}");
-        parse(&BASE.replacen(from, to, 1))
+        let base = base();
+        assert!(base.contains(from), "{from}");
+        parse(&base.replacen(from, to, 1))
     }
 
     #[test]
     fn the_same_file_changes_nothing() {
         assert_eq!(
-            Reload::between(&parse(BASE), &parse(BASE)),
+            Reload::between(&parse(&base()), &parse(&base())),
             Reload::default()
         );
     }
 
     #[test]
     fn what_a_running_daemon_holds_is_refused_each_named() {
-        let old = parse(BASE);
+        let old = parse(&base());
         let cases = [
             (
                 changed("10.0.0.100/24", "10.0.0.101/24"),
@@ -149,11 +137,14 @@ interface = "eth0"
 
     #[test]
     fn a_changed_role_or_its_xapi_keys_rebuilds_the_role_source() {
-        let old = parse(BASE);
+        let old = parse(&base());
         for new in [
             changed("role = \"master\"", "role = \"slave\""),
-            parse(&format!("{BASE}[xapi]\nxe = \"/opt/xe\"\n")),
-            parse(&format!("{BASE}[xapi]\ninventory = \"/tmp/inventory\"\n")),
+            parse(&format!("{}[xapi]\nxe = \"/opt/xe\"\n", base())),
+            parse(&format!(
+                "{}[xapi]\ninventory = \"/tmp/inventory\"\n",
+                base()
+            )),
         ] {
             let reload = Reload::between(&old, &new);
             assert!(reload.role_source, "{new:?}");
@@ -163,7 +154,7 @@ interface = "eth0"
 
     #[test]
     fn sections_read_only_at_start_are_named_and_the_rest_applies_now() {
-        let old = parse(BASE);
+        let old = parse(&base());
         let cases = [
             ("[target.tgt]\nkeep_running = false\n", "[target.tgt]"),
             ("[vip]\n", "[vip] timings"),
@@ -172,16 +163,16 @@ interface = "eth0"
         ];
         for (extra, name) in cases {
             let text = if extra == "[vip]\n" {
-                BASE.replacen("[vip]\n", "[vip]\nannounce_count = 9\n", 1)
+                base().replacen("[vip]\n", "[vip]\nannounce_count = 9\n", 1)
             } else {
-                format!("{BASE}{extra}")
+                format!("{}{extra}", base())
             };
             let reload = Reload::between(&old, &parse(&text));
             assert_eq!(reload.at_restart, [name], "{extra}");
             assert!(reload.refused.is_empty());
         }
         // The monitor's limits apply at the next pass: nothing to say.
-        let monitor = parse(&format!("{BASE}[monitor]\nmax_starts = 9\n"));
+        let monitor = changed("max_starts = 3", "max_starts = 9");
         assert_eq!(Reload::between(&old, &monitor), Reload::default());
     }
 }

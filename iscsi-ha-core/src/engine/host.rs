@@ -37,6 +37,13 @@ pub trait ClaimWatch: std::fmt::Debug {
     fn drain(&mut self) -> Vec<VipClaim>;
 }
 
+/// One look at a resource: its status, and whether it is in split brain, each or why it could
+/// not be told.
+pub type VolumeLook = (
+    Result<VolumeStatus, VolumeError>,
+    Result<Option<SplitBrain>, VolumeError>,
+);
+
 /// The replicated volumes as the engine uses them: the port, a look at a resource that gives
 /// its status and split-brain evidence together (one kernel request where the adapter can),
 /// and the adapter's own event descriptor when it has one.
@@ -44,14 +51,7 @@ pub trait Volumes {
     /// The port, for the reconciler and the operator's requests.
     fn port(&mut self) -> &mut dyn ReplicatedVolume;
     /// The resource's status and whether it is in split brain.
-    #[allow(clippy::type_complexity)]
-    fn observe(
-        &mut self,
-        resource: &ResourceName,
-    ) -> (
-        Result<VolumeStatus, VolumeError>,
-        Result<Option<SplitBrain>, VolumeError>,
-    ) {
+    fn observe(&mut self, resource: &ResourceName) -> VolumeLook {
         let port = self.port();
         (port.status(resource), port.split_brain(resource))
     }

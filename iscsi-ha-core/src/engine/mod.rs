@@ -15,7 +15,9 @@ mod vip_refresh;
 #[cfg(test)]
 mod tests;
 
-pub use host::{ClaimWatch, Descriptors, EventSource, FixedRole, Host, RoleSource, Volumes};
+pub use host::{
+    ClaimWatch, Descriptors, EventSource, FixedRole, Host, RoleSource, VolumeLook, Volumes,
+};
 pub use notice::Notice;
 pub use operator::OperatorError;
 pub use stale_check::stale_check_period;

@@ -8,7 +8,7 @@ use crate::role::Role;
 use crate::target::{TargetSpec, TargetStatus};
 use crate::tests::fakes::{config, Call, Handle, World};
 use crate::time::Timestamp;
-use crate::volume::{SplitBrain, VolumeRole, VolumeStatus};
+use crate::volume::{VolumeRole, VolumeStatus};
 use std::cell::{Cell, RefCell};
 use std::os::fd::BorrowedFd;
 use std::rc::Rc;
@@ -26,13 +26,7 @@ impl Volumes for Observed {
     fn port(&mut self) -> &mut dyn ReplicatedVolume {
         self
     }
-    fn observe(
-        &mut self,
-        resource: &ResourceName,
-    ) -> (
-        Result<VolumeStatus, VolumeError>,
-        Result<Option<SplitBrain>, VolumeError>,
-    ) {
+    fn observe(&mut self, resource: &ResourceName) -> VolumeLook {
         let seen = self
             .world
             .borrow_mut()

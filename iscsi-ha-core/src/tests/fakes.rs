@@ -22,8 +22,21 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 pub fn config(resources: &[&str]) -> Config {
+    let text = config_text(resources);
+    Config::parse(
+        Source {
+            text: &text,
+            origin: "test",
+        },
+        None,
+    )
+    .unwrap()
+}
+
+/// The text [`config`] parses: a static master with `resources`, one LUN, a VIP.
+pub fn config_text(resources: &[&str]) -> String {
     let list: Vec<String> = resources.iter().map(|r| format!("\"{r}\"")).collect();
-    let text = format!(
+    format!(
         r#"
 [role]
 source = "static"
@@ -48,15 +61,7 @@ retry_delay = "2s"
 screen = "10m"
 "#,
         list.join(", ")
-    );
-    Config::parse(
-        Source {
-            text: &text,
-            origin: "test",
-        },
-        None,
     )
-    .unwrap()
 }
 
 /// Which port calls fail.

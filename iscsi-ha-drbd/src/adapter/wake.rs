@@ -5,10 +5,9 @@
 
 use std::os::fd::BorrowedFd;
 
-use iscsi_ha_core::engine::{EventSource, Volumes};
-use iscsi_ha_core::ports::{ReplicatedVolume, VolumeError};
+use iscsi_ha_core::engine::{EventSource, VolumeLook, Volumes};
+use iscsi_ha_core::ports::ReplicatedVolume;
 use iscsi_ha_core::resource::ResourceName;
-use iscsi_ha_core::volume::{SplitBrain, VolumeStatus};
 
 use super::DrbdVolumes;
 
@@ -17,13 +16,7 @@ impl Volumes for DrbdVolumes {
         self
     }
 
-    fn observe(
-        &mut self,
-        resource: &ResourceName,
-    ) -> (
-        Result<VolumeStatus, VolumeError>,
-        Result<Option<SplitBrain>, VolumeError>,
-    ) {
+    fn observe(&mut self, resource: &ResourceName) -> VolumeLook {
         let seen = DrbdVolumes::observe(self, resource);
         (seen.status, seen.split_brain)
     }
