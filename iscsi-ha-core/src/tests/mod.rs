@@ -4,6 +4,6 @@ pub(crate) mod fakes;
 mod faults;
 mod operator;
 mod plan_order;
-mod properties;
+pub(crate) mod properties;
 mod reconnect;
 mod refresh;

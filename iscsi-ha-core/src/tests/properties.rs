@@ -1,7 +1,7 @@
 //! Property tests for every invariant in ARCHITECTURE.md, over random observations, random
 //! port failures and random role sequences.
 
-use super::fakes::{config, Fakes, Faults};
+use super::fakes::{config, Fakes, Faults, World};
 use crate::observation::ManualMode;
 use crate::plan::{intent, plan, Intent, Step};
 use crate::reconcile::Reconciler;
@@ -11,10 +11,10 @@ use crate::volume::VolumeRole;
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 
-const RESOURCES: [&str; 2] = ["r0", "r1"];
+pub(crate) const RESOURCES: [&str; 2] = ["r0", "r1"];
 
 #[derive(Debug, Clone)]
-struct Start {
+pub(crate) struct Start {
     roles: [bool; 2],
     peer_primary: [bool; 2],
     target_served: bool,
@@ -24,7 +24,7 @@ struct Start {
     unobservable_vip: bool,
 }
 
-fn start() -> impl Strategy<Value = Start> {
+pub(crate) fn start() -> impl Strategy<Value = Start> {
     (
         any::<[bool; 2]>(),
         any::<[bool; 2]>(),
@@ -81,18 +81,43 @@ fn faults() -> impl Strategy<Value = Faults> {
 /// One pass: the role and manual mode then, faults, what the peer and the outside world did,
 /// and how much time passed.
 #[derive(Debug, Clone)]
-struct Pass {
-    role: Role,
-    manual: ManualMode,
+pub(crate) struct Pass {
+    pub(crate) role: Role,
+    pub(crate) manual: ManualMode,
     faults: Faults,
     peer_primary: [bool; 2],
     target_died: bool,
     vip_removed: bool,
     vip_elsewhere: bool,
-    seconds: u64,
+    pub(crate) seconds: u64,
 }
 
-fn pass() -> impl Strategy<Value = Pass> {
+impl Pass {
+    /// What the peer and the outside world did before this pass: the faults armed, the peer's
+    /// roles (only where this host is not Primary: DRBD refuses two), a dead target, a VIP
+    /// removed, the VIP live elsewhere (only while not here).
+    pub(crate) fn apply(&self, w: &mut World) {
+        w.faults = self.faults.clone();
+        w.vip_elsewhere = self.vip_elsewhere && !w.vip_here;
+        for (i, name) in RESOURCES.iter().enumerate() {
+            let here = w.roles.get(*name).copied();
+            let peer = if self.peer_primary[i] && here != Some(VolumeRole::Primary) {
+                VolumeRole::Primary
+            } else {
+                VolumeRole::Secondary
+            };
+            w.peer_roles.insert((*name).into(), peer);
+        }
+        if self.target_died {
+            w.target_served = false;
+        }
+        if self.vip_removed {
+            w.vip_here = false;
+        }
+    }
+}
+
+pub(crate) fn pass() -> impl Strategy<Value = Pass> {
     (
         role(),
         manual(),
@@ -126,7 +151,7 @@ fn pass() -> impl Strategy<Value = Pass> {
         )
 }
 
-fn setup(s: &Start) -> Fakes {
+pub(crate) fn setup(s: &Start) -> Fakes {
     let f = Fakes::new(&RESOURCES);
     {
         let mut w = f.world.borrow_mut();
@@ -176,19 +201,7 @@ proptest! {
         let mut t = 0;
         for p in &passes {
             t += p.seconds;
-            {
-                let mut w = f.world.borrow_mut();
-                w.faults = p.faults.clone();
-                w.vip_elsewhere = p.vip_elsewhere && !w.vip_here;
-                for (i, name) in RESOURCES.iter().enumerate() {
-                    // The peer can only be Primary where this host is not (DRBD refuses otherwise).
-                    let here = w.roles.get(*name).copied();
-                    let peer = if p.peer_primary[i] && here != Some(VolumeRole::Primary) { VolumeRole::Primary } else { VolumeRole::Secondary };
-                    w.peer_roles.insert((*name).into(), peer);
-                }
-                if p.target_died { w.target_served = false; }
-                if p.vip_removed { w.vip_here = false; }
-            }
+            p.apply(&mut f.world.borrow_mut());
             let obs = f.world.borrow_mut().observe(p.role.clone(), p.manual, &cfg.target);
             rec.reconcile(&cfg, &obs, &mut f.ports(), at(t0, t));
             let w = f.world.borrow();
