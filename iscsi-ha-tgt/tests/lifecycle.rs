@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{spec, Bench};
+use iscsi_ha_core::engine::EventSource;
 use iscsi_ha_core::ports::{IscsiTarget, RetryHint, TargetError};
 use iscsi_ha_tgt::{TgtConfig, TgtTarget};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -321,4 +322,118 @@ fn an_adopted_tgtd_is_watched_through_a_pidfd_on_the_pid_that_listens() {
         .unwrap_or_else(|| panic!("no child started"));
     assert_ne!(child.pid(), pid);
     assert_eq!(target.exit_watch().map(|(p, _)| p), Some(child.pid()));
+}
+
+fn kill(pid: u32) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or_else(|e| panic!("{e}")));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Waits until the adapter's event descriptor is readable (the watched tgtd exited).
+fn wait_readable(source: &dyn EventSource) {
+    let fd = source.fd().unwrap_or_else(|| panic!("no exit descriptor"));
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let n = poll(&mut fds, PollTimeout::from(10_000_u16)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 1, "the exit descriptor did not report the exit");
+}
+
+#[test]
+fn the_adapters_event_port_reports_tgtds_exit_and_keep_running_starts_it_again_paced() {
+    let bench = Bench::new();
+    let spec = spec("event", &[bench.disk("e.img", 1)]);
+    let mut config = bench.managed_config();
+    config.keep_daemon_running = true;
+    let mut target = TgtTarget::new(config);
+    target.serve(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let first = target
+        .managed()
+        .map(|m| m.pid())
+        .unwrap_or_else(|| panic!("no child"));
+
+    // Nothing to say while tgtd runs.
+    {
+        let source = target.events().unwrap_or_else(|| panic!("no event port"));
+        assert_eq!(source.drain(), Ok(false));
+    }
+    kill(first);
+    let source = target.events().unwrap_or_else(|| panic!("no event port"));
+    wait_readable(source);
+    // The exit concerns the loop, and tgtd is started again at once (with no target: the
+    // next serve restores it).
+    assert_eq!(source.drain(), Ok(true));
+    let second = target
+        .managed()
+        .map(|m| m.pid())
+        .unwrap_or_else(|| panic!("not restarted"));
+    assert_ne!(second, first);
+    assert!(
+        target
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .daemon_running
+    );
+
+    // One that dies again at once is not started in a loop: the next attempt waits out the
+    // spacing, whoever asks (the exit, or the refresh before each wait).
+    kill(second);
+    let source = target.events().unwrap_or_else(|| panic!("no event port"));
+    wait_readable(source);
+    assert_eq!(source.drain(), Ok(true));
+    source.refresh();
+    assert!(target.managed().is_none(), "restarted within the spacing");
+    assert!(
+        !target
+            .status()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .daemon_running
+    );
+
+    // A serve still starts it (the spacing holds back only the automatic restart).
+    target.serve(&spec).unwrap_or_else(|e| panic!("{e}"));
+    assert!(spec.is_served_by(&target.status().unwrap_or_else(|e| panic!("{e}"))));
+    target.stop(&spec).unwrap_or_else(|e| panic!("{e}"));
+    target.stop_daemon().unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_dropped_adapter_leaves_tgtd_serving_only_when_asked_to() {
+    let bench = Bench::new();
+    let spec = spec("dropped", &[bench.disk("d.img", 1)]);
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .is_ok_and(|s| !s.contains("State:\tZ"))
+    };
+
+    // The daemon's way: leave_running_on_drop, however the adapter goes away.
+    let mut config = bench.managed_config();
+    config.leave_running_on_drop = true;
+    let mut kept = TgtTarget::new(config);
+    kept.serve(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let pid = kept
+        .managed()
+        .map(|m| m.pid())
+        .unwrap_or_else(|| panic!("no child"));
+    drop(kept);
+    assert!(alive(pid), "tgtd stopped with its adapter");
+    let mut next = bench.managed_target();
+    assert!(spec.is_served_by(&next.status().unwrap_or_else(|e| panic!("{e}"))));
+    next.stop(&spec).unwrap_or_else(|e| panic!("{e}"));
+
+    // Without it (tests, one-shot tools), dropping the adapter stops the tgtd it started.
+    let mut owned = bench.managed_target();
+    owned.serve(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let pid = owned
+        .managed()
+        .map(|m| m.pid())
+        .unwrap_or_else(|| panic!("no child"));
+    drop(owned);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tgtd outlived its adapter"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

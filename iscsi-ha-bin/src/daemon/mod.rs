@@ -1,14 +1,16 @@
-//! The daemon: one thread, one `poll` loop. Every wake-up (a role change, a DRBD event, an
-//! address event, the target daemon exiting, an operator request, a signal, the safety timer)
-//! runs observe → plan → act → publish status.
+//! The daemon: one thread, one `poll` loop over the descriptors the ports offer. Every
+//! wake-up (a role change, a DRBD event, an address event, the target daemon exiting, an
+//! operator request, a signal, the safety timer) hands over to the core's engine
+//! ([`iscsi_ha_core::engine::Engine::wake`]: observe → plan → act, repeated while steps
+//! succeed), then publishes status, metrics and HA-Lizard's files.
 //!
 //! # The loop never blocks for long
 //!
 //! Anything that can take long either runs beside the loop, its descriptor in the poll set,
 //! or is bounded; the watchdog keep-alive (`WATCHDOG=1`, which says the loop is alive) goes out
 //! between passes, after each resource observed and around every port call of a step (the
-//! engine calls [`iscsi_ha_core::engine::Hooks::keepalive`]), so systemd's `WatchdogSec` (30 s in the shipped unit) must exceed the longest
-//! single bound below, not a whole wake-up.
+//! engine calls [`iscsi_ha_core::engine::Hooks::keepalive`]), so systemd's `WatchdogSec` (30 s
+//! in the shipped unit) must exceed the longest single bound below, not a whole wake-up.
 //!
 //! | what | how long it can hold the loop |
 //! |---|---|

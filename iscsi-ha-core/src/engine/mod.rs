@@ -1,9 +1,16 @@
 //! The engine: observe → plan → act, repeated while steps succeed, for one wake-up of the
-//! daemon. It owns what must outlive a wake-up (the reconciler's budgets and records, the
-//! serving history, a claim not yet weighed, the last observation and status) and drives the
-//! [`Host`]'s ports; its surroundings (the clock, the service manager's watchdog, the log, the
-//! state file) are reached through [`Hooks`]. The binary keeps what is I/O: the poll syscall
-//! over the descriptors the ports offer, files and sockets, and the control protocol.
+//! daemon, then the periodic VIP refresh; and the operator's verbs that act on the volumes
+//! (a forced promotion, split-brain recovery). It owns what must outlive a wake-up (the
+//! reconciler's budgets and records, the serving history, a claim not yet weighed, the last
+//! observation and status) and drives the [`Host`]'s ports; its surroundings (the clock, the
+//! service manager's watchdog, the log, the state file) are reached through [`Hooks`]. The
+//! binary keeps what is I/O: the poll syscall over the descriptors the ports offer
+//! ([`Host::descriptors`]), files and sockets, and the control protocol.
+//!
+//! An embedder builds a [`Host`] from its adapters, polls [`Host::descriptors`] (and its own
+//! timers: [`Engine::wake_at`], [`Engine::refresh_due`]), drains what woke it
+//! ([`Host::event_sources`], [`Engine::take_claims`], [`RoleSource::drain_changes`]) and calls
+//! [`Engine::wake`]; [`Engine::status`] is what to publish.
 
 mod alive;
 mod host;
