@@ -2,8 +2,9 @@
 //! the VIP moved by our daemon, and an initiator outside both VMs (qemu-io over iSCSI in the
 //! lab's initiator namespace) reading and writing through the VIP while roles flip and hosts
 //! die. One lab boot runs the scenarios of issue 7 in order, then step 9 with the kernel's LIO
-//! target instead of tgtd (issue 15), then step 10 with tgtd again and an IPv6 VIP (issue 16);
-//! each prints what it measured.
+//! target instead of tgtd (issue 15), then step 10 with tgtd again and an IPv6 VIP (issue 16),
+//! then step 11 with LIO behind that IPv6 VIP (its portal on `[fd99::100]:3260`); each prints
+//! what it measured.
 //! Needs root and the lab's prerequisites; fails with the lab's message when they are missing.
 
 #![allow(clippy::unwrap_used)]
@@ -553,6 +554,66 @@ fn failover_end_to_end_in_the_lab() {
         assert_eq!(c.status(from).unwrap()["resources"][0]["role"], "Secondary");
     }
     eprintln!("IPv6 VIP step took {:?}", t10.elapsed());
+
+    step("11. backend = \"lio\" behind the IPv6 VIP: its portal on [fd99::100]:3260; planned switches both ways");
+    let t11 = Instant::now();
+    // A backend change again while nobody serves, tgtd stopped by hand as in step 9.
+    c.set_role(1, "slave").unwrap();
+    c.wait(1, "released", SERVE_TIMEOUT, |c| {
+        let s = c.status(1)?;
+        Ok(s["target"]["running"] == false && s["vip"]["here"] == false)
+    })
+    .unwrap();
+    for id in [1, 2] {
+        c.stop_daemon(id).unwrap();
+        lab.node(id)
+            .run("kill -KILL $(pidof tgtd) 2>/dev/null; for i in $(seq 50); do pidof tgtd >/dev/null || exit 0; sleep 0.1; done; exit 1")
+            .unwrap();
+    }
+    c.write_config(&iscsi_ha_lab::cluster::lab_config_for_family(
+        "lio",
+        1,
+        VipFamily::V6,
+        "\n[monitor]\nmax_starts = 3\nretry_delay = \"500ms\"\n",
+    ))
+    .unwrap();
+    for id in [1, 2] {
+        c.start_daemon(id).unwrap();
+    }
+    c.set_role(1, "master").unwrap();
+    c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    let tpg = format!(
+        "/sys/kernel/config/target/iscsi/{}/tpgt_1",
+        iscsi_ha_lab::cluster::IQN
+    );
+    let portal = |id: u8| -> String {
+        lab.node(id)
+            .run(&format!("ls {tpg}/np 2>/dev/null; true"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(portal(1), format!("[{VIP6}]:3260"), "node1's LIO portal");
+    // Written through tgtd over IPv6, read through LIO over IPv6.
+    assert!(c
+        .read_pattern(0x11 ^ 0x0f, 0, BLOCK, Duration::from_secs(30))
+        .unwrap());
+    for (from, to) in [(1, 2), (2, 1)] {
+        let f = c.failover(from, to, 0x11 ^ 0x0f, SERVE_TIMEOUT).unwrap();
+        eprintln!(
+            "LIO IPv6 planned switch {from}->{to}: {:?} ({} reads)",
+            f.role_change_to_serving, f.attempts
+        );
+        assert_eq!(
+            portal(to),
+            format!("[{VIP6}]:3260"),
+            "node{to}'s LIO portal"
+        );
+        assert_eq!(portal(from), "", "node{from} left a portal behind");
+        assert!(!vip_on(from), "node{from} still holds {VIP6}");
+        assert_eq!(c.status(from).unwrap()["resources"][0]["role"], "Secondary");
+    }
+    eprintln!("LIO IPv6 step took {:?}", t11.elapsed());
 
     eprintln!("\nall scenarios passed in {:?}", started.elapsed());
 }
