@@ -37,6 +37,39 @@ fn binaries() -> Binaries {
     }
 }
 
+/// Changes what a reload refuses (the backend, the VIP) the way the README says: node1 (the
+/// master) releases, both daemons stop, a tgtd left running (invariant 15) is stopped by hand
+/// when the backend changes (LIO's portal on the VIP would meet tgtd's), the new file is
+/// written, both daemons start and node1 is made master again. Returns how long node1 took
+/// to serve after its role file said master.
+fn reconfigure_while_nobody_serves(
+    lab: &Lab,
+    c: &Cluster<'_>,
+    config_text: &str,
+    stop_tgtd: bool,
+) -> Duration {
+    c.set_role(1, "slave").unwrap();
+    c.wait(1, "released", SERVE_TIMEOUT, |c| {
+        let s = c.status(1)?;
+        Ok(s["target"]["running"] == false && s["vip"]["here"] == false)
+    })
+    .unwrap();
+    for id in [1, 2] {
+        c.stop_daemon(id).unwrap();
+        if stop_tgtd {
+            lab.node(id)
+                .run("kill -KILL $(pidof tgtd) 2>/dev/null; for i in $(seq 50); do pidof tgtd >/dev/null || exit 0; sleep 0.1; done; exit 1")
+                .unwrap();
+        }
+    }
+    c.write_config(config_text).unwrap();
+    for id in [1, 2] {
+        c.start_daemon(id).unwrap();
+    }
+    c.set_role(1, "master").unwrap();
+    c.wait_serving(1, SERVE_TIMEOUT).unwrap()
+}
+
 fn step(name: &str) {
     eprintln!("\n=== {name}");
 }
@@ -378,31 +411,12 @@ fn failover_end_to_end_in_the_lab() {
     let tgt_serial = serial(&vpd(&c, 0x80));
     assert!(!tgt_serial.is_empty());
     let tgt_ids = vpd(&c, 0x83);
-    // A backend is changed while no host serves: both release, the daemons stop, and tgtd
-    // (left running by the daemon's stop, invariant 15) is stopped by hand, as an operator
-    // following the README would; LIO's portal on the VIP would otherwise meet tgtd's.
-    c.set_role(1, "slave").unwrap();
-    c.wait(1, "released", SERVE_TIMEOUT, |c| {
-        let s = c.status(1)?;
-        Ok(s["target"]["running"] == false && s["vip"]["here"] == false)
-    })
-    .unwrap();
-    for id in [1, 2] {
-        c.stop_daemon(id).unwrap();
-        lab.node(id)
-            .run("kill -KILL $(pidof tgtd) 2>/dev/null; for i in $(seq 50); do pidof tgtd >/dev/null || exit 0; sleep 0.1; done; exit 1")
-            .unwrap();
-    }
-    c.write_config(&iscsi_ha_lab::cluster::lab_config_for(
+    // A backend is changed while no host serves.
+    let lio = iscsi_ha_lab::cluster::lab_config_for(
         "lio",
         "\n[monitor]\nmax_starts = 3\nretry_delay = \"500ms\"\n",
-    ))
-    .unwrap();
-    for id in [1, 2] {
-        c.start_daemon(id).unwrap();
-    }
-    c.set_role(1, "master").unwrap();
-    let t = c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    );
+    let t = reconfigure_while_nobody_serves(&lab, &c, &lio, true);
     eprintln!("node1 serving through LIO {t:?} after its role file said master");
     for id in [1, 2] {
         let out = lab.node(id).exec("pidof tgtd").unwrap();
@@ -493,29 +507,16 @@ fn failover_end_to_end_in_the_lab() {
         assert_eq!(own.lines().last(), Some("1"), "node{id}: accept_dad: {own}");
     }
     // The VIP changes, so both daemons restart (reload refuses a new VIP) while nobody
-    // serves; LIO's target goes with node1's release.
-    c.set_role(1, "slave").unwrap();
-    c.wait(1, "released", SERVE_TIMEOUT, |c| {
-        let s = c.status(1)?;
-        Ok(s["target"]["running"] == false && s["vip"]["here"] == false)
-    })
-    .unwrap();
-    for id in [1, 2] {
-        c.stop_daemon(id).unwrap();
-    }
-    c.write_config(&iscsi_ha_lab::cluster::lab_config_for_family(
+    // serves; LIO's target goes with node1's release. The initiator reads through the IPv6
+    // VIP from then on.
+    let tgt6 = iscsi_ha_lab::cluster::lab_config_for_family(
         "tgt",
         1,
         VipFamily::V6,
         "\n[monitor]\nmax_starts = 3\nretry_delay = \"500ms\"\n",
-    ))
-    .unwrap();
+    );
     c.use_vip(VipFamily::V6);
-    for id in [1, 2] {
-        c.start_daemon(id).unwrap();
-    }
-    c.set_role(1, "master").unwrap();
-    c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    reconfigure_while_nobody_serves(&lab, &c, &tgt6, false);
     assert!(c.lun_url().starts_with("iscsi://[fd99::100]/"));
     // Written through LIO over IPv4, read through tgtd over IPv6 (an IPv6-only access list).
     assert!(c
@@ -557,31 +558,14 @@ fn failover_end_to_end_in_the_lab() {
 
     step("11. backend = \"lio\" behind the IPv6 VIP: its portal on [fd99::100]:3260; planned switches both ways");
     let t11 = Instant::now();
-    // A backend change again while nobody serves, tgtd stopped by hand as in step 9.
-    c.set_role(1, "slave").unwrap();
-    c.wait(1, "released", SERVE_TIMEOUT, |c| {
-        let s = c.status(1)?;
-        Ok(s["target"]["running"] == false && s["vip"]["here"] == false)
-    })
-    .unwrap();
-    for id in [1, 2] {
-        c.stop_daemon(id).unwrap();
-        lab.node(id)
-            .run("kill -KILL $(pidof tgtd) 2>/dev/null; for i in $(seq 50); do pidof tgtd >/dev/null || exit 0; sleep 0.1; done; exit 1")
-            .unwrap();
-    }
-    c.write_config(&iscsi_ha_lab::cluster::lab_config_for_family(
+    // A backend change again while nobody serves, tgtd stopped as in step 9.
+    let lio6 = iscsi_ha_lab::cluster::lab_config_for_family(
         "lio",
         1,
         VipFamily::V6,
         "\n[monitor]\nmax_starts = 3\nretry_delay = \"500ms\"\n",
-    ))
-    .unwrap();
-    for id in [1, 2] {
-        c.start_daemon(id).unwrap();
-    }
-    c.set_role(1, "master").unwrap();
-    c.wait_serving(1, SERVE_TIMEOUT).unwrap();
+    );
+    reconfigure_while_nobody_serves(&lab, &c, &lio6, true);
     let tpg = format!(
         "/sys/kernel/config/target/iscsi/{}/tpgt_1",
         iscsi_ha_lab::cluster::IQN

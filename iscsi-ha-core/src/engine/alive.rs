@@ -30,8 +30,13 @@ impl<P: ?Sized> Alive<'_, P> {
         result
     }
 
-    /// [`Self::call`], reported as the plan's step `step`.
-    fn step<T, E>(&mut self, step: Step, f: impl FnOnce(&mut P) -> Result<T, E>) -> Result<T, E> {
+    /// [`Self::call`], reported as the plan's step `step` (also an operator's call, which the
+    /// engine reports under the step it records).
+    pub(super) fn step<T, E>(
+        &mut self,
+        step: Step,
+        f: impl FnOnce(&mut P) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.hooks.step_started(&step);
         let result = self.call(f);
         self.hooks.step_ended(&step, result.is_ok());

@@ -94,8 +94,6 @@ pub struct Pass<'a> {
 pub struct Wake {
     /// Every step considered, over all passes, in order.
     pub actions: Vec<ActionRecord>,
-    /// The last pass's plan (there is always one: a wake-up runs at least one pass).
-    pub plan: Option<Plan>,
 }
 
 impl Wake {
@@ -368,10 +366,7 @@ impl Engine {
         if let Some(plan) = last_plan.as_ref() {
             self.refresh_vip(config, host, plan, hooks);
         }
-        Wake {
-            actions,
-            plan: last_plan,
-        }
+        Wake { actions }
     }
 
     /// Asks the refresh rule with the last pass's observation and plan, and the record as

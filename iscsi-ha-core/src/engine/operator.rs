@@ -2,7 +2,7 @@
 //! split-brain recovery): a fresh observation, the pure check in [`crate::operator`], then the
 //! port calls it allows, each kept in the action record status shows, like a pass's steps.
 
-use super::{Engine, Hooks, Host, Notice};
+use super::{Alive, Engine, Hooks, Host, Notice};
 use crate::config::Config;
 use crate::observation::ManualMode;
 use crate::operator::{
@@ -136,11 +136,11 @@ impl Engine {
         step: Step,
         call: impl FnOnce(&mut dyn ReplicatedVolume) -> Result<(), E>,
     ) -> Result<(), E> {
-        hooks.keepalive();
-        hooks.step_started(&step);
-        let result = call(host.volumes.port());
-        hooks.step_ended(&step, result.is_ok());
-        hooks.keepalive();
+        let mut volumes = Alive {
+            inner: host.volumes.port(),
+            hooks: &*hooks,
+        };
+        let result = volumes.step(step.clone(), |v| call(v));
         let outcome = match &result {
             Ok(()) => Outcome::Done,
             Err(e) => Outcome::Failed {
